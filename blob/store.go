@@ -1,0 +1,68 @@
+// Package blob stores content-addressed bytes: blobs and manifests, keyed by
+// digest, and the upload sessions that produce them.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Errors a Store returns. Callers map them to OCI error codes.
+var (
+	ErrNotFound       = errors.New("blob not found")
+	ErrUploadUnknown  = errors.New("upload session not found")
+	ErrDigestMismatch = errors.New("content does not match digest")
+	ErrSizeMismatch   = errors.New("content length does not match size")
+	ErrUnsupported    = errors.New("unsupported digest algorithm")
+)
+
+// OffsetError is returned when a chunk does not start where the upload ends.
+// Current is where the next chunk must start.
+type OffsetError struct{ Current int64 }
+
+func (e *OffsetError) Error() string { return "chunk out of order" }
+
+// Info describes a stored blob.
+type Info struct {
+	Digest digest.Digest
+	Size   int64
+}
+
+// UploadStatus describes an upload session.
+type UploadStatus struct {
+	ID        string
+	Offset    int64
+	Algorithm digest.Algorithm
+	Started   time.Time
+}
+
+// Store is where blob bytes live. Implementations: the filesystem (one node)
+// and S3 (a cluster). All methods are safe for concurrent use.
+type Store interface {
+	// Stat reports whether a blob's bytes exist.
+	Stat(ctx context.Context, d digest.Digest) (Info, error)
+	// Open returns the blob for reading with seeking (for Range requests).
+	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, Info, error)
+	// Put writes a whole blob, verifying d (and size, unless size < 0) while
+	// streaming; the bytes become visible atomically, or not at all.
+	Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (Info, error)
+	// Delete removes a blob's bytes. Only GC calls it.
+	Delete(ctx context.Context, d digest.Digest) error
+
+	// StartUpload opens a session that hashes with alg as bytes arrive.
+	StartUpload(ctx context.Context, alg digest.Algorithm) (UploadStatus, error)
+	// UploadStatus reports a session's offset.
+	UploadStatus(ctx context.Context, id string) (UploadStatus, error)
+	// Append writes r at offset; offset must equal the session's current
+	// offset or an *OffsetError is returned. It returns the new offset.
+	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
+	// Commit verifies d against everything uploaded and moves the bytes into
+	// place under d atomically, then removes the session.
+	Commit(ctx context.Context, id string, d digest.Digest) (Info, error)
+	// CancelUpload removes a session and its bytes.
+	CancelUpload(ctx context.Context, id string) error
+}
