@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-registry/berth/node"
+)
+
+// serveFlags are the command-line overrides; each maps to one config key.
+type serveFlags struct {
+	config    string
+	addr      string
+	dataDir   string
+	nodeID    string
+	logLevel  string
+	logFormat string
+}
+
+func serveCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a registry node (with no flags: a single node on 127.0.0.1:5000 storing under ./data)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := node.LoadConfig(f.config, os.Environ())
+			if err != nil {
+				return err
+			}
+			applyFlags(cmd, f, &cfg)
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "YAML config file (keys as in README; BERTH_<SECTION>_<KEY> env vars override it, flags override both)")
+	fl.StringVar(&f.addr, "addr", "", "HTTP listen address for the OCI and admin APIs (http.addr, default 127.0.0.1:5000)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots, blobs and admin token (storage.datadir, default ./data)")
+	fl.StringVar(&f.nodeID, "node-id", "", "this node's Raft server ID (node.id, default node-1)")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level, default info)")
+	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format, default text)")
+	return cmd
+}
+
+// applyFlags copies only the flags the user set, so a flag's zero value never
+// hides a value from the file or the environment.
+func applyFlags(cmd *cobra.Command, f serveFlags, cfg *node.Config) {
+	set := func(name string, dst *string, v string) {
+		if cmd.Flags().Changed(name) {
+			*dst = v
+		}
+	}
+	set("addr", &cfg.HTTP.Addr, f.addr)
+	set("data-dir", &cfg.Storage.DataDir, f.dataDir)
+	set("node-id", &cfg.Node.ID, f.nodeID)
+	set("log-level", &cfg.Log.Level, f.logLevel)
+	set("log-format", &cfg.Log.Format, f.logFormat)
+}
+
+func serve(ctx context.Context, cfg node.Config, logOut io.Writer) error {
+	logger := newLogger(cfg.Log, logOut)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	n, err := node.New(ctx, cfg, logger, logOut)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}
+
+func newLogger(c node.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by Config.Validate
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func envCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "List the environment variables that override config keys",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			for _, kv := range node.EnvKeys() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-36s %s\n", kv[0], kv[1])
+			}
+		},
+	}
+}

@@ -1,0 +1,253 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a node's whole configuration. The YAML file, the environment and
+// the command-line flags all set the same fields, in that order of
+// precedence from lowest to highest: file < BERTH_<SECTION>_<KEY> < flags.
+//
+// Every key's environment variable is derived from its YAML path, upper-cased
+// with dots and dashes turned into underscores: storage.datadir is
+// BERTH_STORAGE_DATADIR, http.addr is BERTH_HTTP_ADDR.
+type Config struct {
+	Node    NodeConfig    `yaml:"node"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	Storage StorageConfig `yaml:"storage"`
+	Raft    RaftConfig    `yaml:"raft"`
+	Limits  LimitsConfig  `yaml:"limits"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// NodeConfig identifies this node.
+type NodeConfig struct {
+	// ID is the node's Raft server ID. Empty means "node-1" for a single node.
+	ID string `yaml:"id"`
+}
+
+// HTTPConfig is the OCI and admin API listener.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdowntimeout"`
+}
+
+// StorageConfig says where state and blobs live.
+type StorageConfig struct {
+	// DataDir holds the Raft log, snapshots, the admin token and, with the
+	// filesystem driver, the blobs.
+	DataDir string `yaml:"datadir"`
+	// Driver is "filesystem" (the single-node default).
+	Driver string `yaml:"driver"`
+}
+
+// RaftConfig tunes consensus.
+type RaftConfig struct {
+	// Addr is the Raft transport address. Empty runs a single node with an
+	// in-process transport and no listening socket.
+	Addr string `yaml:"addr"`
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64 `yaml:"snapshotthreshold"`
+	// SnapshotInterval is how often Raft checks whether to snapshot.
+	SnapshotInterval time.Duration `yaml:"snapshotinterval"`
+	// ApplyTimeout bounds how long a write waits for its event to commit.
+	ApplyTimeout time.Duration `yaml:"applytimeout"`
+}
+
+// LimitsConfig guards against abusive or mistaken input (rule 12).
+type LimitsConfig struct {
+	MaxManifestSize int64 `yaml:"maxmanifestsize"`
+}
+
+// LogConfig controls log/slog output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// DefaultConfig is the single-node default: `registryd serve` with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Node:    NodeConfig{ID: "node-1"},
+		HTTP:    HTTPConfig{Addr: "127.0.0.1:5000", ShutdownTimeout: 30 * time.Second},
+		Storage: StorageConfig{DataDir: "./data", Driver: "filesystem"},
+		Raft: RaftConfig{
+			SnapshotThreshold: 8192,
+			SnapshotInterval:  2 * time.Minute,
+			ApplyTimeout:      30 * time.Second,
+		},
+		Limits: LimitsConfig{MaxManifestSize: 4 << 20},
+		Log:    LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads path (if not empty) over the defaults, then applies
+// environment overrides from env (use os.Environ()).
+func LoadConfig(path string, env []string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		// An empty file decodes as io.EOF: it just means "all defaults".
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem with cfg at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Node.ID == "" {
+		errs = append(errs, errors.New("node.id: must not be empty"))
+	}
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr: must not be empty"))
+	}
+	if c.Storage.DataDir == "" {
+		errs = append(errs, errors.New("storage.datadir: must not be empty"))
+	}
+	if c.Storage.Driver != "filesystem" {
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not supported (use filesystem)", c.Storage.Driver))
+	}
+	if c.Limits.MaxManifestSize <= 0 {
+		errs = append(errs, errors.New("limits.maxmanifestsize: must be positive"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	if c.Raft.ApplyTimeout <= 0 {
+		errs = append(errs, errors.New("raft.applytimeout: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// EnvKeys lists every environment variable the config understands, with its
+// YAML path, for documentation and `registryd config env`.
+func EnvKeys() [][2]string {
+	var out [][2]string
+	walkFields(reflect.ValueOf(&Config{}).Elem(), "", func(path string, _ reflect.Value) error {
+		out = append(out, [2]string{envName(path), path})
+		return nil
+	})
+	return out
+}
+
+func envName(path string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return "BERTH_" + strings.ToUpper(r.Replace(path))
+}
+
+func applyEnv(cfg *Config, env []string) error {
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "BERTH_") {
+			vars[k] = v
+		}
+	}
+	return walkFields(reflect.ValueOf(cfg).Elem(), "", func(path string, f reflect.Value) error {
+		name := envName(path)
+		v, ok := vars[name]
+		if !ok {
+			return nil
+		}
+		if err := setField(f, v); err != nil {
+			return fmt.Errorf("environment %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// walkFields visits every leaf field of a config struct with its YAML path.
+func walkFields(v reflect.Value, prefix string, visit func(path string, f reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		path := tag
+		if prefix != "" {
+			path = prefix + "." + tag
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+			if err := walkFields(f, path, visit); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := visit(path, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setField(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 5m", s)
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64 || f.Kind() == reflect.Int32:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Uint64 || f.Kind() == reflect.Uint || f.Kind() == reflect.Uint32:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a non-negative integer", s)
+		}
+		f.SetUint(n)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported field kind %s", f.Kind())
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// consensus bundles the Raft instance with the stores it owns, so shutdown
+// can close them in the right order.
+type consensus struct {
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport raft.Transport
+}
+
+// openRaft wires hashicorp/raft with raft-boltdb/v2 as log and stable store
+// and a file snapshot store under <datadir>/raft. A node with no existing
+// state and no peers bootstraps itself as a single-voter cluster, which is
+// what makes `registryd serve` work with no flags.
+func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+	dir := filepath.Join(cfg.Storage.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w (is another registryd using this data dir?)", dir, err)
+	}
+	// The cache saves a bolt read per entry when followers and the FSM catch up.
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, 3, logOut)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+
+	id := raft.ServerID(cfg.Node.ID)
+	var trans raft.Transport
+	var addr raft.ServerAddress
+	if cfg.Raft.Addr == "" {
+		// A single node needs no socket: an in-process transport whose
+		// address is the node ID, stable across restarts.
+		addr, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.Node.ID))
+	} else {
+		store.Close()
+		return nil, errors.New("raft.addr: clustered transport is not available yet; leave it empty for a single node")
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = id
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = cfg.Raft.SnapshotThreshold
+	rc.SnapshotInterval = cfg.Raft.SnapshotInterval
+	rc.Logger = hclog.New(&hclog.LoggerOptions{
+		Name:       "raft",
+		Output:     logOut,
+		Level:      hclog.LevelFromString(hclogLevel(cfg.Log.Level)),
+		JSONFormat: cfg.Log.Format == "json",
+	})
+	if cfg.Raft.Addr == "" {
+		// With one voter there is nobody to wait for: elect quickly.
+		rc.HeartbeatTimeout = 100 * time.Millisecond
+		rc.ElectionTimeout = 100 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+	}
+
+	has, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, store, snaps, trans)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if !has {
+		logger.Info("bootstrapping a new single-node cluster", "id", id)
+		boot := raft.Configuration{Servers: []raft.Server{{ID: id, Address: addr, Suffrage: raft.Voter}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			store.Close()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	return &consensus{raft: r, store: store, transport: trans}, nil
+}
+
+// waitLeader blocks until this node knows a leader, so the first request
+// after start does not fail with "no leader".
+func (c *consensus) waitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := c.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a raft leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// close takes a final snapshot (so the next start replays little) and shuts
+// Raft and its stores down.
+func (c *consensus) close(logger *slog.Logger) error {
+	var errs []error
+	if err := c.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		logger.Warn("final snapshot failed", "err", err)
+	}
+	if err := c.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	if err := c.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close raft log: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func hclogLevel(l string) string {
+	// Raft is chatty at info; only surface its warnings unless debugging.
+	if l == "debug" {
+		return "debug"
+	}
+	return "warn"
+}
