@@ -8,6 +8,7 @@
 package events
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -137,7 +138,7 @@ func (RepositoryDeleted) SchemaVersion() int { return 1 }
 type ResourceApplied struct {
 	Kind     string `json:"kind"`
 	Name     string `json:"name"`
-	Document []byte `json:"document"`
+	Document json.RawMessage `json:"document"`
 }
 
 func (ResourceApplied) EventType() Type    { return TypeResourceApplied }
