@@ -136,8 +136,8 @@ func (RepositoryDeleted) SchemaVersion() int { return 1 }
 // The FSM assigns metadata.generation: it goes up by one whenever the spec
 // (or labels) change, and an identical apply changes nothing.
 type ResourceApplied struct {
-	Kind     string `json:"kind"`
-	Name     string `json:"name"`
+	Kind     string          `json:"kind"`
+	Name     string          `json:"name"`
 	Document json.RawMessage `json:"document"`
 }
 
