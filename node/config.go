@@ -26,19 +26,27 @@ type Config struct {
 	HTTP    HTTPConfig    `yaml:"http"`
 	Storage StorageConfig `yaml:"storage"`
 	Raft    RaftConfig    `yaml:"raft"`
+	Gossip  GossipConfig  `yaml:"gossip"`
+	Cluster ClusterConfig `yaml:"cluster"`
+	Admin   AdminConfig   `yaml:"admin"`
 	Limits  LimitsConfig  `yaml:"limits"`
 	Log     LogConfig     `yaml:"log"`
 }
 
 // NodeConfig identifies this node.
 type NodeConfig struct {
-	// ID is the node's Raft server ID. Empty means "node-1" for a single node.
+	// ID is the node's Raft server ID, unique in the cluster for all time.
 	ID string `yaml:"id"`
+	// Region is gossiped for regional mirrors and shown by clusterctl.
+	Region string `yaml:"region"`
 }
 
 // HTTPConfig is the OCI and admin API listener.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
+	// Advertise is the API address other nodes use to reach this one
+	// (forwarded writes, read-index requests). Default: Addr.
+	Advertise string `yaml:"advertise"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdowntimeout"`
 }
@@ -48,8 +56,26 @@ type StorageConfig struct {
 	// DataDir holds the Raft log, snapshots, the admin token and, with the
 	// filesystem driver, the blobs.
 	DataDir string `yaml:"datadir"`
-	// Driver is "filesystem" (the single-node default).
-	Driver string `yaml:"driver"`
+	// Driver is "filesystem" (the single-node default) or "s3".
+	Driver string   `yaml:"driver"`
+	S3     S3Config `yaml:"s3"`
+}
+
+// S3Config points the blob store at MinIO or any S3-compatible service.
+type S3Config struct {
+	Endpoint  string `yaml:"endpoint"`
+	Bucket    string `yaml:"bucket"`
+	Region    string `yaml:"region"`
+	AccessKey string `yaml:"accesskey"`
+	SecretKey string `yaml:"secretkey"`
+	// AccessKeyFile and SecretKeyFile read the credentials from files
+	// (Kubernetes secrets, systemd credentials) instead of the config.
+	AccessKeyFile string `yaml:"accesskeyfile"`
+	SecretKeyFile string `yaml:"secretkeyfile"`
+	Secure        bool   `yaml:"secure"`
+	PathStyle     bool   `yaml:"pathstyle"`
+	// Prefix is prepended to every object key, to share a bucket.
+	Prefix string `yaml:"prefix"`
 }
 
 // RaftConfig tunes consensus.
@@ -57,6 +83,11 @@ type RaftConfig struct {
 	// Addr is the Raft transport address. Empty runs a single node with an
 	// in-process transport and no listening socket.
 	Addr string `yaml:"addr"`
+	// Advertise is the Raft address peers dial. Default: Addr.
+	Advertise string `yaml:"advertise"`
+	// BootstrapExpect is how many voters must be known through gossip
+	// before a brand-new cluster bootstraps. 0 or 1 bootstraps alone.
+	BootstrapExpect int `yaml:"bootstrapexpect"`
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64 `yaml:"snapshotthreshold"`
 	// SnapshotInterval is how often Raft checks whether to snapshot.
@@ -64,6 +95,40 @@ type RaftConfig struct {
 	// ApplyTimeout bounds how long a write waits for its event to commit.
 	ApplyTimeout time.Duration `yaml:"applytimeout"`
 }
+
+// GossipConfig is memberlist: discovery, failure detection, node metadata.
+type GossipConfig struct {
+	// Addr is the gossip bind address (TCP and UDP). Empty means single node.
+	Addr string `yaml:"addr"`
+	// Advertise is the gossip address peers use. Default: Addr.
+	Advertise string `yaml:"advertise"`
+	// Join lists gossip addresses of existing nodes to contact on start.
+	Join []string `yaml:"join"`
+}
+
+// ClusterConfig holds what all nodes of one cluster share.
+type ClusterConfig struct {
+	// Secret authenticates node-to-node calls (forwarded writes, read
+	// index) and encrypts gossip. Every node needs the same value.
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secretfile"`
+	// Consistency of reads: "strong" (default; a read-index barrier, rule 6)
+	// or "stale" (serve from local state; for mirrors).
+	Consistency string `yaml:"consistency"`
+
+	secret string // resolved from Secret or SecretFile
+}
+
+// AdminConfig secures the admin API that clusterctl uses.
+type AdminConfig struct {
+	// TokenFile holds the admin bearer token. Empty means
+	// <datadir>/admin.token, generated on first start. A cluster points
+	// every node at the same token.
+	TokenFile string `yaml:"tokenfile"`
+}
+
+// Clustered reports whether this node is configured to run with peers.
+func (c Config) Clustered() bool { return c.Raft.Addr != "" }
 
 // LimitsConfig guards against abusive or mistaken input (rule 12).
 type LimitsConfig struct {
@@ -87,8 +152,9 @@ func DefaultConfig() Config {
 			SnapshotInterval:  2 * time.Minute,
 			ApplyTimeout:      30 * time.Second,
 		},
-		Limits: LimitsConfig{MaxManifestSize: 4 << 20},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Cluster: ClusterConfig{Consistency: "strong"},
+		Limits:  LimitsConfig{MaxManifestSize: 4 << 20},
+		Log:     LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -126,8 +192,39 @@ func (c Config) Validate() error {
 	if c.Storage.DataDir == "" {
 		errs = append(errs, errors.New("storage.datadir: must not be empty"))
 	}
-	if c.Storage.Driver != "filesystem" {
-		errs = append(errs, fmt.Errorf("storage.driver: %q is not supported (use filesystem)", c.Storage.Driver))
+	switch c.Storage.Driver {
+	case "filesystem":
+		if c.Clustered() {
+			errs = append(errs, errors.New("storage.driver: a cluster needs shared blob storage: set storage.driver: s3"))
+		}
+	case "s3":
+		if c.Storage.S3.Endpoint == "" {
+			errs = append(errs, errors.New("storage.s3.endpoint: required with storage.driver s3"))
+		}
+		if c.Storage.S3.Bucket == "" {
+			errs = append(errs, errors.New("storage.s3.bucket: required with storage.driver s3"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not supported (use filesystem or s3)", c.Storage.Driver))
+	}
+	if c.Clustered() {
+		if c.Gossip.Addr == "" {
+			errs = append(errs, errors.New("gossip.addr: required when raft.addr is set"))
+		}
+		if c.Cluster.Secret == "" && c.Cluster.SecretFile == "" {
+			errs = append(errs, errors.New("cluster.secret: a cluster needs a shared secret (cluster.secret or cluster.secretfile)"))
+		}
+		if c.Node.ID == "" {
+			errs = append(errs, errors.New("node.id: every cluster node needs a unique --node-id"))
+		}
+	}
+	switch c.Cluster.Consistency {
+	case "strong", "stale":
+	default:
+		errs = append(errs, fmt.Errorf("cluster.consistency: %q is not one of strong, stale", c.Cluster.Consistency))
+	}
+	if c.Raft.BootstrapExpect < 0 {
+		errs = append(errs, errors.New("raft.bootstrapexpect: must not be negative"))
 	}
 	if c.Limits.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("limits.maxmanifestsize: must be positive"))
@@ -250,4 +347,29 @@ func setField(f reflect.Value, s string) error {
 		return fmt.Errorf("unsupported field kind %s", f.Kind())
 	}
 	return nil
+}
+
+// resolveFiles reads the secrets that may live in files, so that the rest
+// of the node sees only values. Called once by New.
+func (c *Config) resolveFiles() error {
+	read := func(key, path string, dst *string) error {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		*dst = strings.TrimSpace(string(b))
+		if *dst == "" {
+			return fmt.Errorf("%s: %s is empty", key, path)
+		}
+		return nil
+	}
+	c.Cluster.secret = c.Cluster.Secret
+	return errors.Join(
+		read("cluster.secretfile", c.Cluster.SecretFile, &c.Cluster.secret),
+		read("storage.s3.accesskeyfile", c.Storage.S3.AccessKeyFile, &c.Storage.S3.AccessKey),
+		read("storage.s3.secretkeyfile", c.Storage.S3.SecretKeyFile, &c.Storage.S3.SecretKey),
+	)
 }

@@ -1,5 +1,7 @@
-// Package node runs one Berth registry node: Raft wiring, the proposal and
-// read paths, and the HTTP servers (OCI API, admin API, health).
+// Package node runs one Berth registry node: Raft wiring, gossip
+// membership, the proposal and read paths (with leader forwarding and
+// read-index reads), and the HTTP servers (OCI API, admin API, internal
+// node-to-node API, health).
 package node
 
 import (
@@ -11,9 +13,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/blob/s3"
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
@@ -21,47 +28,82 @@ import (
 
 // Node is one running registryd. Create it with New, then call Run.
 type Node struct {
-	cfg    Config
-	logger *slog.Logger
-	fsm    *fsm.FSM
-	raft   *consensus
-	blobs  blob.Store
-	token  string
-	ln     net.Listener
-	srv    *http.Server
+	cfg     Config
+	version string
+	logger  *slog.Logger
+	fsm     *fsm.FSM
+	raft    *consensus
+	blobs   blob.Store
+	token   string
+	ln      net.Listener
+	srv     *http.Server
+
+	// Cluster parts; nil for a single node.
+	members *membership
+	peers   *peerClient
+
+	leaderReads   *batcher[uint64]
+	followerReads *batcher[uint64]
+	// readyTerm is the term in which this node, as leader, has committed
+	// its barrier; read-index reads are served only then.
+	readyTerm atomic.Uint64
+	stop      context.CancelFunc
 }
 
-// New opens the data dir, the blob store and Raft, and binds the HTTP
-// listener, so that when it returns the node's address is known and ports
-// are taken. It does not serve until Run.
-func New(ctx context.Context, cfg Config, logger *slog.Logger, logOut io.Writer) (*Node, error) {
+// New opens the data dir, the blob store and Raft, binds the HTTP listener
+// and (in a cluster) starts gossip, so that when it returns the node's
+// ports are taken. It does not serve until Run.
+func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, logOut io.Writer) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := cfg.resolveFiles(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	if err := os.MkdirAll(cfg.Storage.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, logger: logger}
+	n := &Node{cfg: cfg, version: version, logger: logger, stop: func() {}}
+	n.leaderReads = newBatcher(n.verifiedReadIndex)
+	n.followerReads = newBatcher(n.forwardedReadIndex)
+
 	var err error
-	if n.token, err = loadOrCreateToken(cfg.Storage.DataDir); err != nil {
+	tokenFile := cfg.Admin.TokenFile
+	if tokenFile == "" {
+		tokenFile = filepath.Join(cfg.Storage.DataDir, TokenFile)
+	}
+	if n.token, err = loadOrCreateToken(tokenFile); err != nil {
 		return nil, err
 	}
-	if n.blobs, err = blob.NewFS(cfg.Storage.DataDir, logger); err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
+	if n.blobs, err = openBlobs(ctx, cfg, logger); err != nil {
+		return nil, err
 	}
 	n.fsm = fsm.New(logger)
 	if n.raft, err = openRaft(cfg, n.fsm, logger, logOut); err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := n.raft.waitLeader(wctx); err != nil {
-		n.raft.close(logger)
-		return nil, err
-	}
 	if n.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 		n.raft.close(logger)
 		return nil, fmt.Errorf("listen on %s: %w (is another registry running? pass --addr)", cfg.HTTP.Addr, err)
+	}
+	if cfg.Clustered() {
+		n.peers = newPeerClient(cfg.Cluster.secret)
+		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version}
+		if host, _, _ := net.SplitHostPort(self.APIAddr); net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+			n.close()
+			return nil, fmt.Errorf("http address %q is not reachable by peers: set http.advertise (--advertise) to this node's address", self.APIAddr)
+		}
+		if n.members, err = newMembership(cfg, self, logger, logOut); err != nil {
+			n.close()
+			return nil, err
+		}
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := n.raft.waitLeader(wctx); err != nil {
+			n.close()
+			return nil, err
+		}
 	}
 	n.srv = &http.Server{
 		Handler:           n.handler(),
@@ -72,13 +114,51 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, logOut io.Writer)
 	return n, nil
 }
 
+func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store, error) {
+	switch cfg.Storage.Driver {
+	case "s3":
+		c := cfg.Storage.S3
+		st, err := s3.New(ctx, s3.Config{
+			Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region,
+			AccessKey: c.AccessKey, SecretKey: c.SecretKey,
+			Secure: c.Secure, PathStyle: c.PathStyle, Prefix: c.Prefix,
+		}, logger)
+		if err != nil {
+			return nil, fmt.Errorf("open s3 blob store: %w", err)
+		}
+		return st, nil
+	default:
+		st, err := blob.NewFS(cfg.Storage.DataDir, logger)
+		if err != nil {
+			return nil, fmt.Errorf("open blob store: %w", err)
+		}
+		return st, nil
+	}
+}
+
 // Addr is the address the HTTP server listens on (useful with port 0).
 func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+func (n *Node) apiAdvertise() string {
+	if n.cfg.HTTP.Advertise != "" {
+		return n.cfg.HTTP.Advertise
+	}
+	return n.Addr()
+}
+
+func (n *Node) raftAdvertise() string {
+	if n.cfg.Raft.Advertise != "" {
+		return n.cfg.Raft.Advertise
+	}
+	return n.cfg.Raft.Addr
+}
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", api.New(api.Config{MaxManifestSize: n.cfg.Limits.MaxManifestSize}, n, n, n.blobs, n.logger))
+	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger))
+	mux.Handle(internalPrefix, n.internalHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -86,25 +166,41 @@ func (n *Node) handler() http.Handler {
 	return mux
 }
 
-// readyz is what a load balancer asks before sending traffic: a leader is
-// known and this node has applied everything it has committed.
+// readyz is what a load balancer asks before sending traffic: this node is
+// a voter, a leader is known, and the FSM is within a few entries of the
+// commit index this node has heard of.
 func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
-	r := n.raft.raft
-	if addr, _ := r.LeaderWithID(); addr == "" {
+	st := n.localStatus()
+	switch {
+	case st.Leader == "":
 		http.Error(w, "no raft leader", http.StatusServiceUnavailable)
-		return
+	case !st.Voter:
+		http.Error(w, "not (yet) a member of the raft configuration", http.StatusServiceUnavailable)
+	case st.CommitIndex > st.AppliedIndex+readyLag:
+		http.Error(w, fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex), http.StatusServiceUnavailable)
+	default:
+		w.Write([]byte("ready\n"))
 	}
-	if applied, commit := r.AppliedIndex(), r.CommitIndex(); applied < commit {
-		http.Error(w, fmt.Sprintf("catching up: applied %d of %d", applied, commit), http.StatusServiceUnavailable)
-		return
-	}
-	w.Write([]byte("ready\n"))
 }
 
-// Run serves until ctx is cancelled, then shuts down in order: stop taking
-// requests and drain in-flight ones, take a snapshot, close Raft.
+// readyLag is how far behind its commit index a node may be and still take
+// traffic; reads wait for the read index anyway.
+const readyLag = 64
+
+// Run serves until ctx is cancelled (or Leave is called), then shuts down
+// in order: hand over leadership, stop taking requests and drain in-flight
+// ones, take a snapshot, close Raft.
 func (n *Node) Run(ctx context.Context) error {
-	n.logger.Info("registry listening", "addr", n.Addr(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID)
+	ctx, n.stop = context.WithCancel(ctx)
+	defer n.stop()
+	n.logger.Info("registry listening", "addr", n.Addr(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
+	go n.leaderLoop(ctx)
+	if n.members != nil {
+		go n.joinLoop(ctx)
+		if n.raft.fresh {
+			go n.bootstrapLoop(ctx)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.srv.Serve(n.ln) }()
 
@@ -113,13 +209,19 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	n.logger.Info("shutting down: draining requests")
+	n.logger.Info("shutting down")
+	if n.members != nil && n.raft.raft.State() == raft.Leader {
+		// Hand over now rather than leave the cluster to notice we're gone.
+		if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
+			n.logger.Warn("leadership transfer before shutdown failed", "err", err)
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := n.srv.Shutdown(sctx); err != nil {
 		n.logger.Warn("drain incomplete", "err", err)
 	}
-	err := n.raft.close(n.logger)
+	err := n.close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return errors.Join(fmt.Errorf("http server: %w", serveErr), err)
 	}
@@ -127,4 +229,35 @@ func (n *Node) Run(ctx context.Context) error {
 		n.logger.Info("shutdown complete")
 	}
 	return err
+}
+
+func (n *Node) close() error {
+	if n.members != nil {
+		n.members.list.Shutdown()
+	}
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	return n.raft.close(n.logger)
+}
+
+// joinLoop contacts the configured peers until one answers, so nodes can
+// start in any order.
+func (n *Node) joinLoop(ctx context.Context) {
+	if len(n.cfg.Gossip.Join) == 0 {
+		return
+	}
+	for {
+		k, err := n.members.join(n.cfg.Gossip.Join)
+		if k > 0 {
+			n.logger.Info("joined gossip", "contacted", k)
+			return
+		}
+		n.logger.Warn("no peer answered; retrying", "join", n.cfg.Gossip.Join, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,8 +20,11 @@ import (
 // can close them in the right order.
 type consensus struct {
 	raft      *raft.Raft
+	logs      raft.LogStore
 	store     *raftboltdb.BoltStore
 	transport raft.Transport
+	// fresh is true when the node had no Raft state when it opened.
+	fresh bool
 }
 
 // openRaft wires hashicorp/raft with raft-boltdb/v2 as log and stable store
@@ -56,8 +60,25 @@ func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (
 		// address is the node ID, stable across restarts.
 		addr, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.Node.ID))
 	} else {
-		store.Close()
-		return nil, errors.New("raft.addr: clustered transport is not available yet; leave it empty for a single node")
+		advertise := cfg.Raft.Advertise
+		if advertise == "" {
+			advertise = cfg.Raft.Addr
+		}
+		tcpAddr, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("raft.advertise %q: %w", advertise, err)
+		}
+		if tcpAddr.IP.IsUnspecified() {
+			store.Close()
+			return nil, fmt.Errorf("raft address %q is not reachable by peers: set raft.advertise (--raft-advertise) to this node's address", advertise)
+		}
+		tt, err := raft.NewTCPTransport(cfg.Raft.Addr, tcpAddr, 5, 10*time.Second, logOut)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("raft transport on %s: %w", cfg.Raft.Addr, err)
+		}
+		addr, trans = raft.ServerAddress(advertise), tt
 	}
 
 	rc := raft.DefaultConfig()
@@ -88,7 +109,7 @@ func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	if !has {
+	if !has && !cfg.Clustered() {
 		logger.Info("bootstrapping a new single-node cluster", "id", id)
 		boot := raft.Configuration{Servers: []raft.Server{{ID: id, Address: addr, Suffrage: raft.Voter}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -97,7 +118,7 @@ func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	return &consensus{raft: r, store: store, transport: trans}, nil
+	return &consensus{raft: r, logs: logs, store: store, transport: trans, fresh: !has}, nil
 }
 
 // waitLeader blocks until this node knows a leader, so the first request
@@ -126,6 +147,9 @@ func (c *consensus) close(logger *slog.Logger) error {
 	}
 	if err := c.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	if closer, ok := c.transport.(io.Closer); ok {
+		closer.Close()
 	}
 	if err := c.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close raft log: %w", err))

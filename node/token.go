@@ -7,18 +7,17 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
 // TokenFile is the admin token's name inside the data dir.
 const TokenFile = "admin.token"
 
-// loadOrCreateToken returns the admin API token, generating one on first
-// start. The file is created with O_EXCL and mode 0600 so the secret is
-// never readable by other users, not even for an instant.
-func loadOrCreateToken(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, TokenFile)
+// loadOrCreateToken returns the admin API token stored at path,
+// generating one on first start. The file is created with O_EXCL and mode
+// 0600 so the secret is never readable by other users, not even for an
+// instant.
+func loadOrCreateToken(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:

@@ -16,12 +16,22 @@ import (
 
 // serveFlags are the command-line overrides; each maps to one config key.
 type serveFlags struct {
-	config    string
-	addr      string
-	dataDir   string
-	nodeID    string
-	logLevel  string
-	logFormat string
+	config          string
+	addr            string
+	advertise       string
+	dataDir         string
+	nodeID          string
+	region          string
+	raftAddr        string
+	raftAdvertise   string
+	gossipAddr      string
+	gossipAdvertise string
+	join            []string
+	bootstrapExpect int
+	secretFile      string
+	consistency     string
+	logLevel        string
+	logFormat       string
 }
 
 func serveCmd() *cobra.Command {
@@ -43,7 +53,17 @@ func serveCmd() *cobra.Command {
 	fl.StringVar(&f.config, "config", "", "YAML config file (keys as in README; BERTH_<SECTION>_<KEY> env vars override it, flags override both)")
 	fl.StringVar(&f.addr, "addr", "", "HTTP listen address for the OCI and admin APIs (http.addr, default 127.0.0.1:5000)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log, snapshots, blobs and admin token (storage.datadir, default ./data)")
-	fl.StringVar(&f.nodeID, "node-id", "", "this node's Raft server ID (node.id, default node-1)")
+	fl.StringVar(&f.advertise, "advertise", "", "API address peers use to reach this node (http.advertise, default --addr)")
+	fl.StringVar(&f.nodeID, "node-id", "", "this node's Raft server ID, unique in the cluster (node.id, default node-1)")
+	fl.StringVar(&f.region, "region", "", "region label gossiped to peers (node.region)")
+	fl.StringVar(&f.raftAddr, "raft-addr", "", "Raft transport address host:port; setting it makes this node a cluster member (raft.addr)")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address peers dial (raft.advertise, default --raft-addr)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip address host:port (gossip.addr)")
+	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address peers use (gossip.advertise, default --gossip-addr)")
+	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of existing nodes, comma-separated (gossip.join)")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "voters to wait for before bootstrapping a new cluster (raft.bootstrapexpect)")
+	fl.StringVar(&f.secretFile, "cluster-secret-file", "", "file holding the shared cluster secret (cluster.secretfile)")
+	fl.StringVar(&f.consistency, "consistency", "", "read consistency: strong or stale (cluster.consistency, default strong)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level, default info)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format, default text)")
 	return cmd
@@ -59,7 +79,21 @@ func applyFlags(cmd *cobra.Command, f serveFlags, cfg *node.Config) {
 	}
 	set("addr", &cfg.HTTP.Addr, f.addr)
 	set("data-dir", &cfg.Storage.DataDir, f.dataDir)
+	set("advertise", &cfg.HTTP.Advertise, f.advertise)
 	set("node-id", &cfg.Node.ID, f.nodeID)
+	set("region", &cfg.Node.Region, f.region)
+	set("raft-addr", &cfg.Raft.Addr, f.raftAddr)
+	set("raft-advertise", &cfg.Raft.Advertise, f.raftAdvertise)
+	set("gossip-addr", &cfg.Gossip.Addr, f.gossipAddr)
+	set("gossip-advertise", &cfg.Gossip.Advertise, f.gossipAdvertise)
+	set("cluster-secret-file", &cfg.Cluster.SecretFile, f.secretFile)
+	set("consistency", &cfg.Cluster.Consistency, f.consistency)
+	if cmd.Flags().Changed("join") {
+		cfg.Gossip.Join = f.join
+	}
+	if cmd.Flags().Changed("bootstrap-expect") {
+		cfg.Raft.BootstrapExpect = f.bootstrapExpect
+	}
 	set("log-level", &cfg.Log.Level, f.logLevel)
 	set("log-format", &cfg.Log.Format, f.logFormat)
 }
@@ -68,7 +102,7 @@ func serve(ctx context.Context, cfg node.Config, logOut io.Writer) error {
 	logger := newLogger(cfg.Log, logOut)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, err := node.New(ctx, cfg, logger, logOut)
+	n, err := node.New(ctx, cfg, version, logger, logOut)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,315 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// leaderLoop follows this node's leadership. On gaining it, it first
+// commits a barrier (so the commit index is current for read-index
+// reads), then keeps the Raft configuration in line with gossip. On losing
+// it, everything started for the term is cancelled (rule 9).
+func (n *Node) leaderLoop(ctx context.Context) {
+	var cancel context.CancelFunc = func() {}
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader := <-n.raft.raft.LeaderCh():
+			cancel()
+			wg.Wait()
+			if !isLeader {
+				n.logger.Info("lost leadership")
+				cancel = func() {}
+				continue
+			}
+			var lctx context.Context
+			lctx, cancel = context.WithCancel(ctx)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.lead(lctx)
+			}()
+		}
+	}
+}
+
+func (n *Node) lead(ctx context.Context) {
+	r := n.raft.raft
+	term := r.CurrentTerm()
+	for {
+		if err := r.Barrier(10 * time.Second).Error(); err == nil {
+			break
+		} else if r.State() != raft.Leader || ctx.Err() != nil {
+			return
+		} else {
+			n.logger.Warn("leader barrier failed; retrying", "err", err)
+		}
+	}
+	n.readyTerm.Store(term)
+	n.logger.Info("leading", "term", term, "commit", r.CommitIndex())
+	if n.members == nil {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		n.reconcile()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.members.changed:
+		}
+	}
+}
+
+// reconcile adds alive gossip members that are not yet Raft voters and
+// removes members that left gracefully. Failed (dead) members stay voters:
+// Raft tolerates them, and they come back with their data.
+func (n *Node) reconcile() {
+	r := n.raft.raft
+	if r.State() != raft.Leader {
+		return
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		n.logger.Warn("read raft configuration", "err", err)
+		return
+	}
+	inRaft := map[string]raft.Server{}
+	for _, s := range f.Configuration().Servers {
+		inRaft[string(s.ID)] = s
+	}
+	for _, m := range n.members.Members() {
+		s, ok := inRaft[m.ID]
+		switch {
+		case m.State == "alive" && m.RaftAddr != "" && (!ok || string(s.Address) != m.RaftAddr):
+			n.logger.Info("adding voter", "id", m.ID, "raft", m.RaftAddr)
+			if err := r.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 10*time.Second).Error(); err != nil {
+				n.logger.Warn("add voter failed", "id", m.ID, "err", err)
+			}
+		case m.State == "left" && ok && m.ID != n.cfg.Node.ID:
+			n.logger.Info("removing voter that left", "id", m.ID)
+			if err := r.RemoveServer(raft.ServerID(m.ID), 0, 10*time.Second).Error(); err != nil {
+				n.logger.Warn("remove voter failed", "id", m.ID, "err", err)
+			}
+		}
+	}
+}
+
+// bootstrapLoop forms a brand-new cluster once raft.bootstrapexpect voters
+// are known through gossip. Every node computes the same configuration
+// (sorted by ID), and hashicorp/raft accepts identical bootstraps. A node
+// never bootstraps if any peer already has a leader: it is joining an
+// existing cluster, and that cluster's leader adds it.
+func (n *Node) bootstrapLoop(ctx context.Context) {
+	expect := max(n.cfg.Raft.BootstrapExpect, 1)
+	if expect == 1 && len(n.cfg.Gossip.Join) > 0 && n.cfg.Raft.BootstrapExpect == 0 {
+		// Joining an existing cluster: wait to be added.
+		return
+	}
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, id := n.raft.raft.LeaderWithID(); id != "" {
+			return
+		}
+		var servers []raft.Server
+		for _, m := range n.members.Members() {
+			if m.State == "alive" && m.RaftAddr != "" {
+				servers = append(servers, raft.Server{ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RaftAddr), Suffrage: raft.Voter})
+			}
+		}
+		if len(servers) >= expect && !n.peersHaveLeader(ctx, servers) {
+			sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+			n.logger.Info("bootstrapping cluster", "voters", len(servers))
+			err := n.raft.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+			if err == nil || errors.Is(err, raft.ErrCantBootstrap) {
+				return
+			}
+			n.logger.Warn("bootstrap failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) peersHaveLeader(ctx context.Context, servers []raft.Server) bool {
+	for _, s := range servers {
+		if string(s.ID) == n.cfg.Node.ID {
+			continue
+		}
+		m, ok := n.members.member(string(s.ID))
+		if !ok {
+			continue
+		}
+		var st NodeStatus
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := n.peers.do(cctx, "GET", m.APIAddr, "status", nil, &st)
+		cancel()
+		if err == nil && st.Leader != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// localStatus is this node's own view, as served to peers.
+func (n *Node) localStatus() NodeStatus {
+	r := n.raft.raft
+	_, leader := r.LeaderWithID()
+	st := NodeStatus{
+		ID:           n.cfg.Node.ID,
+		APIAddr:      n.apiAdvertise(),
+		RaftAddr:     n.raftAdvertise(),
+		Region:       n.cfg.Node.Region,
+		State:        r.State().String(),
+		Term:         r.CurrentTerm(),
+		CommitIndex:  r.CommitIndex(),
+		AppliedIndex: n.fsm.AppliedIndex(),
+		LastIndex:    r.LastIndex(),
+		Leader:       string(leader),
+		Version:      n.version,
+	}
+	if f := r.GetConfiguration(); f.Error() == nil {
+		st.Voter = slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
+			return string(s.ID) == n.cfg.Node.ID && s.Suffrage == raft.Voter
+		})
+	}
+	return st
+}
+
+// ClusterStatus gathers every node's status. Nodes that do not answer are
+// listed with their gossip state and the error.
+func (n *Node) ClusterStatus(ctx context.Context) (leader string, nodes []NodeStatus) {
+	self := n.localStatus()
+	leader = self.Leader
+	if n.members == nil {
+		self.Gossip = "alive"
+		return leader, []NodeStatus{self}
+	}
+	members := n.members.Members()
+	nodes = make([]NodeStatus, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		if m.ID == n.cfg.Node.ID {
+			nodes[i] = self
+			nodes[i].Gossip = m.State
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var st NodeStatus
+			if err := n.peers.do(cctx, "GET", m.APIAddr, "status", nil, &st); err != nil {
+				st = NodeStatus{ID: m.ID, APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, Region: m.Region, State: "unreachable", Error: err.Error()}
+			}
+			st.Gossip = m.State
+			nodes[i] = st
+		}()
+	}
+	wg.Wait()
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	return leader, nodes
+}
+
+// removeServer takes a node out of the Raft configuration, on the leader.
+func (n *Node) removeServer(id string) error {
+	r := n.raft.raft
+	if r.State() != raft.Leader {
+		return n.forwardToLeader("raft/remove", id)
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == id }) {
+		return fmt.Errorf("node %q is not a member of the raft configuration", id)
+	}
+	return r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+}
+
+// transferLeadership hands leadership to id, or to the most up-to-date
+// follower when id is empty.
+func (n *Node) transferLeadership(id string) error {
+	r := n.raft.raft
+	if r.State() != raft.Leader {
+		return n.forwardToLeader("raft/transfer", id)
+	}
+	if id == "" {
+		return r.LeadershipTransfer().Error()
+	}
+	if id == n.cfg.Node.ID {
+		return nil
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return r.LeadershipTransferToServer(s.ID, s.Address).Error()
+		}
+	}
+	return fmt.Errorf("node %q is not a member of the raft configuration", id)
+}
+
+func (n *Node) forwardToLeader(path, id string) error {
+	if n.members == nil {
+		return &UnavailableError{Err: raft.ErrNotLeader}
+	}
+	_, leaderID := n.raft.raft.LeaderWithID()
+	m, ok := n.members.member(string(leaderID))
+	if leaderID == "" || !ok {
+		return &UnavailableError{Err: errors.New("no leader known")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	body := fmt.Appendf(nil, `{"id":%q}`, id)
+	return n.peers.do(ctx, "POST", m.APIAddr, path, body, nil)
+}
+
+// Join asks this node to contact another node's gossip address.
+func (n *Node) Join(addrs []string) (int, error) {
+	if n.members == nil {
+		return 0, errors.New("this node runs alone (no gossip.addr): restart it with --raft-addr and --gossip-addr to cluster")
+	}
+	return n.members.join(addrs)
+}
+
+// Leave makes this node leave the cluster gracefully: hand over leadership
+// if it leads, announce the departure through gossip (the leader then
+// removes it from Raft), and stop.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.members == nil {
+		return errors.New("this node runs alone: there is no cluster to leave")
+	}
+	if n.raft.raft.State() == raft.Leader {
+		if err := n.raft.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("hand over leadership before leaving: %w", err)
+		}
+	}
+	if err := n.removeServer(n.cfg.Node.ID); err != nil {
+		n.logger.Warn("could not remove self from raft before leaving; the leader will after gossip", "err", err)
+	}
+	if err := n.members.leave(5 * time.Second); err != nil {
+		return fmt.Errorf("leave gossip: %w", err)
+	}
+	n.stop()
+	return nil
+}
