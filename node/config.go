@@ -121,6 +121,10 @@ type ClusterConfig struct {
 
 // AdminConfig secures the admin API that clusterctl uses.
 type AdminConfig struct {
+	// Token is the admin bearer token itself. A cluster gives every node
+	// the same one (here or in TokenFile) so clusterctl works through the
+	// load balancer.
+	Token string `yaml:"token"`
 	// TokenFile holds the admin bearer token. Empty means
 	// <datadir>/admin.token, generated on first start. A cluster points
 	// every node at the same token.

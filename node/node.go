@@ -72,8 +72,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	if tokenFile == "" {
 		tokenFile = filepath.Join(cfg.Storage.DataDir, TokenFile)
 	}
-	if n.token, err = loadOrCreateToken(tokenFile); err != nil {
-		return nil, err
+	if n.token = cfg.Admin.Token; n.token == "" {
+		if n.token, err = loadOrCreateToken(tokenFile); err != nil {
+			return nil, err
+		}
 	}
 	if n.blobs, err = openBlobs(ctx, cfg, logger); err != nil {
 		return nil, err
