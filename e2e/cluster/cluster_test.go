@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	minioUser   = "berth-test"
+	minioSecret = "berth-test-secret-key"
+	secret      = "e2e-cluster-secret-0123456789abcdef"
+	adminToken  = "e2e-admin-token"
+)
+
+// node is one registryd of the cluster with its fixed addresses, so that a
+// killed node can be restarted exactly as it was.
+type node struct {
+	id                string
+	api, raft, gossip string
+	dataDir           string
+	args, env         []string
+	p                 *proc
+}
+
+type cluster struct {
+	t       *testing.T
+	dir     string
+	minio   string // host:port
+	nodes   []*node
+	lb      string // HAProxy host:port
+	haproxy *proc
+}
+
+func startMinIO(t *testing.T, dir string) string {
+	port, console := freePort(t), freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startProc(t, "minio", tool(t, "minio"),
+		[]string{"server", filepath.Join(dir, "minio"), "--address", addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet"},
+		[]string{"MINIO_ROOT_USER=" + minioUser, "MINIO_ROOT_PASSWORD=" + minioSecret, "MINIO_BROWSER=off"})
+	waitFor(t, "minio", 60*time.Second, func() error { return getOK("http://" + addr + "/minio/health/live") })
+	return addr
+}
+
+// newCluster starts MinIO, n registryd nodes that find each other by gossip
+// and bootstrap together, and HAProxy in front of them.
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.minio = startMinIO(t, c.dir)
+	for i := 1; i <= n; i++ {
+		c.nodes = append(c.nodes, &node{
+			id:      fmt.Sprintf("node%d", i),
+			api:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			raft:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			gossip:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			dataDir: filepath.Join(c.dir, fmt.Sprintf("node%d", i)),
+		})
+	}
+	for _, nd := range c.nodes {
+		var join []string
+		for _, o := range c.nodes {
+			if o != nd {
+				join = append(join, o.gossip)
+			}
+		}
+		nd.args = []string{"serve", "--node-id", nd.id, "--addr", nd.api, "--data-dir", nd.dataDir,
+			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","),
+			"--bootstrap-expect", fmt.Sprint(n)}
+		nd.env = []string{
+			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
+			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,
+			"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=" + secret, "BERTH_ADMIN_TOKEN=" + adminToken,
+		}
+		c.start(nd)
+	}
+	for _, nd := range c.nodes {
+		c.waitReady(nd)
+	}
+	c.startHAProxy()
+	return c
+}
+
+func (c *cluster) start(nd *node) {
+	nd.p = startProc(c.t, nd.id, tool(c.t, "registryd"), nd.args, nd.env)
+}
+
+func (c *cluster) waitReady(nd *node) {
+	waitFor(c.t, nd.id+" ready", 90*time.Second, func() error {
+		if nd.p.exited() {
+			c.t.Fatalf("%s exited: %v\n%s", nd.id, nd.p.err, tail(nd.p.out.String(), 4000))
+		}
+		return getOK("http://" + nd.api + "/readyz")
+	})
+}
+
+func (c *cluster) startHAProxy() {
+	port := freePort(c.t)
+	c.lb = fmt.Sprintf("127.0.0.1:%d", port)
+	var servers strings.Builder
+	for _, nd := range c.nodes {
+		fmt.Fprintf(&servers, "    server %s %s check\n", nd.id, nd.api)
+	}
+	cfg := fmt.Sprintf(`global
+    maxconn 1024
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5m
+    timeout server 5m
+    retries 3
+    option redispatch
+frontend registry
+    bind %s
+    default_backend berth
+backend berth
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 2
+%s`, c.lb, servers.String())
+	path := filepath.Join(c.dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	c.haproxy = startProc(c.t, "haproxy", tool(c.t, "haproxy"), []string{"-db", "-f", path}, nil)
+	waitFor(c.t, "haproxy", 30*time.Second, func() error { return getOK("http://" + c.lb + "/v2/") })
+}
+
+// clusterStatus is the JSON that `clusterctl status -o json` prints.
+type clusterStatus struct {
+	Leader string `json:"leader"`
+	Nodes  []struct {
+		ID           string `json:"id"`
+		APIAddr      string `json:"apiAddr"`
+		State        string `json:"state"`
+		Term         uint64 `json:"term"`
+		CommitIndex  uint64 `json:"commitIndex"`
+		AppliedIndex uint64 `json:"appliedIndex"`
+	} `json:"nodes"`
+}
+
+func (c *cluster) status(via string) (clusterStatus, error) {
+	var st clusterStatus
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	code, _, body, err := httpStatus(ctx, "GET", "http://"+via+"/admin/v1/cluster/status",
+		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
+	if err != nil {
+		return st, err
+	}
+	if code != 200 {
+		return st, fmt.Errorf("status %d: %s", code, body)
+	}
+	return st, json.Unmarshal(body, &st)
+}
+
+// leader returns the node that leads, as every live node agrees.
+func (c *cluster) leader() *node {
+	var found *node
+	waitFor(c.t, "an agreed leader", 30*time.Second, func() error {
+		var leader string
+		for _, nd := range c.nodes {
+			if nd.p.exited() {
+				continue
+			}
+			st, err := c.status(nd.api)
+			if err != nil {
+				return err
+			}
+			if st.Leader == "" || (leader != "" && st.Leader != leader) {
+				return fmt.Errorf("%s sees leader %q, others %q", nd.id, st.Leader, leader)
+			}
+			leader = st.Leader
+		}
+		for _, nd := range c.nodes {
+			if nd.id == leader {
+				found = nd
+				return nil
+			}
+		}
+		return fmt.Errorf("leader %q is not one of ours", leader)
+	})
+	return found
+}

@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCluster runs the HA scenarios against one three-node cluster on
+// loopback with MinIO and HAProxy: it takes ~10 s to form, so the
+// scenarios share it, in an order where each leaves the cluster whole.
+func TestCluster(t *testing.T) {
+	c := newCluster(t, 3)
+	t.Run("PushThroughLBVisibleOnEveryNodeAtOnce", c.testImmediateVisibility)
+	t.Run("CraneAndRegctlThroughLB", c.testRealClients)
+	t.Run("ChunkedUploadRoundRobin", c.testChunkedRoundRobin)
+	t.Run("KillLeaderDuringPushes", c.testFailover)
+	t.Run("SnapshotRestoreIntoFreshCluster", c.testSnapshotRestore)
+}
+
+// Right after each acknowledged push, with no sleep, every node must serve
+// the manifest: followers use a read-index barrier, not their local state.
+func (c *cluster) testImmediateVisibility(t *testing.T) {
+	for i := range 10 {
+		im := newImage("vis/app", fmt.Sprintf("v%d", i))
+		ctx, cancel := ctxT(30 * time.Second)
+		if err := im.push(ctx, c.lb); err != nil {
+			cancel()
+			t.Fatalf("push %d: %v", i, err)
+		}
+		for _, nd := range c.nodes {
+			if err := im.verify(ctx, nd.api); err != nil {
+				t.Errorf("immediately after push %d: %v", i, err)
+			}
+		}
+		cancel()
+	}
+}
+
+func (c *cluster) testRealClients(t *testing.T) {
+	crane, regctl := tool(t, "crane"), tool(t, "regctl")
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	layer := filepath.Join(home, "layer.tar")
+	if err := os.WriteFile(layer, tarWithFile("hello.txt", []byte("hello from berth\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := c.lb + "/clients/hello:1"
+	run(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", ref))
+	for _, nd := range c.nodes {
+		got := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", nd.api+"/clients/hello:1"))
+		if got != digest {
+			t.Errorf("%s serves digest %s, want %s", nd.id, got, digest)
+		}
+	}
+	run(t, env, regctl, "registry", "set", c.lb, "--tls", "disabled")
+	for _, nd := range c.nodes {
+		run(t, env, regctl, "registry", "set", nd.api, "--tls", "disabled")
+	}
+	run(t, env, regctl, "image", "copy", ref, c.lb+"/clients/copy:1")
+	for _, nd := range c.nodes {
+		out := run(t, env, regctl, "tag", "ls", nd.api+"/clients/copy")
+		if strings.TrimSpace(out) != "1" {
+			t.Errorf("%s tags of clients/copy = %q, want 1", nd.id, out)
+		}
+		got := strings.TrimSpace(run(t, env, regctl, "image", "digest", nd.api+"/clients/copy:1"))
+		if got != digest {
+			t.Errorf("%s copy digest %s, want %s", nd.id, got, digest)
+		}
+	}
+}
+
+// A chunked upload whose requests land on a different node each time must
+// complete: the session lives in the shared bucket (rule 7).
+func (c *cluster) testChunkedRoundRobin(t *testing.T) {
+	data := make([]byte, 12<<20+12345)
+	rand.Read(data)
+	digest := sha(data)
+	repo := "chunked/blob"
+	ctx, cancel := ctxT(2 * time.Minute)
+	defer cancel()
+	code, hdr, body, err := httpStatus(ctx, "POST", "http://"+c.nodes[0].api+"/v2/"+repo+"/blobs/uploads/", nil, nil)
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("start upload: %d %v %s", code, err, body)
+	}
+	loc := hdr.Get("Location")
+	chunk := 5<<20 + 7
+	for i, off := 0, 0; off < len(data); i++ {
+		end := min(off+chunk, len(data))
+		nd := c.nodes[(i+1)%len(c.nodes)]
+		url := "http://" + nd.api + pathOf(loc)
+		code, hdr, body, err := httpStatus(ctx, "PATCH", url, map[string]string{
+			"Content-Type":  "application/octet-stream",
+			"Content-Range": fmt.Sprintf("%d-%d", off, end-1),
+		}, bytes.NewReader(data[off:end]))
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("chunk %d on %s: %d %v %s", i, nd.id, code, err, body)
+		}
+		if want := fmt.Sprintf("0-%d", end-1); hdr.Get("Range") != want {
+			t.Fatalf("chunk %d on %s: Range %q, want %q", i, nd.id, hdr.Get("Range"), want)
+		}
+		loc = hdr.Get("Location")
+		off = end
+	}
+	// Close on yet another node.
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	code, _, body, err = httpStatus(ctx, "PUT", "http://"+c.nodes[2].api+pathOf(loc)+sep+"digest="+digest, nil, nil)
+	if err != nil || code != http.StatusCreated {
+		t.Fatalf("close upload: %d %v %s", code, err, body)
+	}
+	for _, nd := range c.nodes {
+		code, _, got, err := httpStatus(ctx, "GET", "http://"+nd.api+"/v2/"+repo+"/blobs/"+digest, nil, nil)
+		if err != nil || code != http.StatusOK || !bytes.Equal(got, data) {
+			t.Errorf("%s: blob after round-robin upload: %d %v (len %d)", nd.id, code, err, len(got))
+		}
+	}
+}
+
+// pathOf strips scheme and host from an upload Location.
+func pathOf(loc string) string {
+	if i := strings.Index(loc, "/v2/"); i >= 0 {
+		return loc[i:]
+	}
+	return loc
+}
+
+// Kill -9 the leader in the middle of a continuous push loop through
+// HAProxy: writes resume, every acknowledged push survives, and the killed
+// node comes back and catches up.
+func (c *cluster) testFailover(t *testing.T) {
+	leader := c.leader()
+	t.Logf("leader before the kill: %s", leader.id)
+
+	var (
+		mu       sync.Mutex
+		acked    []image
+		lastOK   = time.Now()
+		outage   time.Duration
+		failures int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				im := newImage(fmt.Sprintf("failover/w%d", w), fmt.Sprintf("t%d", i))
+				ctx, cancel := ctxT(20 * time.Second)
+				err := im.push(ctx, c.lb)
+				cancel()
+				now := time.Now()
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, im)
+					if gap := now.Sub(lastOK); gap > outage {
+						outage = gap
+					}
+					lastOK = now
+				} else {
+					failures++
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	before := len(acked)
+	outage = 0 // measure only around the kill
+	mu.Unlock()
+	killedAt := time.Now()
+	leader.p.kill()
+	t.Logf("killed %s (SIGKILL) after %d acknowledged pushes", leader.id, before)
+
+	// Writes must resume through the load balancer.
+	waitFor(t, "pushes to resume after the kill", 60*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if lastOK.After(killedAt) && len(acked) > before+5 {
+			return nil
+		}
+		return fmt.Errorf("%d acked since kill", len(acked)-before)
+	})
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	t.Logf("FAILOVER: longest write outage seen by a client: %s (acknowledged %d pushes, %d failed attempts)", outage.Round(time.Millisecond), len(acked), failures)
+	mu.Unlock()
+	if outage > 30*time.Second {
+		t.Errorf("write outage %s is longer than 30s", outage)
+	}
+
+	// Every acknowledged push is pullable through the load balancer.
+	newLeader := c.leader()
+	if newLeader == leader {
+		t.Fatalf("killed node %s is still reported as leader", leader.id)
+	}
+	ctx, cancel := ctxT(5 * time.Minute)
+	defer cancel()
+	for _, im := range acked {
+		if err := im.verify(ctx, c.lb); err != nil {
+			t.Errorf("acknowledged push lost: %v", err)
+		}
+	}
+
+	// The killed node restarts with its data and catches up.
+	c.start(leader)
+	c.waitReady(leader)
+	waitFor(t, leader.id+" to catch up", 60*time.Second, func() error {
+		st, err := c.status(newLeader.api)
+		if err != nil {
+			return err
+		}
+		var lead, mine uint64
+		for _, n := range st.Nodes {
+			if n.ID == newLeader.id {
+				lead = n.CommitIndex
+			}
+			if n.ID == leader.id {
+				mine = n.AppliedIndex
+			}
+		}
+		if mine == 0 || mine+1 < lead {
+			return fmt.Errorf("%s applied %d, leader commit %d", leader.id, mine, lead)
+		}
+		return nil
+	})
+	last := acked[len(acked)-1]
+	if err := last.verify(ctx, leader.api); err != nil {
+		t.Errorf("restarted node: %v", err)
+	}
+}
+
+// A backup taken with clusterctl restores into a fresh cluster that shares
+// the bucket, which then serves the same tags and manifests.
+func (c *cluster) testSnapshotRestore(t *testing.T) {
+	ctl := tool(t, "clusterctl")
+	im := newImage("backup/app", "v1")
+	ctx, cancel := ctxT(time.Minute)
+	defer cancel()
+	if err := im.push(ctx, c.lb); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "berth.snap")
+	env := []string{"BERTH_TOKEN=" + adminToken}
+	run(t, env, ctl, "--server", "http://"+c.lb, "snapshot", "save", file)
+
+	fresh := &cluster{t: t, dir: t.TempDir(), minio: c.minio}
+	fresh.nodes = nil
+	for i := 1; i <= 3; i++ {
+		fresh.nodes = append(fresh.nodes, &node{
+			id:      fmt.Sprintf("fresh%d", i),
+			api:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			raft:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			gossip:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			dataDir: filepath.Join(fresh.dir, fmt.Sprintf("fresh%d", i)),
+		})
+	}
+	for _, nd := range fresh.nodes {
+		var join []string
+		for _, o := range fresh.nodes {
+			if o != nd {
+				join = append(join, o.gossip)
+			}
+		}
+		nd.args = []string{"serve", "--node-id", nd.id, "--addr", nd.api, "--data-dir", nd.dataDir,
+			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","), "--bootstrap-expect", "3"}
+		nd.env = c.nodes[0].env
+		fresh.start(nd)
+	}
+	for _, nd := range fresh.nodes {
+		fresh.waitReady(nd)
+	}
+	run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
+	for _, nd := range fresh.nodes {
+		waitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.verify(ctx, nd.api) })
+	}
+	// And the restored cluster takes new writes.
+	im2 := newImage("backup/app", "v2")
+	if err := im2.push(ctx, fresh.nodes[2].api); err != nil {
+		t.Fatalf("write after restore: %v", err)
+	}
+}
