@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDockerPartition runs three nodes as FROM-scratch containers on a
+// user-defined network and cuts the leader off with `docker network
+// disconnect`. The majority must elect a new leader and keep taking
+// writes; the isolated node must refuse writes and must not serve stale
+// reads; once reconnected it must converge.
+//
+// Each container sits on two networks: "raft" carries all node-to-node
+// traffic (Raft, gossip, forwarding: the addresses the nodes advertise)
+// and is the one partitioned; "client" is how the test and MinIO reach
+// the nodes. Docker isolates bridges from each other, so cutting "raft"
+// cuts the node off from its peers but not from the test.
+func TestDockerPartition(t *testing.T) {
+	d := newDockerEnv(t)
+	registryd, minio := tool(t, "registryd"), tool(t, "minio")
+	regImage := d.buildImage("registryd", registryd, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.registryd"))
+	minioImage := d.buildImage("minio", minio, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.minio"))
+
+	raftNet := d.network("raft", fmt.Sprintf("10.231.%d.0/24", 10+randByte()%200))
+	clientNet := d.network("client", "")
+	minioName := d.name("minio")
+	d.docker("run", "-d", "--name", minioName, "--network", clientNet.name,
+		"-e", "MINIO_ROOT_USER="+minioUser, "-e", "MINIO_ROOT_PASSWORD="+minioSecret, "-e", "MINIO_BROWSER=off",
+		minioImage, "server", "/data", "--address", ":9000")
+
+	prefix := strings.TrimSuffix(raftNet.subnet, "0/24")
+	type cnode struct{ id, name, raftIP, clientIP string }
+	var nodes []*cnode
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, &cnode{id: fmt.Sprintf("node%d", i), name: d.name(fmt.Sprintf("node%d", i)), raftIP: fmt.Sprintf("%s%d", prefix, 10+i)})
+	}
+	for _, n := range nodes {
+		var join []string
+		for _, o := range nodes {
+			if o != n {
+				join = append(join, o.raftIP+":7946")
+			}
+		}
+		d.docker("create", "--name", n.name, "--network", clientNet.name,
+			"-e", "BERTH_STORAGE_DRIVER=s3", "-e", "BERTH_STORAGE_S3_ENDPOINT="+minioName+":9000",
+			"-e", "BERTH_STORAGE_S3_BUCKET=berth", "-e", "BERTH_STORAGE_S3_ACCESSKEY="+minioUser,
+			"-e", "BERTH_STORAGE_S3_SECRETKEY="+minioSecret, "-e", "BERTH_STORAGE_S3_PATHSTYLE=true",
+			"-e", "BERTH_CLUSTER_SECRET="+secret, "-e", "BERTH_ADMIN_TOKEN="+adminToken,
+			"-e", "BERTH_RAFT_APPLYTIMEOUT=5s",
+			regImage, "serve", "--node-id", n.id, "--data-dir", "/data",
+			"--addr", "0.0.0.0:5000", "--advertise", n.raftIP+":5000",
+			"--raft-addr", "0.0.0.0:7000", "--raft-advertise", n.raftIP+":7000",
+			"--gossip-addr", "0.0.0.0:7946", "--gossip-advertise", n.raftIP+":7946",
+			"--join", strings.Join(join, ","), "--bootstrap-expect", "3")
+		d.docker("network", "connect", "--ip", n.raftIP, raftNet.name, n.name)
+		d.docker("start", n.name)
+		n.clientIP = d.ip(n.name, clientNet)
+	}
+	api := func(n *cnode) string { return n.clientIP + ":5000" }
+	for _, n := range nodes {
+		waitFor(t, n.id+" ready", 120*time.Second, func() error { return getOK("http://" + api(n) + "/readyz") })
+	}
+
+	c := &cluster{t: t}
+	before := newImage("part/app", "before")
+	ctx, cancel := ctxT(3 * time.Minute)
+	defer cancel()
+	if err := before.push(ctx, api(nodes[0])); err != nil {
+		t.Fatalf("push before partition: %v", err)
+	}
+	st, err := c.status(api(nodes[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var isolated *cnode
+	var majority []*cnode
+	for _, n := range nodes {
+		if n.id == st.Leader {
+			isolated = n
+		} else {
+			majority = append(majority, n)
+		}
+	}
+	if isolated == nil {
+		t.Fatalf("no leader among %v", st)
+	}
+	t.Logf("isolating leader %s", isolated.id)
+	d.docker("network", "disconnect", raftNet.name, isolated.name)
+
+	// The majority elects a new leader and keeps accepting pushes.
+	waitFor(t, "a new leader in the majority", 60*time.Second, func() error {
+		st, err := c.status(api(majority[0]))
+		if err != nil {
+			return err
+		}
+		if st.Leader == "" || st.Leader == isolated.id {
+			return fmt.Errorf("leader is %q", st.Leader)
+		}
+		return nil
+	})
+	after := newImage("part/app", "after")
+	waitFor(t, "a push to the majority", 60*time.Second, func() error { return after.push(ctx, api(majority[1])) })
+	for _, n := range majority {
+		if err := after.verify(ctx, api(n)); err != nil {
+			t.Errorf("majority node %s: %v", n.id, err)
+		}
+	}
+
+	// The isolated node refuses writes...
+	refused := newImage("part/app", "isolated")
+	if err := refused.push(ctx, api(isolated)); err == nil {
+		t.Errorf("isolated node %s acknowledged a write", isolated.id)
+	}
+	// ...and serves no stale reads: not the old tag, not a 404 for the new one.
+	for _, ref := range []string{"before", "after"} {
+		code, _, body, err := httpStatus(ctx, "GET", "http://"+api(isolated)+"/v2/part/app/manifests/"+ref, nil, nil)
+		if err != nil {
+			t.Fatalf("read on isolated node: %v", err)
+		}
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("isolated node answered GET %s with %d (%s), want 503", ref, code, strings.TrimSpace(string(body)))
+		}
+	}
+
+	// Reconnected, it converges.
+	d.docker("network", "connect", "--ip", isolated.raftIP, raftNet.name, isolated.name)
+	waitFor(t, isolated.id+" to converge", 90*time.Second, func() error { return after.verify(ctx, api(isolated)) })
+	if err := refused.verify(ctx, api(majority[0])); err == nil {
+		t.Errorf("the write the isolated node refused appeared after healing")
+	}
+}
+
+// dockerEnv names and cleans up everything a test creates.
+type dockerEnv struct {
+	t          *testing.T
+	id         string
+	containers []string
+	networks   []string
+	images     []string
+}
+
+type dockerNet struct{ name, subnet string }
+
+func newDockerEnv(t *testing.T) *dockerEnv {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Fatal("docker CLI not found: this test needs the Docker engine (it is not skipped)")
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Fatalf("Docker engine not reachable (this test is not skipped): %v\n%s", err, out)
+	}
+	d := &dockerEnv{t: t, id: hex.EncodeToString([]byte{randByte(), randByte(), randByte()})}
+	t.Cleanup(d.cleanup)
+	return d
+}
+
+func (d *dockerEnv) name(s string) string { return "berth-e2e-" + d.id + "-" + s }
+
+func (d *dockerEnv) docker(args ...string) string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if len(args) > 0 && (args[0] == "run" || args[0] == "create") {
+		d.containers = append(d.containers, args[slicesIndex(args, "--name")+1])
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func slicesIndex(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// buildImage wraps a static binary in a FROM scratch image.
+func (d *dockerEnv) buildImage(name, bin, dockerfile string) string {
+	ctxDir := d.t.TempDir()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, filepath.Base(bin)), b, 0o755); err != nil {
+		d.t.Fatal(err)
+	}
+	df, err := os.ReadFile(dockerfile)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), df, 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	tag := "berth-e2e/" + name + ":" + d.id
+	d.docker("build", "-q", "-t", tag, ctxDir)
+	d.images = append(d.images, tag)
+	return tag
+}
+
+func (d *dockerEnv) network(name, subnet string) dockerNet {
+	n := d.name(name)
+	args := []string{"network", "create"}
+	if subnet != "" {
+		args = append(args, "--subnet", subnet)
+	}
+	d.docker(append(args, n)...)
+	d.networks = append(d.networks, n)
+	return dockerNet{name: n, subnet: subnet}
+}
+
+func (d *dockerEnv) ip(container string, net dockerNet) string {
+	return d.docker("inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", net.name), container)
+}
+
+func (d *dockerEnv) cleanup() {
+	for _, c := range d.containers {
+		if d.t.Failed() {
+			out, _ := exec.Command("docker", "logs", "--tail", "80", c).CombinedOutput()
+			d.t.Logf("---- docker logs %s ----\n%s", c, out)
+		}
+		exec.Command("docker", "rm", "-f", "-v", c).Run()
+	}
+	for _, n := range d.networks {
+		exec.Command("docker", "network", "rm", n).Run()
+	}
+	for _, i := range d.images {
+		exec.Command("docker", "rmi", "-f", i).Run()
+	}
+}
+
+func randByte() byte {
+	var b [1]byte
+	rand.Read(b[:])
+	return b[0]
+}
