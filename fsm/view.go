@@ -1,14 +1,14 @@
 package fsm
 
 import (
+	"fmt"
+	"sort"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 
 	"github.com/opencontainers/go-digest"
 )
-
-// CONTRACT (to be implemented): the read side of the FSM. A View is a
-// consistent point-in-time snapshot of the materialized state (a go-memdb
-// read transaction), so a handler that makes several queries sees one state.
 
 // Manifest is the metadata the FSM keeps for a manifest; its bytes live in the
 // blob store under Digest.
@@ -42,4 +42,174 @@ type Resource struct {
 	Document   []byte
 	Created    time.Time
 	Updated    time.Time
+}
+
+// View is a consistent point-in-time read of the state (a go-memdb read
+// transaction): a handler that makes several queries sees one state.
+type View struct {
+	txn   *memdb.Txn
+	index uint64
+}
+
+// Index is the applied index the view reflects at least.
+func (v *View) Index() uint64 { return v.index }
+
+func (v *View) first(table string, args ...any) any {
+	o, err := v.txn.First(table, idx, args...)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: read %s: %v", table, err)) // schema bug
+	}
+	return o
+}
+
+// RepositoryExists reports whether the repository holds anything.
+func (v *View) RepositoryExists(repo string) bool { return v.first(tRepo, repo) != nil }
+
+// Repositories lists repository names after last in lexical order; n < 0
+// means no limit. more reports whether names remain after the page.
+func (v *View) Repositories(last string, n int) (names []string, more bool) {
+	it, err := v.txn.LowerBound(tRepo, idx, last)
+	if err != nil {
+		panic(err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		name := o.(*repoRow).Name
+		if name == last {
+			continue
+		}
+		if n >= 0 && len(names) == n {
+			return names, true
+		}
+		names = append(names, name)
+	}
+	return names, false
+}
+
+// Tags lists a repository's tags after last in lexical order.
+func (v *View) Tags(repo, last string, n int) (tags []string, more bool) {
+	it, err := v.txn.LowerBound(tTag, idx, repo, last)
+	if err != nil {
+		panic(err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		t := o.(*tagRow)
+		if t.Repo != repo {
+			break
+		}
+		if t.Tag == last {
+			continue
+		}
+		if n >= 0 && len(tags) == n {
+			return tags, true
+		}
+		tags = append(tags, t.Tag)
+	}
+	return tags, false
+}
+
+// Tag resolves a tag to a manifest digest.
+func (v *View) Tag(repo, tag string) (digest.Digest, bool) {
+	if t, ok := v.first(tTag, repo, tag).(*tagRow); ok {
+		return t.Digest, true
+	}
+	return "", false
+}
+
+// TagsFor lists the tags pointing at a manifest, sorted.
+func (v *View) TagsFor(repo string, d digest.Digest) []string {
+	it, err := v.txn.Get(tTag, idxDigest, repo, d.String())
+	if err != nil {
+		panic(err)
+	}
+	var tags []string
+	for o := it.Next(); o != nil; o = it.Next() {
+		tags = append(tags, o.(*tagRow).Tag)
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+// Manifest returns a manifest's metadata.
+func (v *View) Manifest(repo string, d digest.Digest) (Manifest, bool) {
+	if m, ok := v.first(tManifest, repo, d.String()).(*Manifest); ok {
+		return *m, true
+	}
+	return Manifest{}, false
+}
+
+// BlobLink reports whether a blob is visible in a repository.
+func (v *View) BlobLink(repo string, d digest.Digest) (BlobLink, bool) {
+	if b, ok := v.first(tBlob, repo, d.String()).(*BlobLink); ok {
+		return *b, true
+	}
+	return BlobLink{}, false
+}
+
+// FindBlobLink returns some repository's link to d, for a cross-repository
+// mount without a `from`.
+func (v *View) FindBlobLink(d digest.Digest) (BlobLink, bool) {
+	o, err := v.txn.First(tBlob, idxDigest, d.String())
+	if err != nil {
+		panic(err)
+	}
+	if b, ok := o.(*BlobLink); ok {
+		return *b, true
+	}
+	return BlobLink{}, false
+}
+
+// Referrers lists the manifests in repo whose subject is d, by digest.
+func (v *View) Referrers(repo string, subject digest.Digest) []Manifest {
+	it, err := v.txn.Get(tReferrer, idx+"_prefix", repo, subject.String())
+	if err != nil {
+		panic(err)
+	}
+	var out []Manifest
+	for o := it.Next(); o != nil; o = it.Next() {
+		r := o.(*referrerRow)
+		if r.Repo != repo || r.Subject != subject {
+			continue
+		}
+		if m, ok := v.Manifest(repo, r.Digest); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Resource returns one declarative resource.
+func (v *View) Resource(kind, name string) (Resource, bool) {
+	if r, ok := v.first(tResource, kind, name).(*Resource); ok {
+		return *r, true
+	}
+	return Resource{}, false
+}
+
+// Resources lists the resources of a kind, sorted by name.
+func (v *View) Resources(kind string) []Resource {
+	it, err := v.txn.Get(tResource, idx+"_prefix", kind+"\x00")
+	if err != nil {
+		panic(err)
+	}
+	var out []Resource
+	for o := it.Next(); o != nil; o = it.Next() {
+		out = append(out, *o.(*Resource))
+	}
+	return out
+}
+
+// ResourceHistory lists earlier generations of a resource, oldest first.
+func (v *View) ResourceHistory(kind, name string) []Resource {
+	it, err := v.txn.Get(tHistory, idx+"_prefix", kind, name)
+	if err != nil {
+		panic(err)
+	}
+	var out []Resource
+	for o := it.Next(); o != nil; o = it.Next() {
+		if h := o.(*historyRow); h.Kind == kind && h.Name == name {
+			out = append(out, h.Resource)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Generation < out[j].Generation })
+	return out
 }

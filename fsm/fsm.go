@@ -1,0 +1,139 @@
+// Package fsm is Berth's Raft state machine: it folds the events of the log
+// into the materialized state every node serves reads from.
+//
+// Apply is deterministic (ARCHITECTURE.md rule 2): it reads only the event
+// and the current state. Checks that depend on state (are the referenced
+// blobs linked? does the manifest exist?) run here, so the order of the log
+// settles every race between concurrent writers.
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+
+	"github.com/berth-registry/berth/events"
+)
+
+// FSM implements raft.FSM over a go-memdb database.
+type FSM struct {
+	logger *slog.Logger
+
+	// db is swapped wholesale by Restore; readers load it atomically.
+	db      atomic.Pointer[memdb.MemDB]
+	applied atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every apply
+}
+
+// New returns an empty FSM.
+func New(logger *slog.Logger) *FSM {
+	f := &FSM{logger: logger, notify: make(chan struct{})}
+	f.db.Store(newDB())
+	return f
+}
+
+func newDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema)
+	if err != nil {
+		panic(fmt.Sprintf("fsm schema: %v", err)) // a programming error, caught by every test
+	}
+	return db
+}
+
+// Apply folds one committed log entry into the state. It returns nil, or a
+// *Refusal when a state check failed, or an error for an entry this binary
+// cannot decode (a log written by a newer Berth).
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	defer f.advance(l.Index)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	ev, err := events.Decode(l.Data)
+	if err != nil {
+		f.logger.Error("cannot decode log entry; upgrade this node", "index", l.Index, "err", err)
+		return fmt.Errorf("log entry %d: %w", l.Index, err)
+	}
+	return f.applyEvent(ev)
+}
+
+// applyEvent runs one event in a write transaction that commits only if
+// the event is accepted.
+func (f *FSM) applyEvent(ev events.Event) error {
+	txn := f.db.Load().Txn(true)
+	defer txn.Abort()
+	w := writer{txn: txn, ev: ev}
+	var err error
+	switch p := ev.Payload.(type) {
+	case events.ManifestPut:
+		err = w.manifestPut(p)
+	case events.ManifestDeleted:
+		err = w.manifestDeleted(p)
+	case events.TagSet:
+		err = w.tagSet(p)
+	case events.TagDeleted:
+		err = w.tagDeleted(p)
+	case events.BlobLinked:
+		err = w.blobLinked(p)
+	case events.BlobUnlinked:
+		err = w.blobUnlinked(p)
+	case events.RepositoryDeleted:
+		err = w.repositoryDeleted(p)
+	case events.ResourceApplied:
+		err = w.resourceApplied(p)
+	case events.ResourceDeleted:
+		err = w.resourceDeleted(p)
+	default:
+		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
+	}
+	if err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+func (f *FSM) advance(index uint64) {
+	f.applied.Store(index)
+	f.notifyMu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.notifyMu.Unlock()
+}
+
+// AppliedIndex is the index of the last log entry this FSM applied (or the
+// index of the snapshot it was restored from).
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// WaitApplied blocks until the FSM has applied index, or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		if f.applied.Load() >= index {
+			return nil
+		}
+		f.notifyMu.Lock()
+		ch := f.notify
+		f.notifyMu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d (applied %d): %w", index, f.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+// View returns a consistent, point-in-time read of the state.
+func (f *FSM) View() *View {
+	// Index first: the transaction then reflects at least that index.
+	index := f.applied.Load()
+	return &View{txn: f.db.Load().Txn(false), index: index}
+}

@@ -1,0 +1,109 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/berth-registry/berth/events"
+)
+
+// historyLimit is how many earlier generations of a resource are kept.
+const historyLimit = 10
+
+// resourceApplied assigns metadata.generation deterministically: 1 on
+// create, +1 when spec, labels or annotations change, and no change at all
+// for an identical apply (so `clusterctl apply` is idempotent).
+func (w writer) resourceApplied(p events.ResourceApplied) error {
+	var doc map[string]any
+	if err := json.Unmarshal(p.Document, &doc); err != nil {
+		return refuse(CodeInvalid, "resource %s/%s: document is not a JSON object: %v", p.Kind, p.Name, err)
+	}
+	meta, _ := doc["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		doc["metadata"] = meta
+	}
+	now := w.ev.Time.UTC().Format(time.RFC3339)
+	res := Resource{Kind: p.Kind, Name: p.Name, Generation: 1, Created: w.ev.Time, Updated: w.ev.Time}
+
+	if old, ok := w.first(tResource, p.Kind, p.Name).(*Resource); ok {
+		var prev map[string]any
+		if err := json.Unmarshal(old.Document, &prev); err != nil {
+			panic(fmt.Sprintf("fsm: stored resource %s/%s is not JSON: %v", p.Kind, p.Name, err))
+		}
+		if sameDesiredState(prev, doc) {
+			return nil
+		}
+		res.Generation = old.Generation + 1
+		res.Created = old.Created
+		w.insert(tHistory, &historyRow{Kind: p.Kind, Name: p.Name, Generation: uint64(old.Generation), Resource: *old})
+		w.trimHistory(p.Kind, p.Name, uint64(res.Generation))
+	}
+	meta["generation"] = res.Generation
+	meta["creationTimestamp"] = res.Created.UTC().Format(time.RFC3339)
+	meta["updateTimestamp"] = now
+	b, err := json.Marshal(doc) // map keys marshal sorted: deterministic bytes
+	if err != nil {
+		return refuse(CodeInvalid, "resource %s/%s: %v", p.Kind, p.Name, err)
+	}
+	res.Document = b
+	w.insert(tResource, &res)
+	return nil
+}
+
+// sameDesiredState compares what the user controls, ignoring the fields
+// the FSM owns (generation and timestamps).
+func sameDesiredState(a, b map[string]any) bool {
+	pick := func(d map[string]any) [4]any {
+		m, _ := d["metadata"].(map[string]any)
+		var labels, annotations any
+		if m != nil {
+			labels, annotations = m["labels"], m["annotations"]
+		}
+		return [4]any{d["apiVersion"], d["spec"], labels, annotations}
+	}
+	return reflect.DeepEqual(pick(a), pick(b))
+}
+
+func (w writer) trimHistory(kind, name string, current uint64) {
+	var rows []*historyRow
+	it, err := w.txn.Get(tHistory, idx+"_prefix", kind, name)
+	if err != nil {
+		panic(err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if h := o.(*historyRow); h.Kind == kind && h.Name == name {
+			rows = append(rows, h)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Generation < rows[j].Generation })
+	for len(rows) > historyLimit {
+		w.delete(tHistory, rows[0])
+		rows = rows[1:]
+	}
+}
+
+func (w writer) resourceDeleted(p events.ResourceDeleted) error {
+	r := w.first(tResource, p.Kind, p.Name)
+	if r == nil {
+		return refuse(CodeResourceUnknown, "%s %q does not exist", p.Kind, p.Name)
+	}
+	w.delete(tResource, r)
+	var rows []any
+	it, err := w.txn.Get(tHistory, idx+"_prefix", p.Kind, p.Name)
+	if err != nil {
+		panic(err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if h := o.(*historyRow); h.Kind == p.Kind && h.Name == p.Name {
+			rows = append(rows, h)
+		}
+	}
+	for _, h := range rows {
+		w.delete(tHistory, h)
+	}
+	return nil
+}
