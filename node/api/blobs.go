@@ -1,0 +1,69 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/events"
+)
+
+// getBlob serves GET and HEAD. A blob is visible in a repository only
+// through a link in the FSM (rule 5), and its bytes must be in the store.
+func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ds string) {
+	d, err := blob.ParseDigest(ds)
+	if err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	view, err := h.reads.ReadView(r.Context())
+	if err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	if _, ok := view.BlobLink(name, d); !ok {
+		writeError(w, r, h.logger, blobUnknown(d))
+		return
+	}
+	f, _, err := h.blobs.Open(r.Context(), d)
+	if errors.Is(err, blob.ErrNotFound) {
+		writeError(w, r, h.logger, blobUnknown(d))
+		return
+	}
+	if err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	defer f.Close()
+	hd := w.Header()
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Etag", `"`+d.String()+`"`)
+	hd.Set("Cache-Control", "max-age=31536000")
+	// ServeContent answers Range with 206, If-None-Match with 304 and HEAD
+	// without a body, and sets Content-Length.
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func blobUnknown(d digest.Digest) *apiError {
+	return newErr(http.StatusNotFound, codeBlobUnknown, "blob "+d.String()+" unknown to this repository")
+}
+
+// deleteBlob unlinks a blob from the repository. The bytes stay until GC
+// finds no reference left.
+func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, name, ds string) {
+	d, err := blob.ParseDigest(ds)
+	if err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	if _, err := h.props.Propose(r.Context(), events.BlobUnlinked{Repo: name, Digest: d}); err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}
