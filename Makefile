@@ -1,6 +1,6 @@
 # Berth build, run and test entry points. Every tool a target needs is
 # installed by the target itself, pinned, through the Go module proxy or
-# apt-get, so a fresh machine needs nothing but Go and make.
+# apt-get, so a fresh machine needs nothing but Go, make and Docker.
 
 SHELL := /bin/bash
 GO ?= go
@@ -8,26 +8,58 @@ BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 export GOBIN := $(BIN)
 
-CRANE_VERSION       := v0.22.1
-REGCTL_VERSION      := v0.11.7
-STATICCHECK_VERSION := v0.8.2
+CRANE_VERSION        := v0.22.1
+REGCTL_VERSION       := v0.11.7
+STATICCHECK_VERSION  := v0.8.2
+MINIO_VERSION        := v0.0.0-20260212201848-7aac2a2c5b7c
+DISTRIBUTION_VERSION := v3.1.2
 
-.PHONY: all build run test unit e2e fuzz lint tools clean
+# Fuzz targets run briefly by `make test`: package:target pairs.
+FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
+	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML
+FUZZTIME ?= 8s
+
+.PHONY: all build run test unit e2e fuzz lint tools haproxy clean
 
 all: build
 
-## build: compile registryd and clusterctl into ./bin
+## build: compile registryd and clusterctl (static) into ./bin
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/registryd ./cmd/registryd
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/clusterctl ./cmd/clusterctl
 
-## run: the single-node default: local disk under ./data, embedded NATS, 127.0.0.1:5000
+## run: the single-node default: local disk under ./data, 127.0.0.1:5000
 run: build
 	$(BIN)/registryd serve
 
-## tools: pinned crane, regctl and staticcheck into ./bin
-tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck
+## test: everything CI runs: lint, unit tests, fuzzing, end-to-end tests
+test: tools build lint unit fuzz e2e
+
+## unit: package tests (fsm, blob, events, node, api, ...)
+unit:
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
+
+## fuzz: each fuzz target for $(FUZZTIME)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+## e2e: real binaries driven by crane, regctl, docker, clusterctl, MinIO and HAProxy
+e2e: tools build
+	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
+
+## lint: gofmt, go vet and staticcheck must be clean
+lint: $(BIN)/staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+## tools: pinned crane, regctl, staticcheck and MinIO into ./bin; HAProxy from Debian
+tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck $(BIN)/minio haproxy
 
 $(BIN)/crane:
 	$(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
@@ -35,3 +67,11 @@ $(BIN)/regctl:
 	$(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
 $(BIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# MinIO builds from source in a few minutes; static so it runs FROM scratch.
+$(BIN)/minio:
+	CGO_ENABLED=0 $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+haproxy:
+	@command -v haproxy >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
+
+clean:
+	rm -rf $(BIN) e2e.log
