@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -91,8 +92,22 @@ func (n *Node) restore(body io.Reader) error {
 	if hdr.Version != 1 {
 		return fmt.Errorf("snapshot file version %d is newer than this node understands", hdr.Version)
 	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: hdr.Index, Term: max(hdr.Term, 1)}
-	if err := n.raft.raft.Restore(meta, br, 5*time.Minute); err != nil {
+	// Raft wants the size up front; spool the state to the data dir.
+	tmp, err := os.CreateTemp(n.cfg.Storage.DataDir, "restore-*")
+	if err != nil {
+		return fmt.Errorf("spool backup: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	size, err := io.Copy(tmp, br)
+	if err != nil {
+		return fmt.Errorf("spool backup: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: hdr.Index, Term: max(hdr.Term, 1), Size: size}
+	if err := n.raft.raft.Restore(meta, tmp, 5*time.Minute); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	n.logger.Info("restored state from backup", "index", hdr.Index, "from", hdr.Node, "taken", hdr.Time)
