@@ -120,15 +120,28 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 	switch cfg.Storage.Driver {
 	case "s3":
 		c := cfg.Storage.S3
-		st, err := s3.New(ctx, s3.Config{
+		s3cfg := s3.Config{
 			Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region,
 			AccessKey: c.AccessKey, SecretKey: c.SecretKey,
 			Secure: c.Secure, PathStyle: c.PathStyle, Prefix: c.Prefix,
-		}, logger)
-		if err != nil {
-			return nil, fmt.Errorf("open s3 blob store: %w", err)
 		}
-		return st, nil
+		// Object storage often starts alongside the registry (compose,
+		// Kubernetes): wait for it for a while rather than exit at once.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			st, err := s3.New(ctx, s3cfg, logger)
+			if err == nil {
+				return st, nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return nil, fmt.Errorf("open s3 blob store: %w", err)
+			}
+			logger.Warn("object storage not reachable yet; retrying", "endpoint", c.Endpoint, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
 	default:
 		st, err := blob.NewFS(cfg.Storage.DataDir, logger)
 		if err != nil {
