@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/e2e/harness"
 )
 
 const (
@@ -25,7 +27,7 @@ type node struct {
 	api, raft, gossip string
 	dataDir           string
 	args, env         []string
-	p                 *proc
+	p                 *harness.Proc
 }
 
 type cluster struct {
@@ -34,16 +36,16 @@ type cluster struct {
 	minio   string // host:port
 	nodes   []*node
 	lb      string // HAProxy host:port
-	haproxy *proc
+	haproxy *harness.Proc
 }
 
 func startMinIO(t *testing.T, dir string) string {
-	port, console := freePort(t), freePort(t)
+	port, console := harness.FreePort(t), harness.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProc(t, "minio", tool(t, "minio"),
+	harness.StartProc(t, "minio", harness.Tool(t, "minio"),
 		[]string{"server", filepath.Join(dir, "minio"), "--address", addr, "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet"},
 		[]string{"MINIO_ROOT_USER=" + minioUser, "MINIO_ROOT_PASSWORD=" + minioSecret, "MINIO_BROWSER=off"})
-	waitFor(t, "minio", 60*time.Second, func() error { return getOK("http://" + addr + "/minio/health/live") })
+	harness.WaitFor(t, "minio", 60*time.Second, func() error { return harness.GetOK("http://" + addr + "/minio/health/live") })
 	return addr
 }
 
@@ -55,9 +57,9 @@ func newCluster(t *testing.T, n int) *cluster {
 	for i := 1; i <= n; i++ {
 		c.nodes = append(c.nodes, &node{
 			id:      fmt.Sprintf("node%d", i),
-			api:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			raft:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			gossip:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			api:     fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
+			raft:    fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
+			gossip:  fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 			dataDir: filepath.Join(c.dir, fmt.Sprintf("node%d", i)),
 		})
 	}
@@ -86,20 +88,20 @@ func newCluster(t *testing.T, n int) *cluster {
 }
 
 func (c *cluster) start(nd *node) {
-	nd.p = startProc(c.t, nd.id, tool(c.t, "registryd"), nd.args, nd.env)
+	nd.p = harness.StartProc(c.t, nd.id, harness.Tool(c.t, "registryd"), nd.args, nd.env)
 }
 
 func (c *cluster) waitReady(nd *node) {
-	waitFor(c.t, nd.id+" ready", 90*time.Second, func() error {
-		if nd.p.exited() {
-			c.t.Fatalf("%s exited: %v\n%s", nd.id, nd.p.err, tail(nd.p.out.String(), 4000))
+	harness.WaitFor(c.t, nd.id+" ready", 90*time.Second, func() error {
+		if nd.p.Exited() {
+			c.t.Fatalf("%s exited: %v\n%s", nd.id, nd.p.Err, harness.Tail(nd.p.Out.String(), 4000))
 		}
-		return getOK("http://" + nd.api + "/readyz")
+		return harness.GetOK("http://" + nd.api + "/readyz")
 	})
 }
 
 func (c *cluster) startHAProxy() {
-	port := freePort(c.t)
+	port := harness.FreePort(c.t)
 	c.lb = fmt.Sprintf("127.0.0.1:%d", port)
 	var servers strings.Builder
 	for _, nd := range c.nodes {
@@ -127,8 +129,8 @@ backend berth
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	c.haproxy = startProc(c.t, "haproxy", tool(c.t, "haproxy"), []string{"-db", "-f", path}, nil)
-	waitFor(c.t, "haproxy", 30*time.Second, func() error { return getOK("http://" + c.lb + "/v2/") })
+	c.haproxy = harness.StartProc(c.t, "haproxy", harness.Tool(c.t, "haproxy"), []string{"-db", "-f", path}, nil)
+	harness.WaitFor(c.t, "haproxy", 30*time.Second, func() error { return harness.GetOK("http://" + c.lb + "/v2/") })
 }
 
 // clusterStatus is the JSON that `clusterctl status -o json` prints.
@@ -148,7 +150,7 @@ func (c *cluster) status(via string) (clusterStatus, error) {
 	var st clusterStatus
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	code, _, body, err := httpStatus(ctx, "GET", "http://"+via+"/admin/v1/cluster/status",
+	code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+via+"/admin/v1/cluster/status",
 		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
 	if err != nil {
 		return st, err
@@ -162,10 +164,10 @@ func (c *cluster) status(via string) (clusterStatus, error) {
 // leader returns the node that leads, as every live node agrees.
 func (c *cluster) leader() *node {
 	var found *node
-	waitFor(c.t, "an agreed leader", 30*time.Second, func() error {
+	harness.WaitFor(c.t, "an agreed leader", 30*time.Second, func() error {
 		var leader string
 		for _, nd := range c.nodes {
-			if nd.p.exited() {
+			if nd.p.Exited() {
 				continue
 			}
 			st, err := c.status(nd.api)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/e2e/harness"
 )
 
 // TestDockerPartition runs three nodes as FROM-scratch containers on a
@@ -27,7 +29,7 @@ import (
 // cuts the node off from its peers but not from the test.
 func TestDockerPartition(t *testing.T) {
 	d := newDockerEnv(t)
-	registryd, minio := tool(t, "registryd"), tool(t, "minio")
+	registryd, minio := harness.Tool(t, "registryd"), harness.Tool(t, "minio")
 	regImage := d.buildImage("registryd", registryd, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.registryd"))
 	minioImage := d.buildImage("minio", minio, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.minio"))
 
@@ -68,7 +70,7 @@ func TestDockerPartition(t *testing.T) {
 	}
 	api := func(n *cnode) string { return n.clientIP + ":5000" }
 	for _, n := range nodes {
-		waitFor(t, n.id+" ready", 120*time.Second, func() error { return getOK("http://" + api(n) + "/readyz") })
+		harness.WaitFor(t, n.id+" ready", 120*time.Second, func() error { return harness.GetOK("http://" + api(n) + "/readyz") })
 	}
 
 	c := &cluster{t: t}
@@ -98,7 +100,7 @@ func TestDockerPartition(t *testing.T) {
 	d.docker("network", "disconnect", raftNet.name, isolated.name)
 
 	// The majority elects a new leader and keeps accepting pushes.
-	waitFor(t, "a new leader in the majority", 60*time.Second, func() error {
+	harness.WaitFor(t, "a new leader in the majority", 60*time.Second, func() error {
 		st, err := c.status(api(majority[0]))
 		if err != nil {
 			return err
@@ -109,7 +111,7 @@ func TestDockerPartition(t *testing.T) {
 		return nil
 	})
 	after := newImage("part/app", "after")
-	waitFor(t, "a push to the majority", 60*time.Second, func() error { return after.push(ctx, api(majority[1])) })
+	harness.WaitFor(t, "a push to the majority", 60*time.Second, func() error { return after.push(ctx, api(majority[1])) })
 	for _, n := range majority {
 		if err := after.verify(ctx, api(n)); err != nil {
 			t.Errorf("majority node %s: %v", n.id, err)
@@ -123,7 +125,7 @@ func TestDockerPartition(t *testing.T) {
 	}
 	// ...and serves no stale reads: not the old tag, not a 404 for the new one.
 	for _, ref := range []string{"before", "after"} {
-		code, _, body, err := httpStatus(ctx, "GET", "http://"+api(isolated)+"/v2/part/app/manifests/"+ref, nil, nil)
+		code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+api(isolated)+"/v2/part/app/manifests/"+ref, nil, nil)
 		if err != nil {
 			t.Fatalf("read on isolated node: %v", err)
 		}
@@ -134,7 +136,7 @@ func TestDockerPartition(t *testing.T) {
 
 	// Reconnected, it converges.
 	d.docker("network", "connect", "--ip", isolated.raftIP, raftNet.name, isolated.name)
-	waitFor(t, isolated.id+" to converge", 90*time.Second, func() error { return after.verify(ctx, api(isolated)) })
+	harness.WaitFor(t, isolated.id+" to converge", 90*time.Second, func() error { return after.verify(ctx, api(isolated)) })
 	if err := refused.verify(ctx, api(majority[0])); err == nil {
 		t.Errorf("the write the isolated node refused appeared after healing")
 	}

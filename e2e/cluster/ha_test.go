@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/e2e/harness"
 )
 
 // TestCluster runs the HA scenarios against one three-node cluster on
@@ -45,7 +47,7 @@ func (c *cluster) testImmediateVisibility(t *testing.T) {
 }
 
 func (c *cluster) testRealClients(t *testing.T) {
-	crane, regctl := tool(t, "crane"), tool(t, "regctl")
+	crane, regctl := harness.Tool(t, "crane"), harness.Tool(t, "regctl")
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
 	layer := filepath.Join(home, "layer.tar")
@@ -53,25 +55,25 @@ func (c *cluster) testRealClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := c.lb + "/clients/hello:1"
-	run(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
-	digest := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", ref))
+	harness.Run(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", ref))
 	for _, nd := range c.nodes {
-		got := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", nd.api+"/clients/hello:1"))
+		got := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", nd.api+"/clients/hello:1"))
 		if got != digest {
 			t.Errorf("%s serves digest %s, want %s", nd.id, got, digest)
 		}
 	}
-	run(t, env, regctl, "registry", "set", c.lb, "--tls", "disabled")
+	harness.Run(t, env, regctl, "registry", "set", c.lb, "--tls", "disabled")
 	for _, nd := range c.nodes {
-		run(t, env, regctl, "registry", "set", nd.api, "--tls", "disabled")
+		harness.Run(t, env, regctl, "registry", "set", nd.api, "--tls", "disabled")
 	}
-	run(t, env, regctl, "image", "copy", ref, c.lb+"/clients/copy:1")
+	harness.Run(t, env, regctl, "image", "copy", ref, c.lb+"/clients/copy:1")
 	for _, nd := range c.nodes {
-		out := run(t, env, regctl, "tag", "ls", nd.api+"/clients/copy")
+		out := harness.Run(t, env, regctl, "tag", "ls", nd.api+"/clients/copy")
 		if strings.TrimSpace(out) != "1" {
 			t.Errorf("%s tags of clients/copy = %q, want 1", nd.id, out)
 		}
-		got := strings.TrimSpace(run(t, env, regctl, "image", "digest", nd.api+"/clients/copy:1"))
+		got := strings.TrimSpace(harness.Run(t, env, regctl, "image", "digest", nd.api+"/clients/copy:1"))
 		if got != digest {
 			t.Errorf("%s copy digest %s, want %s", nd.id, got, digest)
 		}
@@ -87,7 +89,7 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	repo := "chunked/blob"
 	ctx, cancel := ctxT(2 * time.Minute)
 	defer cancel()
-	code, hdr, body, err := httpStatus(ctx, "POST", "http://"+c.nodes[0].api+"/v2/"+repo+"/blobs/uploads/", nil, nil)
+	code, hdr, body, err := harness.HTTPStatus(ctx, "POST", "http://"+c.nodes[0].api+"/v2/"+repo+"/blobs/uploads/", nil, nil)
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("start upload: %d %v %s", code, err, body)
 	}
@@ -97,7 +99,7 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 		end := min(off+chunk, len(data))
 		nd := c.nodes[(i+1)%len(c.nodes)]
 		url := "http://" + nd.api + pathOf(loc)
-		code, hdr, body, err := httpStatus(ctx, "PATCH", url, map[string]string{
+		code, hdr, body, err := harness.HTTPStatus(ctx, "PATCH", url, map[string]string{
 			"Content-Type":  "application/octet-stream",
 			"Content-Range": fmt.Sprintf("%d-%d", off, end-1),
 		}, bytes.NewReader(data[off:end]))
@@ -115,12 +117,12 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	if strings.Contains(loc, "?") {
 		sep = "&"
 	}
-	code, _, body, err = httpStatus(ctx, "PUT", "http://"+c.nodes[2].api+pathOf(loc)+sep+"digest="+digest, nil, nil)
+	code, _, body, err = harness.HTTPStatus(ctx, "PUT", "http://"+c.nodes[2].api+pathOf(loc)+sep+"digest="+digest, nil, nil)
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("close upload: %d %v %s", code, err, body)
 	}
 	for _, nd := range c.nodes {
-		code, _, got, err := httpStatus(ctx, "GET", "http://"+nd.api+"/v2/"+repo+"/blobs/"+digest, nil, nil)
+		code, _, got, err := harness.HTTPStatus(ctx, "GET", "http://"+nd.api+"/v2/"+repo+"/blobs/"+digest, nil, nil)
 		if err != nil || code != http.StatusOK || !bytes.Equal(got, data) {
 			t.Errorf("%s: blob after round-robin upload: %d %v (len %d)", nd.id, code, err, len(got))
 		}
@@ -189,11 +191,11 @@ func (c *cluster) testFailover(t *testing.T) {
 	outage = 0 // measure only around the kill
 	mu.Unlock()
 	killedAt := time.Now()
-	leader.p.kill()
+	leader.p.Kill()
 	t.Logf("killed %s (SIGKILL) after %d acknowledged pushes", leader.id, before)
 
 	// Writes must resume through the load balancer.
-	waitFor(t, "pushes to resume after the kill", 60*time.Second, func() error {
+	harness.WaitFor(t, "pushes to resume after the kill", 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if lastOK.After(killedAt) && len(acked) > before+5 {
@@ -227,7 +229,7 @@ func (c *cluster) testFailover(t *testing.T) {
 	// The killed node restarts with its data and catches up.
 	c.start(leader)
 	c.waitReady(leader)
-	waitFor(t, leader.id+" to catch up", 60*time.Second, func() error {
+	harness.WaitFor(t, leader.id+" to catch up", 60*time.Second, func() error {
 		st, err := c.status(newLeader.api)
 		if err != nil {
 			return err
@@ -255,7 +257,7 @@ func (c *cluster) testFailover(t *testing.T) {
 // A backup taken with clusterctl restores into a fresh cluster that shares
 // the bucket, which then serves the same tags and manifests.
 func (c *cluster) testSnapshotRestore(t *testing.T) {
-	ctl := tool(t, "clusterctl")
+	ctl := harness.Tool(t, "clusterctl")
 	im := newImage("backup/app", "v1")
 	ctx, cancel := ctxT(time.Minute)
 	defer cancel()
@@ -264,16 +266,16 @@ func (c *cluster) testSnapshotRestore(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "berth.snap")
 	env := []string{"BERTH_TOKEN=" + adminToken}
-	run(t, env, ctl, "--server", "http://"+c.lb, "snapshot", "save", file)
+	harness.Run(t, env, ctl, "--server", "http://"+c.lb, "snapshot", "save", file)
 
 	fresh := &cluster{t: t, dir: t.TempDir(), minio: c.minio}
 	fresh.nodes = nil
 	for i := 1; i <= 3; i++ {
 		fresh.nodes = append(fresh.nodes, &node{
 			id:      fmt.Sprintf("fresh%d", i),
-			api:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			raft:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			gossip:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			api:     fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
+			raft:    fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
+			gossip:  fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 			dataDir: filepath.Join(fresh.dir, fmt.Sprintf("fresh%d", i)),
 		})
 	}
@@ -292,9 +294,9 @@ func (c *cluster) testSnapshotRestore(t *testing.T) {
 	for _, nd := range fresh.nodes {
 		fresh.waitReady(nd)
 	}
-	run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
+	harness.Run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
 	for _, nd := range fresh.nodes {
-		waitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.verify(ctx, nd.api) })
+		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.verify(ctx, nd.api) })
 	}
 	// And the restored cluster takes new writes.
 	im2 := newImage("backup/app", "v2")

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/berth-registry/berth/e2e/harness"
 )
 
 // image is a tiny OCI image pushed by raw HTTP: one config, one layer.
@@ -40,7 +42,7 @@ func newImage(repo, tag string) image {
 // It returns nil only when the registry acknowledged the manifest (201).
 func (im image) push(ctx context.Context, base string) error {
 	for _, b := range [][]byte{im.config, im.layer} {
-		code, _, body, err := httpStatus(ctx, "POST",
+		code, _, body, err := harness.HTTPStatus(ctx, "POST",
 			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.repo, sha(b)),
 			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
 		if err != nil {
@@ -50,7 +52,7 @@ func (im image) push(ctx context.Context, base string) error {
 			return fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
 		}
 	}
-	code, hdr, body, err := httpStatus(ctx, "PUT",
+	code, hdr, body, err := harness.HTTPStatus(ctx, "PUT",
 		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.repo, im.tag),
 		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(im.manifest))
 	if err != nil {
@@ -67,7 +69,7 @@ func (im image) push(ctx context.Context, base string) error {
 
 // verify pulls the image back through base and checks every byte.
 func (im image) verify(ctx context.Context, base string) error {
-	code, hdr, body, err := httpStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.repo, im.tag),
+	code, hdr, body, err := harness.HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.repo, im.tag),
 		map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil)
 	if err != nil {
 		return err
@@ -79,7 +81,7 @@ func (im image) verify(ctx context.Context, base string) error {
 		return fmt.Errorf("%s:%s on %s: manifest bytes differ", im.repo, im.tag, base)
 	}
 	for _, b := range [][]byte{im.config, im.layer} {
-		code, _, got, err := httpStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.repo, sha(b)), nil, nil)
+		code, _, got, err := harness.HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.repo, sha(b)), nil, nil)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
-// Package cluster holds multi-process tests of a three-node Berth cluster
-// on loopback: real MinIO, real HAProxy, real registryd binaries, real
-// clients. Nothing here imports Berth's packages; it drives built binaries.
-package cluster
+// Package harness runs the built binaries that the end-to-end tests drive:
+// registryd, clusterctl, MinIO, HAProxy, crane and regctl. Nothing here
+// imports Berth's own packages.
+package harness
 
 import (
 	"bytes"
@@ -21,36 +21,36 @@ import (
 )
 
 // binDir is where `make build tools` puts every binary the tests run.
-func binDir() string {
+func BinDir() string {
 	if d := os.Getenv("BERTH_BIN"); d != "" {
 		return d
 	}
-	abs, _ := filepath.Abs("../../bin")
+	abs, _ := filepath.Abs(filepath.Join(moduleRoot(), "bin"))
 	return abs
 }
 
 // tool finds a required binary. A missing one fails the test: CI must not
 // go green by skipping the cluster tests.
-func tool(t testing.TB, name string) string {
+func Tool(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(binDir(), name)
+	p := filepath.Join(BinDir(), name)
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	t.Fatalf("%s not found in %s or PATH: run `make tools build` first", name, binDir())
+	t.Fatalf("%s not found in %s or PATH: run `make tools build` first", name, BinDir())
 	return ""
 }
 
-// proc is one child process with its output captured for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
+// Proc is one child process with its output captured for failure reports.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Out  *syncBuffer
 	done chan struct{}
-	err  error
+	Err  error
 }
 
 type syncBuffer struct {
@@ -70,28 +70,28 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startProc(t testing.TB, name, bin string, args, env []string) *proc {
+func StartProc(t testing.TB, name, bin string, args, env []string) *Proc {
 	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
+	p := &Proc{Name: name, Out: &syncBuffer{}, done: make(chan struct{})}
+	p.Cmd = exec.Command(bin, args...)
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.Stdout = p.Out
+	p.Cmd.Stderr = p.Out
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	go func() { p.Err = p.Cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		p.kill()
+		p.Kill()
 		if t.Failed() {
-			t.Logf("---- %s output (last 6000 bytes) ----\n%s", name, tail(p.out.String(), 6000))
+			t.Logf("---- %s output (last 6000 bytes) ----\n%s", name, Tail(p.Out.String(), 6000))
 		}
 	})
 	return p
 }
 
-func tail(s string, n int) string {
+func Tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
 	}
@@ -99,29 +99,29 @@ func tail(s string, n int) string {
 }
 
 // kill sends SIGKILL: no chance to flush, snapshot or say goodbye.
-func (p *proc) kill() {
+func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t testing.TB) {
+func (p *Proc) Stop(t testing.TB) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
-		t.Errorf("%s did not exit within 60s of SIGTERM", p.name)
-		p.kill()
+		t.Errorf("%s did not exit within 60s of SIGTERM", p.Name)
+		p.Kill()
 	}
 }
 
-func (p *proc) exited() bool {
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -130,7 +130,7 @@ func (p *proc) exited() bool {
 	}
 }
 
-func freePort(t testing.TB) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,7 +141,7 @@ func freePort(t testing.TB) int {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -154,7 +154,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 }
 
-func httpStatus(ctx context.Context, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
+func HTTPStatus(ctx context.Context, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, nil, err
@@ -171,10 +171,10 @@ func httpStatus(ctx context.Context, method, url string, hdr map[string]string, 
 	return resp.StatusCode, resp.Header, b, nil
 }
 
-func getOK(url string) error {
+func GetOK(url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	code, _, body, err := httpStatus(ctx, "GET", url, nil, nil)
+	code, _, body, err := HTTPStatus(ctx, "GET", url, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func getOK(url string) error {
 	return nil
 }
 
-func run(t testing.TB, env []string, bin string, args ...string) string {
+func Run(t testing.TB, env []string, bin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -195,4 +195,15 @@ func run(t testing.TB, env []string, bin string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// moduleRoot finds the repository root (the directory holding go.mod).
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
 }
