@@ -74,10 +74,10 @@ func TestDockerPartition(t *testing.T) {
 	}
 
 	c := &cluster{t: t}
-	before := newImage("part/app", "before")
-	ctx, cancel := ctxT(3 * time.Minute)
+	before := harness.NewImage("part/app", "before")
+	ctx, cancel := harness.Ctx(3 * time.Minute)
 	defer cancel()
-	if err := before.push(ctx, api(nodes[0])); err != nil {
+	if err := before.Push(ctx, api(nodes[0])); err != nil {
 		t.Fatalf("push before partition: %v", err)
 	}
 	st, err := c.status(api(nodes[0]))
@@ -110,17 +110,17 @@ func TestDockerPartition(t *testing.T) {
 		}
 		return nil
 	})
-	after := newImage("part/app", "after")
-	harness.WaitFor(t, "a push to the majority", 60*time.Second, func() error { return after.push(ctx, api(majority[1])) })
+	after := harness.NewImage("part/app", "after")
+	harness.WaitFor(t, "a push to the majority", 60*time.Second, func() error { return after.Push(ctx, api(majority[1])) })
 	for _, n := range majority {
-		if err := after.verify(ctx, api(n)); err != nil {
+		if err := after.Verify(ctx, api(n)); err != nil {
 			t.Errorf("majority node %s: %v", n.id, err)
 		}
 	}
 
 	// The isolated node refuses writes...
-	refused := newImage("part/app", "isolated")
-	if err := refused.push(ctx, api(isolated)); err == nil {
+	refused := harness.NewImage("part/app", "isolated")
+	if err := refused.Push(ctx, api(isolated)); err == nil {
 		t.Errorf("isolated node %s acknowledged a write", isolated.id)
 	}
 	// ...and serves no stale reads: not the old tag, not a 404 for the new one.
@@ -136,8 +136,8 @@ func TestDockerPartition(t *testing.T) {
 
 	// Reconnected, it converges.
 	d.docker("network", "connect", "--ip", isolated.raftIP, raftNet.name, isolated.name)
-	harness.WaitFor(t, isolated.id+" to converge", 90*time.Second, func() error { return after.verify(ctx, api(isolated)) })
-	if err := refused.verify(ctx, api(majority[0])); err == nil {
+	harness.WaitFor(t, isolated.id+" to converge", 90*time.Second, func() error { return after.Verify(ctx, api(isolated)) })
+	if err := refused.Verify(ctx, api(majority[0])); err == nil {
 		t.Errorf("the write the isolated node refused appeared after healing")
 	}
 }

@@ -31,14 +31,14 @@ func TestCluster(t *testing.T) {
 // the manifest: followers use a read-index barrier, not their local state.
 func (c *cluster) testImmediateVisibility(t *testing.T) {
 	for i := range 10 {
-		im := newImage("vis/app", fmt.Sprintf("v%d", i))
-		ctx, cancel := ctxT(30 * time.Second)
-		if err := im.push(ctx, c.lb); err != nil {
+		im := harness.NewImage("vis/app", fmt.Sprintf("v%d", i))
+		ctx, cancel := harness.Ctx(30 * time.Second)
+		if err := im.Push(ctx, c.lb); err != nil {
 			cancel()
 			t.Fatalf("push %d: %v", i, err)
 		}
 		for _, nd := range c.nodes {
-			if err := im.verify(ctx, nd.api); err != nil {
+			if err := im.Verify(ctx, nd.api); err != nil {
 				t.Errorf("immediately after push %d: %v", i, err)
 			}
 		}
@@ -85,9 +85,9 @@ func (c *cluster) testRealClients(t *testing.T) {
 func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	data := make([]byte, 12<<20+12345)
 	rand.Read(data)
-	digest := sha(data)
+	digest := harness.Sha(data)
 	repo := "chunked/blob"
-	ctx, cancel := ctxT(2 * time.Minute)
+	ctx, cancel := harness.Ctx(2 * time.Minute)
 	defer cancel()
 	code, hdr, body, err := harness.HTTPStatus(ctx, "POST", "http://"+c.nodes[0].api+"/v2/"+repo+"/blobs/uploads/", nil, nil)
 	if err != nil || code != http.StatusAccepted {
@@ -146,7 +146,7 @@ func (c *cluster) testFailover(t *testing.T) {
 
 	var (
 		mu       sync.Mutex
-		acked    []image
+		acked    []harness.Image
 		lastOK   = time.Now()
 		outage   time.Duration
 		failures int
@@ -163,9 +163,9 @@ func (c *cluster) testFailover(t *testing.T) {
 					return
 				default:
 				}
-				im := newImage(fmt.Sprintf("failover/w%d", w), fmt.Sprintf("t%d", i))
-				ctx, cancel := ctxT(20 * time.Second)
-				err := im.push(ctx, c.lb)
+				im := harness.NewImage(fmt.Sprintf("failover/w%d", w), fmt.Sprintf("t%d", i))
+				ctx, cancel := harness.Ctx(20 * time.Second)
+				err := im.Push(ctx, c.lb)
 				cancel()
 				now := time.Now()
 				mu.Lock()
@@ -218,10 +218,10 @@ func (c *cluster) testFailover(t *testing.T) {
 	if newLeader == leader {
 		t.Fatalf("killed node %s is still reported as leader", leader.id)
 	}
-	ctx, cancel := ctxT(5 * time.Minute)
+	ctx, cancel := harness.Ctx(5 * time.Minute)
 	defer cancel()
 	for _, im := range acked {
-		if err := im.verify(ctx, c.lb); err != nil {
+		if err := im.Verify(ctx, c.lb); err != nil {
 			t.Errorf("acknowledged push lost: %v", err)
 		}
 	}
@@ -249,7 +249,7 @@ func (c *cluster) testFailover(t *testing.T) {
 		return nil
 	})
 	last := acked[len(acked)-1]
-	if err := last.verify(ctx, leader.api); err != nil {
+	if err := last.Verify(ctx, leader.api); err != nil {
 		t.Errorf("restarted node: %v", err)
 	}
 }
@@ -258,10 +258,10 @@ func (c *cluster) testFailover(t *testing.T) {
 // the bucket, which then serves the same tags and manifests.
 func (c *cluster) testSnapshotRestore(t *testing.T) {
 	ctl := harness.Tool(t, "clusterctl")
-	im := newImage("backup/app", "v1")
-	ctx, cancel := ctxT(time.Minute)
+	im := harness.NewImage("backup/app", "v1")
+	ctx, cancel := harness.Ctx(time.Minute)
 	defer cancel()
-	if err := im.push(ctx, c.lb); err != nil {
+	if err := im.Push(ctx, c.lb); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "berth.snap")
@@ -296,11 +296,11 @@ func (c *cluster) testSnapshotRestore(t *testing.T) {
 	}
 	harness.Run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
 	for _, nd := range fresh.nodes {
-		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.verify(ctx, nd.api) })
+		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.Verify(ctx, nd.api) })
 	}
 	// And the restored cluster takes new writes.
-	im2 := newImage("backup/app", "v2")
-	if err := im2.push(ctx, fresh.nodes[2].api); err != nil {
+	im2 := harness.NewImage("backup/app", "v2")
+	if err := im2.Push(ctx, fresh.nodes[2].api); err != nil {
 		t.Fatalf("write after restore: %v", err)
 	}
 }

@@ -1,0 +1,95 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Image is a tiny OCI image pushed by raw HTTP: one config, one layer.
+type Image struct {
+	Repo, Tag      string
+	Config, Layer  []byte
+	Manifest       []byte
+	ManifestDigest string
+}
+
+func Sha(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
+
+func NewImage(repo, tag string) Image {
+	layer := make([]byte, 1024)
+	rand.Read(layer)
+	config := fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, Sha(layer))
+	m, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Sha(config), "size": len(config)},
+		"layers":        []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Sha(layer), "size": len(layer)}},
+	})
+	return Image{Repo: repo, Tag: tag, Config: config, Layer: layer, Manifest: m, ManifestDigest: Sha(m)}
+}
+
+// Push uploads the image through base (a node or the load balancer) the
+// way a client does: monolithic blob uploads, then the manifest by tag.
+// It returns nil only when the registry acknowledged the manifest (201).
+func (im Image) Push(ctx context.Context, base string) error {
+	for _, b := range [][]byte{im.Config, im.Layer} {
+		code, _, body, err := HTTPStatus(ctx, "POST",
+			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)),
+			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		if code != http.StatusCreated {
+			return fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
+		}
+	}
+	code, hdr, body, err := HTTPStatus(ctx, "PUT",
+		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
+		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(im.Manifest))
+	if err != nil {
+		return err
+	}
+	if code != http.StatusCreated {
+		return fmt.Errorf("manifest put: %d %s", code, strings.TrimSpace(string(body)))
+	}
+	if got := hdr.Get("Docker-Content-Digest"); got != im.ManifestDigest {
+		return fmt.Errorf("manifest digest %s, want %s", got, im.ManifestDigest)
+	}
+	return nil
+}
+
+// Verify pulls the image back through base and checks every byte.
+func (im Image) Verify(ctx context.Context, base string) error {
+	code, hdr, body, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
+		map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("%s:%s on %s: manifest %d %s", im.Repo, im.Tag, base, code, strings.TrimSpace(string(body)))
+	}
+	if !bytes.Equal(body, im.Manifest) || hdr.Get("Docker-Content-Digest") != im.ManifestDigest {
+		return fmt.Errorf("%s:%s on %s: manifest bytes differ", im.Repo, im.Tag, base)
+	}
+	for _, b := range [][]byte{im.Config, im.Layer} {
+		code, _, got, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.Repo, Sha(b)), nil, nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !bytes.Equal(got, b) {
+			return fmt.Errorf("%s on %s: blob %s: %d", im.Repo, base, Sha(b), code)
+		}
+	}
+	return nil
+}
+
+func Ctx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
