@@ -472,4 +472,3 @@ func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
 	}
 	return n, nil
 }
-
