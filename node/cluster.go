@@ -17,28 +17,27 @@ import (
 // reads), then keeps the Raft configuration in line with gossip. On losing
 // it, everything started for the term is cancelled (rule 9).
 func (n *Node) leaderLoop(ctx context.Context) {
-	var cancel context.CancelFunc = func() {}
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	stopTerm := func() {}
+	defer func() { stopTerm() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case isLeader := <-n.raft.raft.LeaderCh():
-			cancel()
-			wg.Wait()
+			stopTerm()
+			stopTerm = func() {}
 			if !isLeader {
 				n.logger.Info("lost leadership")
-				cancel = func() {}
 				continue
 			}
-			var lctx context.Context
-			lctx, cancel = context.WithCancel(ctx)
+			lctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				n.lead(lctx)
 			}()
+			stopTerm = func() { cancel(); wg.Wait() }
 		}
 	}
 }
