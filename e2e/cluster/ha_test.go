@@ -25,6 +25,7 @@ func TestCluster(t *testing.T) {
 	t.Run("ChunkedUploadRoundRobin", c.testChunkedRoundRobin)
 	t.Run("KillLeaderDuringPushes", c.testFailover)
 	t.Run("SnapshotRestoreIntoFreshCluster", c.testSnapshotRestore)
+	t.Run("ClusterctlMembership", c.testMembership)
 }
 
 // Right after each acknowledged push, with no sleep, every node must serve
