@@ -178,7 +178,9 @@ func (n *Node) localStatus() NodeStatus {
 		State:        r.State().String(),
 		Term:         r.CurrentTerm(),
 		CommitIndex:  r.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
+		// Raft's applied index counts every entry (no-ops, configuration),
+		// so it compares with the commit index; the FSM only sees commands.
+		AppliedIndex: r.AppliedIndex(),
 		LastIndex:    r.LastIndex(),
 		Leader:       string(leader),
 		Version:      n.version,
