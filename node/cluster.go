@@ -171,13 +171,13 @@ func (n *Node) localStatus() NodeStatus {
 	r := n.raft.raft
 	_, leader := r.LeaderWithID()
 	st := NodeStatus{
-		ID:           n.cfg.Node.ID,
-		APIAddr:      n.apiAdvertise(),
-		RaftAddr:     n.raftAdvertise(),
-		Region:       n.cfg.Node.Region,
-		State:        r.State().String(),
-		Term:         r.CurrentTerm(),
-		CommitIndex:  r.CommitIndex(),
+		ID:          n.cfg.Node.ID,
+		APIAddr:     n.apiAdvertise(),
+		RaftAddr:    n.raftAdvertise(),
+		Region:      n.cfg.Node.Region,
+		State:       r.State().String(),
+		Term:        r.CurrentTerm(),
+		CommitIndex: r.CommitIndex(),
 		// Raft's applied index counts every entry (no-ops, configuration),
 		// so it compares with the commit index; the FSM only sees commands.
 		AppliedIndex: r.AppliedIndex(),
