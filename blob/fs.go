@@ -262,7 +262,10 @@ func (s *FS) StartUpload(_ context.Context, alg digest.Algorithm) (UploadStatus,
 	}
 	f.Close()
 	st := uploadState{Algorithm: alg, Started: time.Now().UTC()}
-	if err := s.saveState(dir, st, h); err != nil {
+	// An empty session is not fsync'd: if a crash loses it, the client's
+	// next request gets BLOB_UPLOAD_UNKNOWN and starts over; no
+	// acknowledged byte is lost. Sessions holding data are synced.
+	if err := s.writeState(dir, st, h, false); err != nil {
 		return UploadStatus{}, err
 	}
 	return UploadStatus{ID: id, Algorithm: alg, Started: st.Started}, nil
@@ -284,6 +287,11 @@ func (s *FS) readState(dir string) (uploadState, error) {
 }
 
 func (s *FS) saveState(dir string, st uploadState, h hash.Hash) error {
+	return s.writeState(dir, st, h, true)
+}
+
+// writeState replaces the state file atomically, durably when sync is set.
+func (s *FS) writeState(dir string, st uploadState, h hash.Hash, sync bool) error {
 	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("save hash state: %w", err)
@@ -291,11 +299,19 @@ func (s *FS) saveState(dir string, st uploadState, h hash.Hash) error {
 	st.Hash = hs
 	b, _ := json.Marshal(st)
 	tmp := filepath.Join(dir, "state.tmp")
-	if err := writeFileSync(tmp, b); err != nil {
-		return err
+	if sync {
+		err = writeFileSync(tmp, b)
+	} else {
+		err = os.WriteFile(tmp, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("save upload state: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, "state")); err != nil {
 		return fmt.Errorf("save upload state: %w", err)
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(dir)
 }

@@ -197,22 +197,61 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 		writeError(w, r, h.logger, err)
 		return
 	}
-	if r.ContentLength != 0 {
-		if _, err := h.appendChunk(r, id); err != nil {
-			h.chunkError(w, r, name, id, err)
-			return
-		}
-	}
-	info, err := h.blobs.Commit(r.Context(), id, d)
-	if err != nil {
+	var info blob.Info
+	if whole, err := h.wholeBlobInPut(r, id); err != nil {
 		writeError(w, r, h.logger, err)
 		return
+	} else if whole {
+		// POST then a PUT with everything (what docker and crane do for
+		// small blobs): stream straight into place, no session bookkeeping.
+		info, err = h.blobs.Put(r.Context(), d, r.ContentLength, r.Body)
+		// The session is done either way: a failed close leaves nothing.
+		if cerr := h.blobs.CancelUpload(r.Context(), id); cerr != nil {
+			h.logger.Warn("drop finished upload session", "id", id, "err", cerr)
+		}
+		if err != nil {
+			writeError(w, r, h.logger, err)
+			return
+		}
+	} else {
+		if r.ContentLength != 0 {
+			if _, err := h.appendChunk(r, id); err != nil {
+				h.chunkError(w, r, name, id, err)
+				return
+			}
+		}
+		if info, err = h.blobs.Commit(r.Context(), id, d); err != nil {
+			writeError(w, r, h.logger, err)
+			return
+		}
 	}
 	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size}); err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}
 	blobCreated(w, name, d)
+}
+
+// wholeBlobInPut reports whether a closing PUT carries the entire blob: the
+// session holds no bytes yet and the body starts at offset 0.
+func (h *handler) wholeBlobInPut(r *http.Request, id string) (bool, error) {
+	if r.ContentLength == 0 {
+		return false, nil
+	}
+	st, err := h.blobs.UploadStatus(r.Context(), id)
+	if err != nil {
+		return false, err
+	}
+	if st.Offset != 0 {
+		return false, nil
+	}
+	if cr := r.Header.Get("Content-Range"); cr != "" {
+		start, _, err := blob.ParseContentRange(cr)
+		if err != nil || start != 0 {
+			return false, nil // appendChunk reports the problem
+		}
+	}
+	return true, nil
 }
 
 func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id string) {
