@@ -49,6 +49,9 @@ type HTTPConfig struct {
 	Advertise string `yaml:"advertise"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdowntimeout"`
+	// Pprof serves Go's profiler under /debug/pprof/ (admin token
+	// required). Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // StorageConfig says where state and blobs live.
