@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,8 @@ import (
 // Layout under root (docs/design.md):
 //
 //	blobs/<alg>/<hh>/<hex>   content, written once, visible only by rename
-//	uploads/<id>/data        bytes received so far
-//	uploads/<id>/state       offset, algorithm and hash state (JSON)
+//	uploads/<id>.json        offset, algorithm and hash state
+//	uploads/<id>.data        bytes received so far (created by the first append)
 //	tmp/                     files on their way into blobs/
 //
 // Every write is fsync'd before it is acknowledged, and every rename's
@@ -229,11 +230,16 @@ type uploadState struct {
 
 var uploadIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-func (s *FS) uploadDir(id string) (string, error) {
+// uploadPaths returns a session's state and data files. A session is
+// two plain files rather than a directory: creating and removing them is
+// what a push pays for on every blob, and metadata operations are the
+// expensive ones while other requests fsync.
+func (s *FS) uploadPaths(id string) (state, data string, err error) {
 	if !uploadIDRe.MatchString(id) {
-		return "", ErrUploadUnknown
+		return "", "", ErrUploadUnknown
 	}
-	return filepath.Join(s.root, "uploads", id), nil
+	base := filepath.Join(s.root, "uploads", id)
+	return base + ".json", base + ".data", nil
 }
 
 func (s *FS) lock(id string) func() {
@@ -252,27 +258,34 @@ func (s *FS) StartUpload(_ context.Context, alg digest.Algorithm) (UploadStatus,
 	raw := make([]byte, 16)
 	rand.Read(raw)
 	id := hex.EncodeToString(raw)
-	dir := filepath.Join(s.root, "uploads", id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	state, _, _ := s.uploadPaths(id)
+	st := uploadState{Algorithm: alg, Started: time.Now().UTC()}
+	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	st.Hash = hs
+	b, _ := json.Marshal(st)
+	// An empty session is written once and not fsync'd: if a crash loses
+	// it, the client's next request gets BLOB_UPLOAD_UNKNOWN and starts
+	// over; no acknowledged byte is lost. Sessions holding data are synced.
+	f, err := os.OpenFile(state, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
 		return UploadStatus{}, fmt.Errorf("create upload: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
-	if err != nil {
-		return UploadStatus{}, fmt.Errorf("create upload data: %w", err)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	f.Close()
-	st := uploadState{Algorithm: alg, Started: time.Now().UTC()}
-	// An empty session is not fsync'd: if a crash loses it, the client's
-	// next request gets BLOB_UPLOAD_UNKNOWN and starts over; no
-	// acknowledged byte is lost. Sessions holding data are synced.
-	if err := s.writeState(dir, st, h, false); err != nil {
-		return UploadStatus{}, err
+	if err != nil {
+		os.Remove(state)
+		return UploadStatus{}, fmt.Errorf("create upload: %w", err)
 	}
 	return UploadStatus{ID: id, Algorithm: alg, Started: st.Started}, nil
 }
 
-func (s *FS) readState(dir string) (uploadState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "state"))
+func (s *FS) readState(path string) (uploadState, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return uploadState{}, ErrUploadUnknown
 	}
@@ -281,39 +294,30 @@ func (s *FS) readState(dir string) (uploadState, error) {
 	}
 	var st uploadState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return uploadState{}, fmt.Errorf("corrupt upload state: %w", err)
+		// Only a new, empty session is written in place (not renamed), so
+		// a torn state file is one that never held data.
+		s.logger.Warn("discarding torn upload state", "path", path, "err", err)
+		return uploadState{}, ErrUploadUnknown
 	}
 	return st, nil
 }
 
-func (s *FS) saveState(dir string, st uploadState, h hash.Hash) error {
-	return s.writeState(dir, st, h, true)
-}
-
-// writeState replaces the state file atomically, durably when sync is set.
-func (s *FS) writeState(dir string, st uploadState, h hash.Hash, sync bool) error {
+// saveState replaces the state file atomically and durably.
+func (s *FS) saveState(path string, st uploadState, h hash.Hash) error {
 	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("save hash state: %w", err)
 	}
 	st.Hash = hs
 	b, _ := json.Marshal(st)
-	tmp := filepath.Join(dir, "state.tmp")
-	if sync {
-		err = writeFileSync(tmp, b)
-	} else {
-		err = os.WriteFile(tmp, b, 0o600)
-	}
-	if err != nil {
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, b); err != nil {
 		return fmt.Errorf("save upload state: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "state")); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("save upload state: %w", err)
 	}
-	if !sync {
-		return nil
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 func writeFileSync(path string, b []byte) error {
@@ -344,11 +348,11 @@ func (st uploadState) hash() (hash.Hash, error) {
 }
 
 func (s *FS) UploadStatus(_ context.Context, id string) (UploadStatus, error) {
-	dir, err := s.uploadDir(id)
+	state, _, err := s.uploadPaths(id)
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	st, err := s.readState(dir)
+	st, err := s.readState(state)
 	if err != nil {
 		return UploadStatus{}, err
 	}
@@ -356,12 +360,12 @@ func (s *FS) UploadStatus(_ context.Context, id string) (UploadStatus, error) {
 }
 
 func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	dir, err := s.uploadDir(id)
+	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return 0, err
 	}
 	defer s.lock(id)()
-	st, err := s.readState(dir)
+	st, err := s.readState(state)
 	if err != nil {
 		return 0, err
 	}
@@ -372,7 +376,7 @@ func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(data, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("open upload data: %w", err)
 	}
@@ -395,7 +399,7 @@ func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (
 		return 0, fmt.Errorf("sync upload data: %w", err)
 	}
 	st.Offset += n
-	if err := s.saveState(dir, st, h); err != nil {
+	if err := s.saveState(state, st, h); err != nil {
 		return 0, err
 	}
 	return st.Offset, nil
@@ -408,16 +412,21 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 	if !Supported(d.Algorithm()) {
 		return Info{}, fmt.Errorf("%w: %s", ErrUnsupported, d.Algorithm())
 	}
-	dir, err := s.uploadDir(id)
+	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return Info{}, err
 	}
 	defer s.lock(id)()
-	st, err := s.readState(dir)
+	st, err := s.readState(state)
 	if err != nil {
 		return Info{}, err
 	}
-	data := filepath.Join(dir, "data")
+	if st.Offset == 0 {
+		// An empty blob: make the data file so it can be moved into place.
+		if err := writeFileSync(data, nil); err != nil {
+			return Info{}, fmt.Errorf("create upload data: %w", err)
+		}
+	}
 	if err := os.Truncate(data, st.Offset); err != nil {
 		return Info{}, fmt.Errorf("trim upload data: %w", err)
 	}
@@ -442,7 +451,7 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 		}
 	}
 	if got != d {
-		os.RemoveAll(dir)
+		s.removeSession(state, data)
 		return Info{}, fmt.Errorf("%w: uploaded content is %s", ErrDigestMismatch, got)
 	}
 	if _, err := os.Stat(s.blobPath(d)); err != nil {
@@ -450,22 +459,29 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 			return Info{}, err
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		s.logger.Warn("remove finished upload", "id", id, "err", err)
-	}
+	s.removeSession(state, data)
 	return Info{Digest: d, Size: st.Offset}, nil
 }
 
+func (s *FS) removeSession(state, data string) {
+	for _, p := range []string{data, state, state + ".tmp"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.logger.Warn("remove upload file", "path", p, "err", err)
+		}
+	}
+}
+
 func (s *FS) CancelUpload(_ context.Context, id string) error {
-	dir, err := s.uploadDir(id)
+	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return err
 	}
 	defer s.lock(id)()
-	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
+	if _, err := os.Stat(state); err != nil {
 		return ErrUploadUnknown
 	}
-	return os.RemoveAll(dir)
+	s.removeSession(state, data)
+	return nil
 }
 
 // PurgeUploads removes sessions started before olderThan (abandoned
@@ -477,14 +493,20 @@ func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
 	}
 	n := 0
 	for _, e := range entries {
-		dir := filepath.Join(s.root, "uploads", e.Name())
-		st, err := s.readState(dir)
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		state, data, err := s.uploadPaths(id)
+		if err != nil {
+			continue
+		}
+		st, err := s.readState(state)
 		if err == nil && !st.Started.Before(olderThan) {
 			continue
 		}
-		if os.RemoveAll(dir) == nil {
-			n++
-		}
+		s.removeSession(state, data)
+		n++
 	}
 	return n, nil
 }

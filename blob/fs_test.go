@@ -43,7 +43,7 @@ func TestFSAppendAfterCrashTruncates(t *testing.T) {
 	if _, err := s.Append(ctx, st.ID, 0, bytes.NewReader([]byte("hello "))); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(filepath.Join(root, "uploads", st.ID, "data"), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(root, "uploads", st.ID+".data"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
