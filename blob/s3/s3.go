@@ -1,6 +1,29 @@
 // Package s3 stores blobs in MinIO or any S3-compatible service, so that
 // every node of a cluster sees the same bytes and can continue any upload
 // (ARCHITECTURE.md rules 4 and 7).
+//
+// Keys, all under Config.Prefix:
+//
+//	blobs/<alg>/<hh>/<hex>                 content, under its digest
+//	tmp/<random>                           a large Put or Commit on its way in
+//	uploads/<id>/state                     session state (JSON), replaced with If-Match
+//	uploads/<id>/chunk-<offset>-<random>   one object per appended chunk
+//
+// The one invariant (rule 4): a blobs/ key never holds bytes that do not
+// hash to its name. It holds because a blobs/ key is only ever written
+//
+//   - by one PutObject of a body already held in memory and verified
+//     (blobs up to 16 MiB: most manifests, configs and small layers), or
+//   - by a server-side copy or compose, which S3 completes atomically, from
+//     objects whose bytes this process hashed and verified first: a tmp/
+//     object (large Puts, streamed Commits) or the chunks of a session
+//     (Commit; the session's hash state covers exactly the listed chunks).
+//
+// Streaming straight to the final key and failing the request on a
+// mismatch was rejected: whether the failure reaches S3 before the last
+// byte does depends on the client library's buffering (io.ReadFull drops
+// an error that arrives with the bytes that fill its buffer, and a
+// known-length multipart upload never asks for more).
 package s3
 
 import (
@@ -9,11 +32,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net/http"
-	"path"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -25,32 +48,34 @@ import (
 
 // Config points the store at a bucket.
 type Config struct {
+	// Endpoint is host:port. A scheme ("https://minio:9000") is accepted
+	// and then decides Secure.
 	Endpoint  string
 	Bucket    string
 	Region    string
 	AccessKey string
 	SecretKey string
 	Secure    bool
+	// PathStyle forces bucket-in-path URLs, which MinIO and most
+	// self-hosted S3 services need.
 	PathStyle bool
-	// Prefix is prepended to every key, to share a bucket.
+	// Prefix puts every key under a folder, to share a bucket; a trailing
+	// slash is added if missing.
 	Prefix string
 }
 
-// partSize is the multipart part size for bodies of unknown length; it is
-// also the memory one such upload holds.
+// partSize is the multipart part size for large bodies, and the size up to
+// which a body is buffered and verified in memory before it is sent.
+// Memory per in-flight large upload is about twice this. With S3's 10,000
+// parts it caps a blob of unknown length at 160 GiB.
 const partSize = 16 << 20
 
-// Store implements blob.Store on S3.
-//
-// Keys:
-//
-//	<prefix>blobs/<alg>/<hh>/<hex>          content, under its digest
-//	<prefix>uploads/<id>/state              session state (JSON), updated with If-Match
-//	<prefix>uploads/<id>/c-<offset>         one object per chunk
-//
-// A blob's key never holds wrong bytes: content streams to its final key
-// through a reader that fails the request, instead of ending it, when the
-// digest does not match, so S3 never completes the object.
+// maxCopySize is the largest object one CopyObject request may copy;
+// larger ones go through a multipart copy (ComposeObject).
+const maxCopySize = 5 << 30
+
+// Store implements blob.Store on S3. See the package comment for keys and
+// the write-once invariant.
 type Store struct {
 	c      *minio.Client
 	bucket string
@@ -62,53 +87,110 @@ var _ blob.Store = (*Store)(nil)
 
 // New connects and creates the bucket if it does not exist.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	endpoint, secure, err := parseEndpoint(cfg.Endpoint, cfg.Secure)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3 blob store: no bucket: set storage.s3.bucket")
+	}
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3 transport: %w", err)
+	}
+	tr.MaxIdleConnsPerHost = 64
+	// A server-side copy of a multi-GiB blob may take minutes before S3
+	// answers; the caller's context bounds the request instead.
+	tr.ResponseHeaderTimeout = 10 * time.Minute
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
+	c, err := minio.New(endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:       cfg.Secure,
+		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-		},
+		Transport:    tr,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)
+		return nil, fmt.Errorf("s3 client for %s: %w (check storage.s3.endpoint)", endpoint, err)
 	}
-	s := &Store{c: c, bucket: cfg.Bucket, prefix: cfg.Prefix, logger: logger}
+	prefix := strings.Trim(cfg.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	s := &Store{c: c, bucket: cfg.Bucket, prefix: prefix, logger: logger}
+
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ok, err := c.BucketExists(ctx, cfg.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("s3 %s: checking bucket %q: %w (check storage.s3.endpoint and credentials)", cfg.Endpoint, cfg.Bucket, err)
+		return nil, fmt.Errorf("s3 %s: checking bucket %q: %w (check storage.s3.endpoint, storage.s3.bucket and the credentials)", endpoint, cfg.Bucket, err)
 	}
 	if !ok {
 		if err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
+			// Another node may have created it in the meantime.
 			if exists, err2 := c.BucketExists(ctx, cfg.Bucket); err2 != nil || !exists {
-				return nil, fmt.Errorf("create bucket %q: %w (create it by hand or grant s3:CreateBucket)", cfg.Bucket, err)
+				return nil, fmt.Errorf("s3 %s: bucket %q does not exist and creating it failed: %w (create bucket %q, allow s3:CreateBucket, or set storage.s3.bucket)", endpoint, cfg.Bucket, err, cfg.Bucket)
 			}
+		} else {
+			logger.Info("created bucket", "bucket", cfg.Bucket, "endpoint", endpoint)
 		}
 	}
 	return s, nil
 }
 
-func (s *Store) blobKey(d digest.Digest) string {
-	h := d.Encoded()
-	return path.Join(s.prefix+"blobs", d.Algorithm().String(), h[:2], h)
+// parseEndpoint accepts "host:port" or a URL with a scheme.
+func parseEndpoint(ep string, secure bool) (string, bool, error) {
+	if ep == "" {
+		return "", false, errors.New("s3 blob store: no endpoint: set storage.s3.endpoint (host:port)")
+	}
+	if !strings.Contains(ep, "://") {
+		return ep, secure, nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return "", false, fmt.Errorf("s3 blob store: endpoint %q: want host:port or http(s)://host:port (set storage.s3.endpoint)", ep)
+	}
+	switch u.Scheme {
+	case "https":
+		return u.Host, true, nil
+	case "http":
+		return u.Host, false, nil
+	}
+	return "", false, fmt.Errorf("s3 blob store: endpoint %q: scheme must be http or https", ep)
 }
 
+func (s *Store) blobKey(d digest.Digest) string {
+	h := d.Encoded()
+	return s.prefix + "blobs/" + d.Algorithm().String() + "/" + h[:2] + "/" + h
+}
+
+func (s *Store) tmpKey() string { return s.prefix + "tmp/" + newID() }
+
+// notFound reports whether S3 said the key (or bucket) does not exist.
 func notFound(err error) bool {
-	return minio.ToErrorResponse(err).Code == "NoSuchKey" || minio.ToErrorResponse(err).StatusCode == http.StatusNotFound
+	r := minio.ToErrorResponse(err)
+	return r.Code == "NoSuchKey" || r.StatusCode == http.StatusNotFound
+}
+
+func checkDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
+	}
+	if !blob.Supported(d.Algorithm()) {
+		return fmt.Errorf("%w: %s (use sha256 or sha512)", blob.ErrUnsupported, d.Algorithm())
+	}
+	return nil
 }
 
 func (s *Store) Stat(ctx context.Context, d digest.Digest) (blob.Info, error) {
-	if err := d.Validate(); err != nil {
-		return blob.Info{}, fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
+	if err := checkDigest(d); err != nil {
+		return blob.Info{}, err
 	}
 	oi, err := s.c.StatObject(ctx, s.bucket, s.blobKey(d), minio.StatObjectOptions{})
 	if err != nil {
@@ -120,17 +202,21 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (blob.Info, error) {
 	return blob.Info{Digest: d, Size: oi.Size}, nil
 }
 
-// Open returns a seekable reader; minio's Object turns each Seek into a
-// ranged GET, so a Range request downloads only what it asks for.
+// Open returns minio's *Object, which is lazy: Seek only moves an offset,
+// and the Read after it sends one GET with "Range: bytes=<offset>-". The
+// caller reads what it needs and Close drops the connection, so a Range
+// request moves what it asked for plus what was in flight in TCP buffers,
+// not the whole blob. The object is pinned to the ETag seen first, so a
+// reader never mixes two versions (blobs are written once anyway).
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, blob.Info, error) {
-	if err := d.Validate(); err != nil {
-		return nil, blob.Info{}, fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
+	if err := checkDigest(d); err != nil {
+		return nil, blob.Info{}, err
 	}
 	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(d), minio.GetObjectOptions{})
 	if err != nil {
 		return nil, blob.Info{}, fmt.Errorf("s3 get %s: %w", d, err)
 	}
-	oi, err := obj.Stat()
+	oi, err := obj.Stat() // a HEAD; no content moves until the first Read
 	if err != nil {
 		obj.Close()
 		if notFound(err) {
@@ -141,77 +227,32 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, b
 	return obj, blob.Info{Digest: d, Size: oi.Size}, nil
 }
 
-func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (blob.Info, error) {
-	if err := d.Validate(); err != nil {
-		return blob.Info{}, fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
-	}
-	if !blob.Supported(d.Algorithm()) {
-		return blob.Info{}, fmt.Errorf("%w: %s", blob.ErrUnsupported, d.Algorithm())
-	}
-	vr := &verifyingReader{r: r, h: d.Algorithm().Hash(), want: d, size: size}
-	if _, err := s.Stat(ctx, d); err == nil {
-		// Already stored: still check the client's bytes, write nothing.
-		if _, err := io.Copy(io.Discard, vr); err != nil {
-			return blob.Info{}, err
-		}
-		return blob.Info{Digest: d, Size: vr.n}, nil
-	}
-	_, err := s.c.PutObject(ctx, s.bucket, s.blobKey(d), vr, size, minio.PutObjectOptions{
-		ContentType: "application/octet-stream", PartSize: partSize,
-	})
-	if vr.err != nil {
-		return blob.Info{}, vr.err
-	}
-	if err != nil {
-		return blob.Info{}, fmt.Errorf("s3 put %s: %w", d, err)
-	}
-	return blob.Info{Digest: d, Size: vr.n}, nil
-}
-
-// verifyingReader hashes what passes through and, at the end, fails the
-// read instead of returning io.EOF if the content is not what was promised.
-type verifyingReader struct {
-	r    io.Reader
-	h    hash.Hash
-	want digest.Digest
-	size int64
-	n    int64
-	err  error
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
-	}
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if v.size >= 0 && v.n > v.size {
-		v.err = fmt.Errorf("%w: more than the declared %d bytes", blob.ErrSizeMismatch, v.size)
-		return n, v.err
-	}
-	end := errors.Is(err, io.EOF) || (v.size >= 0 && v.n == v.size)
-	if end {
-		if v.size >= 0 && v.n != v.size {
-			v.err = fmt.Errorf("%w: got %d bytes, expected %d", blob.ErrSizeMismatch, v.n, v.size)
-		} else if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
-			v.err = fmt.Errorf("%w: content is %s", blob.ErrDigestMismatch, got)
-		}
-		if v.err != nil {
-			return n, v.err
-		}
-	}
-	return n, err
-}
-
+// Delete removes a blob. S3 deletes are idempotent, so the Stat is what
+// reports a missing blob as blob.ErrNotFound, as the filesystem does.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
-	}
 	if _, err := s.Stat(ctx, d); err != nil {
 		return err
 	}
-	return s.c.RemoveObject(ctx, s.bucket, s.blobKey(d), minio.RemoveObjectOptions{})
+	if err := s.c.RemoveObject(ctx, s.bucket, s.blobKey(d), minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("s3 delete %s: %w", d, err)
+	}
+	return nil
+}
+
+// cleanupCtx outlives the request that triggers a cleanup: a client that
+// hangs up must not leave temp objects or half-removed sessions behind.
+func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+}
+
+// removeKey deletes one object, logging (not returning) a failure: it is
+// for garbage that PurgeUploads would find later anyway.
+func (s *Store) removeKey(ctx context.Context, key string) {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		s.logger.Warn("s3: remove temporary object; PurgeUploads retries", "key", key, "err", err)
+	}
 }
 
 func newID() string {

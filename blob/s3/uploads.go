@@ -3,14 +3,13 @@ package s3
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"path"
+	"net/http"
 	"regexp"
 	"time"
 
@@ -20,12 +19,9 @@ import (
 	"github.com/berth-registry/berth/blob"
 )
 
-// minComposePart is S3's smallest part for a server-side compose (all but
-// the last source).
-const minComposePart = 5 << 20
-
-// session is an upload's durable state, stored in the bucket so that any
-// node can take the next request.
+// session is an upload's durable state, kept in the bucket so that any node
+// can take the next request (rule 7). Hash is the marshaled hash state
+// after exactly the bytes of Chunks, in order.
 type session struct {
 	Offset    int64            `json:"offset"`
 	Algorithm digest.Algorithm `json:"algorithm"`
@@ -34,24 +30,29 @@ type session struct {
 	Chunks    []chunk          `json:"chunks"`
 }
 
+// chunk is one appended object. Names carry the offset (so a listing reads
+// in order) and a random suffix: two nodes racing to append at the same
+// offset write different objects, so the loser can never overwrite the
+// bytes the winner's state points at.
 type chunk struct {
-	Key  string `json:"key"`
+	Name string `json:"name"`
 	Size int64  `json:"size"`
+	ETag string `json:"etag"`
 }
+
+// maxStateSize bounds what load reads; a state holds ~100 bytes per chunk.
+const maxStateSize = 8 << 20
 
 var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-func (s *Store) stateKey(id string) string { return s.prefix + "uploads/" + id + "/state" }
+// errDamaged means a state object does not decode.
+var errDamaged = errors.New("damaged upload state")
 
-func newHash(alg digest.Algorithm) (hash.Hash, error) {
-	switch alg {
-	case digest.SHA256:
-		return sha256.New(), nil
-	case digest.SHA512:
-		return sha512.New(), nil
-	}
-	return nil, fmt.Errorf("%w: %q", blob.ErrUnsupported, alg)
-}
+// errConflict means the state changed (or vanished) between load and save.
+var errConflict = errors.New("upload state changed concurrently")
+
+func (s *Store) sessionDir(id string) string { return s.prefix + "uploads/" + id + "/" }
+func (s *Store) stateKey(id string) string   { return s.sessionDir(id) + "state" }
 
 func (st *session) hash() (hash.Hash, error) {
 	h, err := newHash(st.Algorithm)
@@ -64,7 +65,8 @@ func (st *session) hash() (hash.Hash, error) {
 	return h, nil
 }
 
-// load reads a session and the ETag its next save must match.
+// load reads a session and the ETag of exactly that version, which the
+// next save must match.
 func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 	if !idRe.MatchString(id) {
 		return session{}, "", blob.ErrUploadUnknown
@@ -74,41 +76,49 @@ func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 		return session{}, "", fmt.Errorf("s3 read upload %s: %w", id, err)
 	}
 	defer obj.Close()
-	b, err := io.ReadAll(obj)
+	b, err := io.ReadAll(io.LimitReader(obj, maxStateSize))
 	if err != nil {
 		if notFound(err) {
 			return session{}, "", blob.ErrUploadUnknown
 		}
 		return session{}, "", fmt.Errorf("s3 read upload %s: %w", id, err)
 	}
-	oi, err := obj.Stat()
+	oi, err := obj.Stat() // from the same GET response: the ETag of b
 	if err != nil {
 		return session{}, "", fmt.Errorf("s3 read upload %s: %w", id, err)
 	}
 	var st session
 	if err := json.Unmarshal(b, &st); err != nil {
-		return session{}, "", fmt.Errorf("corrupt upload state %s: %w", id, err)
+		return session{}, "", fmt.Errorf("upload %s: %w: %v (cancel it and upload again)", id, errDamaged, err)
 	}
 	return st, oi.ETag, nil
 }
 
-// save writes the state. With etag set, the write succeeds only if nobody
-// else changed the state since it was read: two nodes racing on one
-// session cannot both advance it.
+// save writes the state with h's current hash state. With etag set the
+// write succeeds only if the state is still the version that was loaded
+// (If-Match), so two nodes racing on one session cannot both advance it;
+// with etag empty it succeeds only if there is no state yet
+// (If-None-Match: *). MinIO has honoured both on PutObject since 2024; the
+// tests check it against the pinned server.
 func (s *Store) save(ctx context.Context, id string, st session, h hash.Hash, etag string) error {
 	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
-		return err
+		return fmt.Errorf("save hash state: %w", err)
 	}
 	st.Hash = hs
-	b, _ := json.Marshal(st)
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode upload state: %w", err)
+	}
 	opts := minio.PutObjectOptions{ContentType: "application/json"}
 	if etag != "" {
 		opts.SetMatchETag(etag)
+	} else {
+		opts.SetMatchETagExcept("*")
 	}
 	if _, err := s.c.PutObject(ctx, s.bucket, s.stateKey(id), bytes.NewReader(b), int64(len(b)), opts); err != nil {
-		if minio.ToErrorResponse(err).StatusCode == 412 {
-			return &blob.OffsetError{Current: st.Offset}
+		if r := minio.ToErrorResponse(err); r.StatusCode == http.StatusPreconditionFailed || notFound(err) {
+			return errConflict
 		}
 		return fmt.Errorf("s3 save upload %s: %w", id, err)
 	}
@@ -137,8 +147,9 @@ func (s *Store) UploadStatus(ctx context.Context, id string) (blob.UploadStatus,
 }
 
 // Append stores the chunk as its own object while hashing it, then
-// advances the state. A chunk object whose state update lost a race, or
-// never happened, is simply not listed and is removed with the session.
+// advances the state with a conditional write. A chunk that fails, or
+// whose state update loses a race, never counts: the loser removes its
+// object and gets an *OffsetError with the winner's offset.
 func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
 	st, etag, err := s.load(ctx, id)
 	if err != nil {
@@ -151,155 +162,110 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if err != nil {
 		return 0, err
 	}
-	key := fmt.Sprintf("%suploads/%s/c-%020d-%s", s.prefix, id, offset, newID()[:8])
-	counter := &countingReader{r: io.TeeReader(r, h)}
-	if _, err := s.c.PutObject(ctx, s.bucket, key, counter, -1, minio.PutObjectOptions{PartSize: partSize}); err != nil {
-		return 0, fmt.Errorf("s3 store chunk: %w", err)
+	name := fmt.Sprintf("chunk-%020d-%s", offset, newID()[:8])
+	key := s.sessionDir(id) + name
+	hr := &hashReader{ctx: ctx, r: r, h: h}
+	size, etagChunk, err := s.putChunk(ctx, key, hr)
+	if err != nil {
+		s.removeKey(ctx, key)
+		return 0, err
 	}
-	if counter.n == 0 {
-		s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+	if size == 0 {
 		return st.Offset, nil
 	}
-	st.Chunks = append(st.Chunks, chunk{Key: key, Size: counter.n})
-	st.Offset += counter.n
-	if err := s.save(ctx, id, st, h, etag); err != nil {
-		s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
+	st.Chunks = append(st.Chunks, chunk{Name: name, Size: size, ETag: etagChunk})
+	st.Offset += size
+	err = s.save(ctx, id, st, h, etag)
+	if errors.Is(err, errConflict) {
+		s.removeKey(ctx, key)
+		cur, _, err := s.load(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return 0, &blob.OffsetError{Current: cur.Offset}
+	}
+	if err != nil {
+		// The write may have landed even so: keep the chunk, which the
+		// session's removal cleans up if it is not listed.
 		return 0, err
 	}
 	return st.Offset, nil
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// chunks streams the session's bytes in order.
-func (s *Store) chunks(ctx context.Context, st session) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() {
-		for _, c := range st.Chunks {
-			obj, err := s.c.GetObject(ctx, s.bucket, c.Key, minio.GetObjectOptions{})
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			_, err = io.Copy(pw, obj)
-			obj.Close()
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		pw.Close()
-	}()
-	return pr
-}
-
-func (s *Store) Commit(ctx context.Context, id string, d digest.Digest) (blob.Info, error) {
-	if err := d.Validate(); err != nil {
-		return blob.Info{}, fmt.Errorf("%w: %v", blob.ErrDigestInvalid, err)
-	}
-	if !blob.Supported(d.Algorithm()) {
-		return blob.Info{}, fmt.Errorf("%w: %s", blob.ErrUnsupported, d.Algorithm())
-	}
-	st, _, err := s.load(ctx, id)
+// putChunk stores hr's bytes at key: from memory in one request if they
+// fit in partSize, else as a multipart upload of unknown length. It
+// stores nothing for an empty chunk.
+func (s *Store) putChunk(ctx context.Context, key string, hr *hashReader) (int64, string, error) {
+	head, complete, err := readHead(hr, partSize, -1)
 	if err != nil {
-		return blob.Info{}, err
+		return 0, "", fmt.Errorf("receive chunk: %w", err)
 	}
-	var got digest.Digest
-	if d.Algorithm() == st.Algorithm {
-		h, err := st.hash()
-		if err != nil {
-			return blob.Info{}, err
-		}
-		got = digest.NewDigest(st.Algorithm, h)
+	if complete && len(head) == 0 {
+		return 0, "", nil
+	}
+	var ui minio.UploadInfo
+	if complete {
+		ui, err = s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head), int64(len(head)), minio.PutObjectOptions{})
 	} else {
-		rc := s.chunks(ctx, st)
-		got, err = d.Algorithm().FromReader(rc)
-		rc.Close()
-		if err != nil {
-			return blob.Info{}, fmt.Errorf("hash upload: %w", err)
-		}
+		ui, err = s.c.PutObject(ctx, s.bucket, key, io.MultiReader(bytes.NewReader(head), hr), -1, minio.PutObjectOptions{PartSize: partSize})
 	}
-	if got != d {
-		s.removeSession(ctx, id)
-		return blob.Info{}, fmt.Errorf("%w: uploaded content is %s", blob.ErrDigestMismatch, got)
+	switch {
+	case hr.err != nil:
+		return 0, "", fmt.Errorf("receive chunk: %w", hr.err)
+	case err != nil:
+		return 0, "", fmt.Errorf("s3 store chunk: %w", err)
+	case ui.Size != hr.n:
+		return 0, "", fmt.Errorf("s3 store chunk: stored %d of %d bytes", ui.Size, hr.n)
 	}
-	if _, err := s.Stat(ctx, d); err != nil {
-		if err := s.assemble(ctx, st, s.blobKey(d)); err != nil {
-			return blob.Info{}, err
-		}
-	}
-	s.removeSession(ctx, id)
-	return blob.Info{Digest: d, Size: st.Offset}, nil
-}
-
-// assemble writes the concatenated chunks to key: server-side when S3's
-// compose rules allow it, else by streaming through this node.
-func (s *Store) assemble(ctx context.Context, st session, key string) error {
-	composable := len(st.Chunks) > 0 && len(st.Chunks) <= 10000
-	for i, c := range st.Chunks {
-		if i < len(st.Chunks)-1 && c.Size < minComposePart {
-			composable = false
-		}
-	}
-	if composable {
-		srcs := make([]minio.CopySrcOptions, len(st.Chunks))
-		for i, c := range st.Chunks {
-			srcs[i] = minio.CopySrcOptions{Bucket: s.bucket, Object: c.Key}
-		}
-		if _, err := s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: key}, srcs...); err != nil {
-			return fmt.Errorf("s3 compose blob: %w", err)
-		}
-		return nil
-	}
-	rc := s.chunks(ctx, st)
-	defer rc.Close()
-	if _, err := s.c.PutObject(ctx, s.bucket, key, rc, st.Offset, minio.PutObjectOptions{PartSize: partSize}); err != nil {
-		return fmt.Errorf("s3 write blob: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) removeSession(ctx context.Context, id string) {
-	prefix := s.prefix + "uploads/" + id + "/"
-	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if obj.Err != nil {
-			s.logger.Warn("list upload objects", "id", id, "err", obj.Err)
-			return
-		}
-		s.c.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{})
-	}
+	return ui.Size, ui.ETag, nil
 }
 
 func (s *Store) CancelUpload(ctx context.Context, id string) error {
-	if _, _, err := s.load(ctx, id); err != nil {
+	if _, _, err := s.load(ctx, id); err != nil && !errors.Is(err, errDamaged) {
 		return err
 	}
-	s.removeSession(ctx, id)
-	return nil
+	return s.removeSession(ctx, id)
 }
 
-// PurgeUploads removes sessions started before olderThan.
-func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, error) {
-	n := 0
-	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + "uploads/"}) {
-		if obj.Err != nil {
-			return n, obj.Err
-		}
-		id := path.Base(obj.Key)
-		st, _, err := s.load(ctx, id)
-		if err == nil && st.Started.Before(olderThan) {
-			s.removeSession(ctx, id)
-			n++
+// removeSession deletes the state first, so the session is gone at once
+// for every node, then its chunks. Leftovers from a failure here are
+// found by PurgeUploads.
+func (s *Store) removeSession(ctx context.Context, id string) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	if err := s.c.RemoveObject(ctx, s.bucket, s.stateKey(id), minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("s3 remove upload %s: %w", id, err)
+	}
+	return s.removeAll(ctx, s.sessionDir(id), time.Time{})
+}
+
+// removeAll deletes every object under prefix, or with before set only
+// those last modified before it.
+func (s *Store) removeAll(ctx context.Context, prefix string, before time.Time) error {
+	var listErr error
+	objs := func(yield func(minio.ObjectInfo) bool) {
+		for o := range s.c.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if o.Err != nil {
+				listErr = o.Err
+				return
+			}
+			if (before.IsZero() || o.LastModified.Before(before)) && !yield(o) {
+				return
+			}
 		}
 	}
-	return n, nil
+	results, err := s.c.RemoveObjectsWithIter(ctx, s.bucket, objs, minio.RemoveObjectsOptions{})
+	if err != nil {
+		return fmt.Errorf("s3 remove %s: %w", prefix, err)
+	}
+	var rmErr error
+	for r := range results {
+		if r.Err != nil {
+			rmErr = fmt.Errorf("remove %s: %w", r.ObjectName, r.Err)
+		}
+	}
+	if err := errors.Join(listErr, rmErr); err != nil {
+		return fmt.Errorf("s3 remove %s: %w", prefix, err)
+	}
+	return nil
 }
