@@ -40,6 +40,14 @@ type FS struct {
 	logger *slog.Logger
 	locks  [64]sync.Mutex // striped per-upload locks
 	bufs   sync.Pool
+
+	// pending holds sessions that have no bytes yet. They cost no file:
+	// most pushes POST and then PUT the whole blob, and creating files is
+	// what a push pays most for. The filesystem driver serves a single
+	// node, so node-local memory is enough; a crash forgets only empty
+	// sessions, whose clients get BLOB_UPLOAD_UNKNOWN and start over.
+	mu      sync.Mutex
+	pending map[string]uploadState
 }
 
 var _ Store = (*FS)(nil)
@@ -47,7 +55,7 @@ var _ Store = (*FS)(nil)
 // NewFS opens (creating if needed) a store under root and discards what a
 // crash left in tmp/.
 func NewFS(root string, logger *slog.Logger) (*FS, error) {
-	s := &FS{root: root, logger: logger}
+	s := &FS{root: root, logger: logger, pending: map[string]uploadState{}}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	for _, d := range []string{"blobs", "uploads", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
@@ -125,13 +133,12 @@ func (s *FS) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) 
 		}
 		return s.check(d, size, n, h)
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "put-*")
+	tmp, err := newTempFile(filepath.Join(s.root, "tmp"))
 	if err != nil {
-		return Info{}, fmt.Errorf("create temp file: %w", err)
+		return Info{}, err
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	defer tmp.Close()
-	n, err := s.copy(ctx, io.MultiWriter(tmp, h), r)
+	defer tmp.discard()
+	n, err := s.copy(ctx, io.MultiWriter(tmp.f, h), r)
 	if err != nil {
 		return Info{}, err
 	}
@@ -139,10 +146,16 @@ func (s *FS) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) 
 	if err != nil {
 		return Info{}, err
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := tmp.f.Sync(); err != nil {
 		return Info{}, fmt.Errorf("sync blob: %w", err)
 	}
-	if err := s.place(tmp.Name(), final); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return Info{}, fmt.Errorf("create blob dir: %w", err)
+	}
+	if err := tmp.publish(final); err != nil {
+		return Info{}, err
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
 		return Info{}, err
 	}
 	return info, nil
@@ -255,33 +268,35 @@ func (s *FS) StartUpload(_ context.Context, alg digest.Algorithm) (UploadStatus,
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	raw := make([]byte, 16)
-	rand.Read(raw)
-	id := hex.EncodeToString(raw)
-	state, _, _ := s.uploadPaths(id)
-	st := uploadState{Algorithm: alg, Started: time.Now().UTC()}
 	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	st.Hash = hs
-	b, _ := json.Marshal(st)
-	// An empty session is written once and not fsync'd: if a crash loses
-	// it, the client's next request gets BLOB_UPLOAD_UNKNOWN and starts
-	// over; no acknowledged byte is lost. Sessions holding data are synced.
-	f, err := os.OpenFile(state, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return UploadStatus{}, fmt.Errorf("create upload: %w", err)
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(state)
-		return UploadStatus{}, fmt.Errorf("create upload: %w", err)
-	}
+	raw := make([]byte, 16)
+	rand.Read(raw)
+	id := hex.EncodeToString(raw)
+	st := uploadState{Algorithm: alg, Started: time.Now().UTC(), Hash: hs}
+	s.mu.Lock()
+	s.pending[id] = st
+	s.mu.Unlock()
 	return UploadStatus{ID: id, Algorithm: alg, Started: st.Started}, nil
+}
+
+// session returns a session's state, from memory if it holds no bytes yet.
+func (s *FS) session(id, state string) (uploadState, error) {
+	s.mu.Lock()
+	st, ok := s.pending[id]
+	s.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	return s.readState(state)
+}
+
+func (s *FS) forget(id string) {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
 }
 
 func (s *FS) readState(path string) (uploadState, error) {
@@ -352,7 +367,7 @@ func (s *FS) UploadStatus(_ context.Context, id string) (UploadStatus, error) {
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	st, err := s.readState(state)
+	st, err := s.session(id, state)
 	if err != nil {
 		return UploadStatus{}, err
 	}
@@ -365,7 +380,7 @@ func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (
 		return 0, err
 	}
 	defer s.lock(id)()
-	st, err := s.readState(state)
+	st, err := s.session(id, state)
 	if err != nil {
 		return 0, err
 	}
@@ -402,6 +417,7 @@ func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (
 	if err := s.saveState(state, st, h); err != nil {
 		return 0, err
 	}
+	s.forget(id) // the state file is the truth from now on
 	return st.Offset, nil
 }
 
@@ -417,10 +433,11 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 		return Info{}, err
 	}
 	defer s.lock(id)()
-	st, err := s.readState(state)
+	st, err := s.session(id, state)
 	if err != nil {
 		return Info{}, err
 	}
+	defer s.forget(id)
 	if st.Offset == 0 {
 		// An empty blob: make the data file so it can be moved into place.
 		if err := writeFileSync(data, nil); err != nil {
@@ -477,6 +494,13 @@ func (s *FS) CancelUpload(_ context.Context, id string) error {
 		return err
 	}
 	defer s.lock(id)()
+	s.mu.Lock()
+	_, empty := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if empty {
+		return nil
+	}
 	if _, err := os.Stat(state); err != nil {
 		return ErrUploadUnknown
 	}
@@ -487,11 +511,19 @@ func (s *FS) CancelUpload(_ context.Context, id string) error {
 // PurgeUploads removes sessions started before olderThan (abandoned
 // uploads). It is for the leader's purge job.
 func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
+	n := 0
+	s.mu.Lock()
+	for id, st := range s.pending {
+		if st.Started.Before(olderThan) {
+			delete(s.pending, id)
+			n++
+		}
+	}
+	s.mu.Unlock()
 	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
 	if err != nil {
-		return 0, err
+		return n, err
 	}
-	n := 0
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
