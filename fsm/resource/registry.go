@@ -1,133 +1,290 @@
 package resource
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
+	"crypto/x509"
+	"encoding/pem"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
-// RegistryTypes are the remote registry implementations a Registry record
-// can describe.
+// RegistryTypes are the remote registry implementations a Registry can
+// describe.
 var RegistryTypes = []string{"berth", "distribution", "harbor", "dockerhub", "ecr", "gcr", "acr", "quay", "gitlab", "artifactory", "nexus", "zot", "generic"}
 
-// CredentialTypes are how Berth authenticates to a remote registry.
+// CredentialTypes are the ways Berth can authenticate to a remote
+// registry (the reference's Basic, Token and OAuth2; none for anonymous).
 var CredentialTypes = []string{"none", "basic", "token", "oauth2"}
 
-// RegistrySpec records a remote or upstream registry: where it is, what it
-// runs, how to reach it securely and which credentials to use. Secrets are
-// never inline: the spec names a secret, it does not hold one.
+// defaultURLs are applied when a public registry's spec has no url, as the
+// Registry reference applies type defaults for what is left out.
+var defaultURLs = map[string]string{
+	"dockerhub": "https://registry-1.docker.io",
+	"quay":      "https://quay.io",
+	"gcr":       "https://gcr.io",
+}
+
+// maxDescription bounds spec.description (and metadata.description).
+const maxDescription = 1024
+
+// RegistrySpec is the spec of a Registry: a remote or upstream registry,
+// where it is, what it runs, how to reach it securely and which
+// credentials to use. Secrets are never inline: the spec names a secret,
+// it does not hold one. In a normalized document Enabled is always set.
 type RegistrySpec struct {
-	Type        string          `json:"type"`
-	URL         string          `json:"url"`
-	Description string          `json:"description,omitempty"`
-	Namespace   string          `json:"namespace,omitempty"`
-	Enabled     *bool           `json:"enabled,omitempty"`
-	Insecure    bool            `json:"insecure,omitempty"`
-	TLS         *RegistryTLS    `json:"tls,omitempty"`
-	Credentials *CredentialsRef `json:"credentials,omitempty"`
+	Type        string       `json:"type"`
+	URL         string       `json:"url"`
+	Description string       `json:"description,omitempty"`
+	Namespace   string       `json:"namespace,omitempty"`
+	Enabled     bool         `json:"enabled"`
+	Insecure    bool         `json:"insecure,omitempty"`
+	TLS         *RegistryTLS `json:"tls,omitempty"`
+	Credentials *Credentials `json:"credentials,omitempty"`
 }
 
 // RegistryTLS tunes TLS towards the remote registry.
 type RegistryTLS struct {
-	// CAFile is a PEM bundle on every node to trust for this registry.
+	// CAFile is a PEM bundle present on every node, trusted for this
+	// registry in addition to the system roots.
 	CAFile string `json:"caFile,omitempty"`
+	// CABundle is the same as CAFile, inline. CA certificates are public,
+	// so unlike credentials they may live in the resource.
+	CABundle string `json:"caBundle,omitempty"`
 	// ServerName overrides the name checked in the server certificate.
 	ServerName string `json:"serverName,omitempty"`
 	// InsecureSkipVerify turns certificate checks off. Only for testing.
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
-	// ClientCertSecret names a secret holding a client certificate and key
-	// for mutual TLS.
+	// ClientCertSecret names a secret holding a client certificate and
+	// key for mutual TLS.
 	ClientCertSecret string `json:"clientCertSecret,omitempty"`
 }
 
-// CredentialsRef says how to authenticate and where the secret lives.
-type CredentialsRef struct {
+// Credentials say how to authenticate and which secret holds the secret
+// material (username and password, a token, OAuth2 client credentials).
+type Credentials struct {
 	Type      string     `json:"type"`
 	SecretRef *SecretRef `json:"secretRef,omitempty"`
+	// Expires is when the credentials stop working (RFC 3339), so that
+	// operators can be warned before pulls start failing.
+	Expires string `json:"expires,omitempty"`
 }
 
-// SecretRef names a secret (a file under the node's secrets directory, a
-// Kubernetes secret) and optionally a key in it.
+// SecretRef names a secret (a file in the node's secrets directory, a
+// Kubernetes secret) and optionally one key in it.
 type SecretRef struct {
 	Name string `json:"name"`
 	Key  string `json:"key,omitempty"`
 }
 
-func validateRegistry(raw json.RawMessage) (any, []error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, []error{fmt.Errorf("spec: required (at least spec.type and spec.url)")}
-	}
-	var s RegistrySpec
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, []error{fmt.Errorf("spec: %v", err)}
-	}
-	var errs []error
-	if !slices.Contains(RegistryTypes, s.Type) {
-		errs = append(errs, fmt.Errorf("spec.type: %q is not one of %s", s.Type, strings.Join(RegistryTypes, ", ")))
-	}
-	errs = append(errs, checkURL(s.URL, s.Insecure)...)
-	if len(s.Description) > 1024 {
-		errs = append(errs, fmt.Errorf("spec.description: at most 1024 characters"))
-	}
-	if s.Namespace != "" && !nameRe.MatchString(strings.ReplaceAll(s.Namespace, "/", "-")) {
-		errs = append(errs, fmt.Errorf("spec.namespace: %q is not a valid repository namespace", s.Namespace))
-	}
-	if s.TLS != nil {
-		if s.TLS.InsecureSkipVerify && s.TLS.CAFile != "" {
-			errs = append(errs, fmt.Errorf("spec.tls: caFile and insecureSkipVerify contradict each other; choose one"))
+var (
+	// namespaceRe is an OCI repository path prefix (distribution-spec).
+	namespaceRe  = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	hostnameRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	secretKeyRe  = regexp.MustCompile(`^[-._A-Za-z0-9]{1,253}$`)
+	inlineSecret = []string{"username", "password", "token", "secret", "accessKey", "secretKey", "clientSecret"}
+)
+
+func validateRegistry(raw any, p *problems) any {
+	o, ok := newObject("spec", raw, p)
+	if !ok {
+		if raw == nil {
+			p.add("spec", "required: at least spec.type and spec.url")
 		}
-		if s.TLS.CAFile != "" && !strings.HasPrefix(s.TLS.CAFile, "/") {
-			errs = append(errs, fmt.Errorf("spec.tls.caFile: %q must be an absolute path", s.TLS.CAFile))
-		}
-		if s.TLS.ClientCertSecret != "" && !nameRe.MatchString(s.TLS.ClientCertSecret) {
-			errs = append(errs, fmt.Errorf("spec.tls.clientCertSecret: %q is not a valid secret name", s.TLS.ClientCertSecret))
-		}
-		if strings.HasPrefix(s.URL, "http://") {
-			errs = append(errs, fmt.Errorf("spec.tls: set only for https:// URLs"))
-		}
+		return nil
 	}
-	if c := s.Credentials; c != nil {
-		if !slices.Contains(CredentialTypes, c.Type) {
-			errs = append(errs, fmt.Errorf("spec.credentials.type: %q is not one of %s", c.Type, strings.Join(CredentialTypes, ", ")))
-		}
-		switch {
-		case c.Type != "none" && c.SecretRef == nil:
-			errs = append(errs, fmt.Errorf("spec.credentials.secretRef: required for credentials of type %q (secrets are referenced, never inline)", c.Type))
-		case c.SecretRef != nil && !nameRe.MatchString(c.SecretRef.Name):
-			errs = append(errs, fmt.Errorf("spec.credentials.secretRef.name: %q is not a valid secret name", c.SecretRef.Name))
-		case c.Type == "none" && c.SecretRef != nil:
-			errs = append(errs, fmt.Errorf("spec.credentials.secretRef: not used with type none"))
-		}
+	s := RegistrySpec{
+		Type:        o.str("type"),
+		URL:         o.str("url"),
+		Description: o.str("description"),
+		Namespace:   o.str("namespace"),
+		Enabled:     true, // enabled unless said otherwise
 	}
-	if s.Enabled == nil {
-		t := true
-		s.Enabled = &t // enabled unless said otherwise
+	if e := o.boolean("enabled"); e != nil {
+		s.Enabled = *e
 	}
-	return s, errs
+	if i := o.boolean("insecure"); i != nil {
+		s.Insecure = *i
+	}
+
+	switch {
+	case s.Type == "":
+		p.required("spec.type", "required: one of %s", strings.Join(RegistryTypes, ", "))
+	case slices.Contains(RegistryTypes, s.Type):
+	case slices.Contains(RegistryTypes, strings.ToLower(s.Type)):
+		p.add("spec.type", "%q is spelled %q", s.Type, strings.ToLower(s.Type))
+	default:
+		p.add("spec.type", "%q is not one of %s", s.Type, strings.Join(RegistryTypes, ", "))
+	}
+	if s.URL == "" {
+		s.URL = defaultURLs[s.Type]
+	}
+	s.URL = checkURL(s.URL, s.Insecure, p)
+	if len(s.Description) > maxDescription {
+		p.add("spec.description", "%d characters, at most %d allowed", len(s.Description), maxDescription)
+	}
+	if s.Namespace != "" && (len(s.Namespace) > 255 || !namespaceRe.MatchString(s.Namespace)) {
+		p.add("spec.namespace", "%q is not a repository namespace: lowercase path components such as library or my-org/team", s.Namespace)
+	}
+	if t, ok := o.object("tls"); ok {
+		s.TLS = checkTLS(t, s.URL, p)
+	}
+	if c, ok := o.object("credentials"); ok {
+		s.Credentials = checkCredentials(c, p)
+	}
+	refuseInlineSecrets(o, "spec.credentials.secretRef")
+	o.finish("type", "url", "description", "namespace", "enabled", "insecure", "tls", "credentials")
+	return s
 }
 
-func checkURL(raw string, insecure bool) []error {
+// checkURL validates the registry URL and returns it in canonical form:
+// lower-case scheme and host, no trailing slash.
+func checkURL(raw string, insecure bool, p *problems) string {
+	const path = "spec.url"
 	if raw == "" {
-		return []error{fmt.Errorf("spec.url: required, e.g. https://registry.example.com")}
+		p.required(path, "required, e.g. https://registry.example.com")
+		return ""
+	}
+	if !strings.Contains(raw, "://") && !strings.HasPrefix(raw, "/") {
+		p.add(path, "%q has no scheme: write https://%s", raw, raw)
+		return raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return []error{fmt.Errorf("spec.url: %q must be an absolute http(s) URL like https://registry.example.com", raw)}
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "https" && u.Scheme != "http"):
+		p.add(path, "%q must be an absolute http(s) URL like https://registry.example.com", raw)
+		return raw
 	}
-	var errs []error
 	if u.Scheme == "http" && !insecure {
-		errs = append(errs, fmt.Errorf("spec.url: %q is plain http: set spec.insecure: true to allow it", raw))
+		p.add(path, "%q is plain http: set spec.insecure: true to allow it", raw)
+	}
+	if u.Scheme == "https" && insecure {
+		p.add("spec.insecure", "only allows plain http:// URLs; to skip certificate checks on https use spec.tls.insecureSkipVerify")
 	}
 	if u.User != nil {
-		errs = append(errs, fmt.Errorf("spec.url: must not contain credentials; use spec.credentials.secretRef"))
+		p.add(path, "must not contain credentials; put them in a secret and use spec.credentials.secretRef")
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		errs = append(errs, fmt.Errorf("spec.url: must not have a query or fragment"))
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		p.add(path, "must not have a query or fragment")
 	}
-	return errs
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.User = nil
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String()
+}
+
+func checkTLS(o *object, regURL string, p *problems) *RegistryTLS {
+	t := &RegistryTLS{
+		CAFile:           o.str("caFile"),
+		CABundle:         o.str("caBundle"),
+		ServerName:       o.str("serverName"),
+		ClientCertSecret: o.str("clientCertSecret"),
+	}
+	if v := o.boolean("insecureSkipVerify"); v != nil {
+		t.InsecureSkipVerify = *v
+	}
+	o.finish("caFile", "caBundle", "serverName", "insecureSkipVerify", "clientCertSecret")
+	if strings.HasPrefix(regURL, "http://") {
+		p.add("spec.tls", "only for https:// URLs")
+	}
+	if t.CAFile != "" && t.CABundle != "" {
+		p.add("spec.tls", "caFile and caBundle both given; choose one")
+	}
+	if t.InsecureSkipVerify && (t.CAFile != "" || t.CABundle != "") {
+		p.add("spec.tls.insecureSkipVerify", "contradicts a CA (caFile or caBundle): choose one")
+	}
+	if t.CAFile != "" && !strings.HasPrefix(t.CAFile, "/") {
+		p.add("spec.tls.caFile", "%q must be an absolute path", t.CAFile)
+	}
+	if t.CABundle != "" {
+		checkPEM(t.CABundle, p)
+	}
+	if t.ServerName != "" && (len(t.ServerName) > 253 || !hostnameRe.MatchString(t.ServerName)) {
+		p.add("spec.tls.serverName", "%q is not a host name", t.ServerName)
+	}
+	if t.ClientCertSecret != "" && !nameRe.MatchString(t.ClientCertSecret) {
+		p.add("spec.tls.clientCertSecret", "%q is not a valid secret name (1-63 lowercase letters, digits or '-')", t.ClientCertSecret)
+	}
+	if *t == (RegistryTLS{}) {
+		return nil
+	}
+	return t
+}
+
+// checkPEM accepts a bundle of one or more PEM certificates and nothing else.
+func checkPEM(bundle string, p *problems) {
+	const path = "spec.tls.caBundle"
+	rest := []byte(bundle)
+	n := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		n++
+		if block.Type != "CERTIFICATE" {
+			p.add(path, "PEM block %d is a %q, want CERTIFICATE (never put a private key here)", n, block.Type)
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			p.add(path, "certificate %d: %v", n, err)
+		}
+	}
+	if n == 0 {
+		p.add(path, "no PEM certificate found (-----BEGIN CERTIFICATE-----)")
+	} else if strings.TrimSpace(string(rest)) != "" {
+		p.add(path, "text after the last PEM certificate")
+	}
+}
+
+func checkCredentials(o *object, p *problems) *Credentials {
+	c := &Credentials{Type: o.str("type"), Expires: o.str("expires")}
+	if ref, ok := o.object("secretRef"); ok {
+		c.SecretRef = &SecretRef{Name: ref.str("name"), Key: ref.str("key")}
+		ref.finish("name", "key")
+		switch {
+		case c.SecretRef.Name == "":
+			p.required("spec.credentials.secretRef.name", "required: the name of the secret")
+		case !nameRe.MatchString(c.SecretRef.Name):
+			p.add("spec.credentials.secretRef.name", "%q is not a valid secret name (1-63 lowercase letters, digits or '-')", c.SecretRef.Name)
+		}
+		if c.SecretRef.Key != "" && !secretKeyRe.MatchString(c.SecretRef.Key) {
+			p.add("spec.credentials.secretRef.key", "%q is not a valid key: letters, digits, '-', '_' or '.'", c.SecretRef.Key)
+		}
+	}
+	refuseInlineSecrets(o, "spec.credentials.secretRef")
+	o.finish("type", "secretRef", "expires")
+
+	switch {
+	case c.Type == "":
+		p.required("spec.credentials.type", "required: one of %s", strings.Join(CredentialTypes, ", "))
+	case !slices.Contains(CredentialTypes, c.Type):
+		p.add("spec.credentials.type", "%q is not one of %s", c.Type, strings.Join(CredentialTypes, ", "))
+	case c.Type == "none" && c.SecretRef != nil:
+		p.add("spec.credentials.secretRef", "not used with type none")
+	case c.Type != "none" && c.SecretRef == nil:
+		p.add("spec.credentials.secretRef", "required for credentials of type %q: name the secret that holds them (secrets are referenced, never inline)", c.Type)
+	}
+	if c.Expires != "" {
+		if _, err := time.Parse(time.RFC3339, c.Expires); err != nil {
+			p.add("spec.credentials.expires", "%q is not an RFC 3339 time such as 2027-01-31T00:00:00Z", c.Expires)
+		}
+	}
+	return c
+}
+
+// refuseInlineSecrets explains, better than "unknown field", why a
+// password or token cannot be written into a resource: resources are in
+// the log, every snapshot and every backup.
+func refuseInlineSecrets(o *object, instead string) {
+	for _, k := range inlineSecret {
+		if _, present := o.m[k]; present {
+			o.used[k] = true
+			o.p.add(join(o.path, k), "secrets are never written into a resource (it is kept in the log and every backup); store it in a secret and reference it with %s", instead)
+		}
+	}
 }

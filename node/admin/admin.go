@@ -96,7 +96,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 	var bad []DocumentError
 	seen := map[string]int{}
 	for i, d := range docs {
-		n, err := resource.Validate(d)
+		n, err := resource.Normalize(d)
 		var ve *resource.ValidationError
 		switch {
 		case errors.As(err, &ve):
