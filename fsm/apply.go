@@ -120,12 +120,14 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 	// Collect before deleting: deleting while iterating a memdb result
 	// invalidates the iterator.
 	var tags []*tagRow
-	it, err := w.txn.Get(tTag, idxDigest, p.Repo, p.Digest.String())
+	it, err := w.txn.Get(tTag, idx+"_prefix", p.Repo+"\x00")
 	if err != nil {
 		panic(err)
 	}
 	for o := it.Next(); o != nil; o = it.Next() {
-		tags = append(tags, o.(*tagRow))
+		if t := o.(*tagRow); t.Digest == p.Digest {
+			tags = append(tags, t)
+		}
 	}
 	for _, t := range tags {
 		w.delete(tTag, t)

@@ -70,9 +70,11 @@ var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 	tManifest: {Name: tManifest, Indexes: map[string]*memdb.IndexSchema{
 		idx: {Name: idx, Unique: true, Indexer: compound("Repo", "Digest")},
 	}},
+	// Tags have one index only: a registry may hold millions, and a
+	// secondary index costs another full key per tag. Finding the tags of
+	// a manifest scans the repository's tags instead.
 	tTag: {Name: tTag, Indexes: map[string]*memdb.IndexSchema{
-		idx:       {Name: idx, Unique: true, Indexer: compound("Repo", "Tag")},
-		idxDigest: {Name: idxDigest, Indexer: compound("Repo", "Digest")},
+		idx: {Name: idx, Unique: true, Indexer: compound("Repo", "Tag")},
 	}},
 	tBlob: {Name: tBlob, Indexes: map[string]*memdb.IndexSchema{
 		idx:       {Name: idx, Unique: true, Indexer: compound("Repo", "Digest")},

@@ -117,13 +117,15 @@ func (v *View) Tag(repo, tag string) (digest.Digest, bool) {
 
 // TagsFor lists the tags pointing at a manifest, sorted.
 func (v *View) TagsFor(repo string, d digest.Digest) []string {
-	it, err := v.txn.Get(tTag, idxDigest, repo, d.String())
+	it, err := v.txn.Get(tTag, idx+"_prefix", repo+"\x00")
 	if err != nil {
 		panic(err)
 	}
 	var tags []string
 	for o := it.Next(); o != nil; o = it.Next() {
-		tags = append(tags, o.(*tagRow).Tag)
+		if t := o.(*tagRow); t.Digest == d {
+			tags = append(tags, t.Tag)
+		}
 	}
 	sort.Strings(tags)
 	return tags
