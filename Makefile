@@ -19,7 +19,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint tools haproxy clean
+.PHONY: all build run test unit e2e fuzz lint tools haproxy bench clean
 
 all: build
 
@@ -73,5 +73,16 @@ $(BIN)/minio:
 haproxy:
 	@command -v haproxy >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
 
+## bench: Berth against CNCF Distribution $(DISTRIBUTION_VERSION), side by side (see BENCHMARKS.md)
+bench: build $(BIN)/registry
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench limits --dir $(CURDIR)
+	$(BIN)/berth-bench compare --berth $(BIN)/registryd --distribution $(BIN)/registry \
+		--rounds 3 --duration 5s --markdown bench-results.md --json bench-results.json
+	$(BIN)/berth-bench scale --repos 100000 --tags-per-repo 10
+
+$(BIN)/registry:
+	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
+
 clean:
-	rm -rf $(BIN) e2e.log
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json
