@@ -1,0 +1,221 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/blob"
+)
+
+// gated yields its data only once released, after telling that the first
+// Read began, i.e. the Append that reads it has loaded the session.
+type gated struct {
+	r        io.Reader
+	started  chan struct{}
+	release  chan struct{}
+	didStart bool
+}
+
+func (g *gated) Read(p []byte) (int, error) {
+	if !g.didStart {
+		g.didStart = true
+		close(g.started)
+		<-g.release
+	}
+	return g.r.Read(p)
+}
+
+func TestSessions(t *testing.T) {
+	srv := startMinIO(t)
+	ctx := context.Background()
+	twoNodes := func(t *testing.T) (blob.Store, blob.Store, string) {
+		bucket := newBucket()
+		return srv.store(t, srv.addr, bucket, ""), srv.store(t, srv.addr, bucket, ""), bucket
+	}
+
+	// Node a reads the session and starts a chunk; meanwhile node b appends
+	// at the same offset and wins. a's state write must be refused by the
+	// conditional write (If-Match), not overwrite b's.
+	t.Run("append that loses a race is refused", func(t *testing.T) {
+		a, b, _ := twoNodes(t)
+		st, err := a.StartUpload(ctx, digest.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := &gated{r: strings.NewReader("aaaaaaaaaa"), started: make(chan struct{}), release: make(chan struct{})}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := a.Append(ctx, st.ID, 0, slow)
+			errc <- err
+		}()
+		<-slow.started
+		if n, err := b.Append(ctx, st.ID, 0, strings.NewReader("bbbb")); err != nil || n != 4 {
+			t.Fatalf("b's append: %d, %v", n, err)
+		}
+		close(slow.release)
+		var oe *blob.OffsetError
+		if err := <-errc; !errors.As(err, &oe) || oe.Current != 4 {
+			t.Fatalf("a's late append: %v; want OffsetError{Current: 4}", err)
+		}
+		if got, err := a.UploadStatus(ctx, st.ID); err != nil || got.Offset != 4 {
+			t.Fatalf("status: %+v, %v; want offset 4", got, err)
+		}
+		d := digest.FromString("bbbb")
+		if _, err := a.Commit(ctx, st.ID, d); err != nil {
+			t.Fatalf("commit of b's bytes: %v", err)
+		}
+		f, _, err := b.Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if got, _ := io.ReadAll(f); string(got) != "bbbb" {
+			t.Fatalf("blob holds %q", got)
+		}
+	})
+
+	t.Run("of many appends at one offset exactly one wins", func(t *testing.T) {
+		a, b, _ := twoNodes(t)
+		st, _ := a.StartUpload(ctx, digest.SHA256)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = []blob.Store{a, b}[i%2].Append(ctx, st.ID, 0, bytes.NewReader(bytes.Repeat([]byte{byte('a' + i)}, 1000)))
+			})
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			var oe *blob.OffsetError
+			switch {
+			case err == nil && winner < 0:
+				winner = i
+			case err == nil:
+				t.Fatalf("appends %d and %d both succeeded", winner, i)
+			case !errors.As(err, &oe) || oe.Current != 1000:
+				t.Fatalf("append %d: %v; want OffsetError{Current: 1000}", i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no append succeeded")
+		}
+		want := bytes.Repeat([]byte{byte('a' + winner)}, 1000)
+		if _, err := b.Commit(ctx, st.ID, digest.FromBytes(want)); err != nil {
+			t.Fatalf("commit of the winner's bytes: %v", err)
+		}
+	})
+
+	// The common push: POST on one node, then a PUT with the whole body on
+	// another (rule 7), including an empty blob.
+	t.Run("session started on one node, finished on another", func(t *testing.T) {
+		a, b, _ := twoNodes(t)
+		for _, body := range []string{"whole blob in the closing PUT", ""} {
+			st, err := a.StartUpload(ctx, digest.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := b.UploadStatus(ctx, st.ID); err != nil || got.Offset != 0 || got.Algorithm != digest.SHA256 || !got.Started.Equal(st.Started) {
+				t.Fatalf("status on b: %+v, %v; want %+v", got, err, st)
+			}
+			if _, err := b.Append(ctx, st.ID, 0, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := b.Commit(ctx, st.ID, digest.FromString(body)); err != nil || info.Size != int64(len(body)) {
+				t.Fatalf("commit on b: %+v, %v", info, err)
+			}
+			if _, err := a.Stat(ctx, digest.FromString(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("damaged state can be cancelled", func(t *testing.T) {
+		a, _, bucket := twoNodes(t)
+		st, _ := a.StartUpload(ctx, digest.SHA256)
+		if _, err := srv.raw.PutObject(ctx, bucket, "uploads/"+st.ID+"/state", strings.NewReader("{torn"), 5, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.UploadStatus(ctx, st.ID); err == nil || !strings.Contains(err.Error(), "cancel it") {
+			t.Fatalf("status of a damaged session: %v; want advice to cancel", err)
+		}
+		if _, err := a.Append(ctx, st.ID, 0, strings.NewReader("x")); err == nil {
+			t.Fatal("append to a damaged session succeeded")
+		}
+		if err := a.CancelUpload(ctx, st.ID); err != nil {
+			t.Fatalf("cancel: %v", err)
+		}
+		if _, err := a.UploadStatus(ctx, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Fatalf("status after cancel: %v", err)
+		}
+		if keys := srv.keys(t, bucket); len(keys) != 0 {
+			t.Fatalf("left behind: %v", keys)
+		}
+	})
+
+	t.Run("purge removes abandoned sessions and debris, nothing newer", func(t *testing.T) {
+		a, b, bucket := twoNodes(t)
+		s := a.(interface {
+			PurgeUploads(context.Context, time.Time) (int, error)
+		})
+		old, _ := a.StartUpload(ctx, digest.SHA256)
+		if _, err := b.Append(ctx, old.ID, 0, strings.NewReader("abandoned")); err != nil {
+			t.Fatal(err)
+		}
+		oldEmpty, _ := b.StartUpload(ctx, digest.SHA512)
+		debris := []string{"tmp/0123", "uploads/" + strings.Repeat("e", 32) + "/chunk-00000000000000000000-deadbeef"}
+		for _, k := range debris {
+			if _, err := srv.raw.PutObject(ctx, bucket, k, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		cutoff := time.Now()
+		time.Sleep(20 * time.Millisecond)
+		fresh, _ := a.StartUpload(ctx, digest.SHA256)
+		if _, err := a.Append(ctx, fresh.ID, 0, strings.NewReader("in progress")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.raw.PutObject(ctx, bucket, "tmp/4567", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+
+		n, err := s.PurgeUploads(ctx, cutoff)
+		if err != nil || n != 2 {
+			t.Fatalf("purge: %d, %v; want 2 sessions", n, err)
+		}
+		for _, id := range []string{old.ID, oldEmpty.ID} {
+			if _, err := b.UploadStatus(ctx, id); !errors.Is(err, blob.ErrUploadUnknown) {
+				t.Fatalf("abandoned session %s: %v", id, err)
+			}
+		}
+		if _, err := b.Append(ctx, fresh.ID, 11, strings.NewReader(", still")); err != nil {
+			t.Fatalf("the fresh session did not survive: %v", err)
+		}
+		keys := srv.keys(t, bucket)
+		for _, k := range debris {
+			if slices.Contains(keys, k) {
+				t.Errorf("debris %s survived", k)
+			}
+		}
+		if !slices.Contains(keys, "tmp/4567") {
+			t.Error("a tmp object newer than the cutoff was removed")
+		}
+		for _, k := range keys {
+			if k != "tmp/4567" && !strings.HasPrefix(k, "uploads/"+fresh.ID+"/") {
+				t.Errorf("unexpected object left: %s", k)
+			}
+		}
+	})
+}
