@@ -1,44 +1,76 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 )
 
+// Defaults for finding a node and its token.
+const (
+	defaultServer    = "http://127.0.0.1:5000"
+	defaultTokenFile = "./data/admin.token"
+)
+
 // globals are the connection settings every command shares.
 type globals struct {
-	server    string
-	token     string
-	tokenFile string
+	server       string
+	token        string
+	tokenFile    string
+	tokenFileSet bool // --token-file given explicitly
+	// getenv reads the environment; tests replace it.
+	getenv func(string) string
 }
 
-// resolve applies the precedence flag > environment > default.
-func (g *globals) resolve() (server, token string, err error) {
-	server = firstNonEmpty(g.server, os.Getenv("BERTH_SERVER"), "http://127.0.0.1:5000")
-	server = strings.TrimRight(server, "/")
-	if !strings.HasPrefix(server, "http://") && !strings.HasPrefix(server, "https://") {
-		server = "http://" + server
+// resolveServer applies the precedence --server > BERTH_SERVER > default,
+// and accepts host:port without a scheme.
+func (g *globals) resolveServer() (string, error) {
+	s := firstNonEmpty(g.server, g.getenv("BERTH_SERVER"), defaultServer)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
 	}
-	token = firstNonEmpty(g.token, os.Getenv("BERTH_TOKEN"))
-	if token == "" {
-		b, err := os.ReadFile(g.tokenFile)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", "", fmt.Errorf("no admin token: pass --token, set BERTH_TOKEN, or run from the directory holding data/admin.token (or pass --token-file)")
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("read admin token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("server %q is not a URL like http://127.0.0.1:5000: fix --server or BERTH_SERVER", s)
 	}
-	return server, token, nil
+	return strings.TrimRight(s, "/"), nil
+}
+
+// resolveToken applies the precedence --token > --token-file (when given)
+// > BERTH_TOKEN > ./data/admin.token, which a single node writes on first
+// start.
+func (g *globals) resolveToken() (string, error) {
+	if g.token != "" {
+		return g.token, nil
+	}
+	if !g.tokenFileSet {
+		if t := g.getenv("BERTH_TOKEN"); t != "" {
+			return t, nil
+		}
+	}
+	file := firstNonEmpty(g.tokenFile, defaultTokenFile)
+	b, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && g.tokenFileSet:
+		return "", fmt.Errorf("no admin token: --token-file %s does not exist", file)
+	case errors.Is(err, fs.ErrNotExist):
+		return "", errors.New("no admin token: pass --token, set BERTH_TOKEN, or run from the directory holding data/admin.token (or pass --token-file)")
+	case err != nil:
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("no admin token: %s is empty", file)
+	}
+	return t, nil
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -50,17 +82,84 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
+// apiError is an error answer of the admin API.
+type apiError struct {
+	Status    int
+	Message   string
+	Documents []documentError
+	// Results are the documents of an apply that were applied before it
+	// failed.
+	Results []applyResult
+}
+
+type documentError struct {
+	Document int      `json:"document"`
+	Line     int      `json:"line"`
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name"`
+	Problems []string `json:"problems"`
+}
+
+type applyResult struct {
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Generation int64  `json:"generation"`
+	Action     string `json:"action"`
+}
+
+// Error renders the server's message and every problem it listed, so
+// that a user sees all that needs fixing.
+func (e *apiError) Error() string {
+	var sb strings.Builder
+	sb.WriteString(e.Message)
+	for _, d := range e.Documents {
+		fmt.Fprintf(&sb, "\n  document %d", d.Document)
+		if d.Line > 0 {
+			fmt.Fprintf(&sb, " (line %d)", d.Line)
+		}
+		if d.Kind != "" || d.Name != "" {
+			fmt.Fprintf(&sb, ", %s %q", d.Kind, d.Name)
+		}
+		sb.WriteString(":")
+		for _, p := range d.Problems {
+			sb.WriteString("\n    - " + p)
+		}
+	}
+	if e.Status == http.StatusUnauthorized {
+		sb.WriteString("\n(check --token, BERTH_TOKEN or --token-file)")
+	}
+	return sb.String()
+}
+
+// serverError turns an error answer into an *apiError, keeping the body
+// as the message when it is not the API's JSON (a proxy's error page).
+func serverError(code int, b []byte) error {
+	var e struct {
+		Error     string          `json:"error"`
+		Documents []documentError `json:"documents"`
+		Results   []applyResult   `json:"results"`
+	}
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		msg := strings.TrimSpace(string(b))
+		if len(msg) > 512 {
+			msg = msg[:512] + "..."
+		}
+		return &apiError{Status: code, Message: fmt.Sprintf("server answered %d %s: %s", code, http.StatusText(code), msg)}
+	}
+	return &apiError{Status: code, Message: e.Error, Documents: e.Documents, Results: e.Results}
+}
+
 // call sends one admin request and decodes a JSON answer into out (when
-// out is not nil). Error answers become errors carrying the server's text.
-func (g *globals) call(method, path string, body io.Reader, out any) error {
-	resp, err := g.do(method, path, body)
+// out is not nil). Error answers become *apiError.
+func (g *globals) call(ctx context.Context, method, path string, body io.Reader, out any) error {
+	resp, err := g.do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return fmt.Errorf("read answer from server: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		return serverError(resp.StatusCode, b)
@@ -69,22 +168,29 @@ func (g *globals) call(method, path string, body io.Reader, out any) error {
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("unexpected answer from server: %w", err)
+		return fmt.Errorf("unexpected answer from server (is --server a Berth node?): %w", err)
 	}
 	return nil
 }
 
-func (g *globals) do(method, path string, body io.Reader) (*http.Response, error) {
-	server, token, err := g.resolve()
+// do sends one authenticated request. The caller closes the body.
+func (g *globals) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	server, err := g.resolveServer()
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(method, server+path, body)
+	token, err := g.resolveToken()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, server+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	client := &http.Client{Timeout: 10 * time.Minute}
+	// Generous: a snapshot of a large registry takes a while. Ctrl-C
+	// cancels through ctx.
+	client := &http.Client{Timeout: 30 * time.Minute}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w (is registryd running? set --server or BERTH_SERVER)", server, err)
@@ -92,34 +198,12 @@ func (g *globals) do(method, path string, body io.Reader) (*http.Response, error
 	return resp, nil
 }
 
-// serverError turns an error answer into a readable error.
-func serverError(code int, b []byte) error {
-	var e struct {
-		Error     string `json:"error"`
-		Documents []struct {
-			Document int      `json:"document"`
-			Kind     string   `json:"kind"`
-			Name     string   `json:"name"`
-			Problems []string `json:"problems"`
-		} `json:"documents"`
+// resourcePath builds /admin/v1/resources/KIND[/NAME...] with each part
+// escaped.
+func resourcePath(kind string, rest ...string) string {
+	p := "/admin/v1/resources/" + url.PathEscape(kind)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
 	}
-	if json.Unmarshal(b, &e) != nil || e.Error == "" {
-		return fmt.Errorf("server answered %d: %s", code, bytes.TrimSpace(b))
-	}
-	var sb strings.Builder
-	sb.WriteString(e.Error)
-	for _, d := range e.Documents {
-		fmt.Fprintf(&sb, "\n  document %d", d.Document)
-		if d.Kind != "" || d.Name != "" {
-			fmt.Fprintf(&sb, " (%s %q)", d.Kind, d.Name)
-		}
-		sb.WriteString(":")
-		for _, p := range d.Problems {
-			sb.WriteString("\n    - " + p)
-		}
-	}
-	if code == http.StatusUnauthorized {
-		sb.WriteString("\n(check --token, BERTH_TOKEN or --token-file)")
-	}
-	return errors.New(sb.String())
+	return p
 }

@@ -43,7 +43,7 @@ func statusCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st clusterStatus
-			if err := g.call("GET", "/admin/v1/cluster/status", nil, &st); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/admin/v1/cluster/status", nil, &st); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -97,7 +97,7 @@ func membersCmd(g *globals) *cobra.Command {
 				Raft                       string `json:"raft"`
 				GossipAddr                 string `json:"gossipAddr"`
 			}
-			if err := g.call("GET", "/admin/v1/cluster/members", nil, &ms); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/admin/v1/cluster/members", nil, &ms); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -123,7 +123,7 @@ func joinCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, _ := json.Marshal(map[string]any{"addrs": args})
 			var out struct{ Contacted int }
-			if err := g.call("POST", "/admin/v1/cluster/join", bytes.NewReader(body), &out); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/join", bytes.NewReader(body), &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "contacted %d node(s)\n", out.Contacted)
@@ -139,7 +139,7 @@ func leaveCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct{ Left string }
-			if err := g.call("POST", "/admin/v1/cluster/leave", nil, &out); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/leave", nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s left the cluster\n", out.Left)
@@ -155,7 +155,7 @@ func removeCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, _ := json.Marshal(map[string]string{"id": args[0]})
-			if err := g.call("POST", "/admin/v1/cluster/remove", bytes.NewReader(body), nil); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/remove", bytes.NewReader(body), nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
@@ -176,7 +176,7 @@ func transferCmd(g *globals) *cobra.Command {
 			}
 			body, _ := json.Marshal(map[string]string{"id": id})
 			var out struct{ Leader string }
-			if err := g.call("POST", "/admin/v1/cluster/transfer-leader", bytes.NewReader(body), &out); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/transfer-leader", bytes.NewReader(body), &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "leader is now %s\n", out.Leader)
@@ -192,7 +192,7 @@ func snapshotCmd(g *globals) *cobra.Command {
 		Short: "Write a consistent backup of all metadata to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := g.do("GET", "/admin/v1/cluster/snapshot", nil)
+			resp, err := g.do(cmd.Context(), "GET", "/admin/v1/cluster/snapshot", nil)
 			if err != nil {
 				return err
 			}
@@ -233,7 +233,7 @@ func snapshotCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if err := g.call("POST", "/admin/v1/cluster/snapshot", f, nil); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/snapshot", f, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "restored %s\n", args[0])

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func getCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "Show resources: get registries, get registry NAME",
+		Example: `  clusterctl get registries
+  clusterctl get registries -o wide
+  clusterctl get registry hub -o yaml`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 || len(args) > 2 {
+				return errors.New("get needs a kind and at most one name, e.g. get registries, or get registry NAME")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "yaml", "json", "wide"); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if len(args) == 2 {
+				var doc map[string]any
+				if err := g.call(cmd.Context(), "GET", resourcePath(args[0], args[1]), nil, &doc); err != nil {
+					return err
+				}
+				return printOne(w, doc, output, time.Now())
+			}
+			var list struct {
+				Kind  string           `json:"kind"`
+				Items []map[string]any `json:"items"`
+			}
+			if err := g.call(cmd.Context(), "GET", resourcePath(args[0]), nil, &list); err != nil {
+				return err
+			}
+			return printList(w, list.Items, output, time.Now())
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: yaml, json or wide (default: a table)")
+	return cmd
+}
+
+func historyCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "history KIND NAME",
+		Short: "Show the generations of a resource, oldest first",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "yaml", "json", "table"); err != nil {
+				return err
+			}
+			var list struct {
+				Items []map[string]any `json:"items"`
+			}
+			if err := g.call(cmd.Context(), "GET", resourcePath(args[0], args[1], "history"), nil, &list); err != nil {
+				return err
+			}
+			if output == "table" {
+				return printHistory(cmd.OutOrStdout(), list.Items)
+			}
+			return printList(cmd.OutOrStdout(), list.Items, output, time.Now())
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml, json or table")
+	return cmd
+}
+
+func checkOutput(o string, allowed ...string) error {
+	if o == "" {
+		return nil
+	}
+	for _, a := range allowed {
+		if o == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown output format %q: use %s", o, joinOr(allowed))
+}
+
+func joinOr(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	out := s[0]
+	for _, x := range s[1 : len(s)-1] {
+		out += ", " + x
+	}
+	return out + " or " + s[len(s)-1]
+}
