@@ -169,3 +169,41 @@ func manifest(config []byte, layers ...[]byte) []byte {
 	})
 	return b
 }
+
+// list reads a whole paginated listing (tags or catalog) the way clients
+// do: pages of 1000 (CNCF Distribution's maximum), following Link headers.
+// It returns the bytes read and how many entries the field held in total.
+func (c *client) list(ctx context.Context, path, field string) (int64, int, error) {
+	var total int64
+	count := 0
+	for path != "" {
+		code, hdr, body, n, err := c.do(ctx, "GET", path, nil, nil, -1, true)
+		if err != nil {
+			return total, count, err
+		}
+		total += n
+		if code != http.StatusOK {
+			return total, count, fmt.Errorf("GET %s: status %d: %s", path, code, bytes.TrimSpace(body))
+		}
+		var page map[string]json.RawMessage
+		var entries []string
+		if err := json.Unmarshal(body, &page); err != nil || json.Unmarshal(page[field], &entries) != nil {
+			return total, count, fmt.Errorf("GET %s: not a %s listing", path, field)
+		}
+		count += len(entries)
+		path = nextPage(hdr.Get("Link"))
+	}
+	return total, count, nil
+}
+
+// nextPage extracts the target of a `<url>; rel="next"` Link header.
+func nextPage(link string) string {
+	if !strings.Contains(link, `rel="next"`) {
+		return ""
+	}
+	start, end := strings.Index(link, "<"), strings.Index(link, ">")
+	if start < 0 || end < start {
+		return ""
+	}
+	return link[start+1 : end]
+}

@@ -42,3 +42,17 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("%+v", r)
 	}
 }
+
+func TestNextPage(t *testing.T) {
+	tests := map[string]string{
+		`</v2/a/tags/list?n=2&last=b>; rel="next"`: "/v2/a/tags/list?n=2&last=b",
+		``:                    "",
+		`</v2/x>; rel="prev"`: "",
+		`garbage; rel="next"`: "",
+	}
+	for in, want := range tests {
+		if got := nextPage(in); got != want {
+			t.Errorf("nextPage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

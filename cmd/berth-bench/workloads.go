@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -179,15 +178,11 @@ func allWorkloads() []workload {
 				})
 			},
 			op: func(ctx context.Context, c *client, w *worker) (int64, error) {
-				code, _, body, n, err := c.do(ctx, "GET", fmt.Sprintf("/v2/bench/tags/tags/list?n=%d", manyTags), nil, nil, -1, true)
-				if err != nil {
-					return 0, err
+				n, count, err := c.list(ctx, "/v2/bench/tags/tags/list?n=1000", "tags")
+				if err == nil && count != manyTags {
+					err = fmt.Errorf("tags list: %d tags, want %d", count, manyTags)
 				}
-				var tl struct{ Tags []string }
-				if code != 200 || json.Unmarshal(body, &tl) != nil || len(tl.Tags) != manyTags {
-					return n, fmt.Errorf("tags list: status %d, %d tags", code, len(tl.Tags))
-				}
-				return n, nil
+				return n, err
 			},
 		},
 		{
@@ -213,15 +208,11 @@ func allWorkloads() []workload {
 				})
 			},
 			op: func(ctx context.Context, c *client, w *worker) (int64, error) {
-				code, _, body, n, err := c.do(ctx, "GET", fmt.Sprintf("/v2/_catalog?n=%d", manyRepos+100), nil, nil, -1, true)
-				if err != nil {
-					return 0, err
+				n, count, err := c.list(ctx, "/v2/_catalog?n=1000", "repositories")
+				if err == nil && count < manyRepos {
+					err = fmt.Errorf("catalog: %d repositories, want at least %d", count, manyRepos)
 				}
-				var cat struct{ Repositories []string }
-				if code != 200 || json.Unmarshal(body, &cat) != nil || len(cat.Repositories) < manyRepos {
-					return n, fmt.Errorf("catalog: status %d, %d repositories", code, len(cat.Repositories))
-				}
-				return n, nil
+				return n, err
 			},
 		},
 		{
