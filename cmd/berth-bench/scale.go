@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 // and the latency of a tags or catalog page.
 func scaleCmd() *cobra.Command {
 	var repos, tagsPerRepo, pages int
+	var memprofile string
 	cmd := &cobra.Command{
 		Use:   "scale",
 		Short: "Load an FSM with repos×tags and measure RSS, snapshot, restore and page latency",
@@ -62,7 +64,15 @@ func scaleCmd() *cobra.Command {
 			rss := rssBytes() - base
 			total := repos * tagsPerRepo
 			fmt.Fprintf(out, "loaded %d tags in %d repositories in %s (%d events)\n", total, repos, load.Round(time.Millisecond), idx)
-			fmt.Fprintf(out, "RSS growth: %.0f MiB = %.0f bytes per tag (target <= 1024)\n", float64(rss)/(1<<20), float64(rss)/float64(total))
+			fmt.Fprintf(out, "RSS after applying the events one by one: %.0f MiB = %.0f bytes per tag (target <= 1024)\n", float64(rss)/(1<<20), float64(rss)/float64(total))
+			if memprofile != "" {
+				mf, err := os.Create(memprofile)
+				if err != nil {
+					return err
+				}
+				pprof.WriteHeapProfile(mf)
+				mf.Close()
+			}
 
 			snapFile, err := os.CreateTemp("", "berth-scale-snap-*")
 			if err != nil {
@@ -85,12 +95,22 @@ func scaleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Drop the loaded FSM so the restored one is measured alone,
+			// as on a node that restarts from its snapshot.
+			f, snap = nil, nil
+			runtime.GC()
+			debug.FreeOSMemory()
+			base = rssBytes()
 			f2 := fsm.New(logger)
 			start = time.Now()
 			if err := f2.Restore(rc); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "restore: %s (target <= 30s)\n", time.Since(start).Round(time.Millisecond))
+			runtime.GC()
+			debug.FreeOSMemory()
+			rss = rssBytes() - base
+			fmt.Fprintf(out, "RSS of the restored state: %.0f MiB = %.0f bytes per tag (target <= 1024)\n", float64(rss)/(1<<20), float64(rss)/float64(total))
 
 			view := f2.View()
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -111,13 +131,14 @@ func scaleCmd() *cobra.Command {
 			}
 			fmt.Fprintf(out, "tags page (n=100) over %d random repos: p50 %s p99 %s (target p99 <= 20ms)\n", pages, ms(percentile(tagLat, 50)), ms(percentile(tagLat, 99)))
 			fmt.Fprintf(out, "catalog page (n=100) from random positions: p50 %s p99 %s\n", ms(percentile(catLat, 50)), ms(percentile(catLat, 99)))
-			runtime.KeepAlive(f)
+			runtime.KeepAlive(f2)
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&repos, "repos", 100000, "repositories")
 	cmd.Flags().IntVar(&tagsPerRepo, "tags-per-repo", 10, "tags per repository")
 	cmd.Flags().IntVar(&pages, "pages", 10000, "page reads to time")
+	cmd.Flags().StringVar(&memprofile, "memprofile", "", "write a heap profile after loading")
 	return cmd
 }
 
