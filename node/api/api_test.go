@@ -485,10 +485,18 @@ func TestTagsAndCatalogPagination(t *testing.T) {
 
 func TestWriteThenReadIsImmediate(t *testing.T) {
 	c := client{t, startNode(t)}
+	last := 0
 	for i := range 20 {
 		m := c.image("rw", map[string]any{"annotations": map[string]string{"i": fmt.Sprint(i)}})
 		tag := fmt.Sprintf("t%d", i)
 		c.expect(c.do("PUT", "/v2/rw/manifests/"+tag, ct(ociManifest), m), 201, "")
-		c.expect(c.do("HEAD", "/v2/rw/manifests/"+tag, nil, nil), 200, "")
+		r := c.do("HEAD", "/v2/rw/manifests/"+tag, nil, nil)
+		c.expect(r, 200, "")
+		// Reads report the applied index they were served at; it only grows.
+		var idx int
+		if _, err := fmt.Sscan(r.hdr.Get("Berth-Applied-Index"), &idx); err != nil || idx <= last {
+			t.Fatalf("Berth-Applied-Index %q after %d", r.hdr.Get("Berth-Applied-Index"), last)
+		}
+		last = idx
 	}
 }

@@ -19,7 +19,7 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ds strin
 		writeError(w, r, h.logger, err)
 		return
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return

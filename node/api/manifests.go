@@ -156,7 +156,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, name, refS
 		writeError(w, r, h.logger, err)
 		return
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return

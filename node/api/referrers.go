@@ -25,7 +25,7 @@ func (h *handler) referrers(w http.ResponseWriter, r *http.Request, name, ds str
 		writeError(w, r, h.logger, err)
 		return
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/berth-registry/berth/blob"
@@ -173,4 +174,16 @@ func (h *handler) methods(w http.ResponseWriter, r *http.Request, m map[string]h
 func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte("{}"))
+}
+
+// readView returns a consistent view and tells the client which applied
+// index answered (Berth-Applied-Index), so a client or an operator can see
+// that a read on any node reflects a given write.
+func (h *handler) readView(w http.ResponseWriter, r *http.Request) (*fsm.View, error) {
+	view, err := h.reads.ReadView(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	w.Header().Set("Berth-Applied-Index", strconv.FormatUint(view.Index(), 10))
+	return view, nil
 }

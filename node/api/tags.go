@@ -38,7 +38,7 @@ func (h *handler) tags(w http.ResponseWriter, r *http.Request, name string) {
 		writeError(w, r, h.logger, err)
 		return
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return
@@ -64,7 +64,7 @@ func (h *handler) catalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.logger, err)
 		return
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return

@@ -50,7 +50,7 @@ func (h *handler) tryMount(w http.ResponseWriter, r *http.Request, name, ds, fro
 	if err != nil {
 		return false
 	}
-	view, err := h.reads.ReadView(r.Context())
+	view, err := h.readView(w, r)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return true
