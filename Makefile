@@ -19,7 +19,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint tools haproxy bench clean
+.PHONY: all build run test unit e2e fuzz lint tools haproxy bench bench-cluster clean
 
 all: build
 
@@ -81,8 +81,15 @@ bench: build $(BIN)/registry
 		--rounds 3 --duration 5s --markdown bench-results.md --json bench-results.json
 	$(BIN)/berth-bench scale --repos 100000 --tags-per-repo 10
 
+## bench-cluster: 3 Berth nodes on MinIO behind HAProxy against Distribution on the same MinIO
+bench-cluster: build tools $(BIN)/registry
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench compare-cluster --berth $(BIN)/registryd --distribution $(BIN)/registry \
+		--minio $(BIN)/minio --haproxy $$(command -v haproxy) \
+		--rounds 3 --duration 5s --markdown bench-cluster-results.md --json bench-cluster-results.json
+
 $(BIN)/registry:
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 clean:
-	rm -rf $(BIN) e2e.log bench-results.md bench-results.json
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.*

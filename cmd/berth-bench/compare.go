@@ -19,10 +19,10 @@ import (
 
 // server is one registry process started for a comparison.
 type server struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	dir  string
+	name  string
+	url   string
+	procs []*exec.Cmd // everything this registry runs on, stopped together
+	dir   string
 }
 
 func freeAddr() (string, error) {
@@ -50,7 +50,7 @@ func startServer(ctx context.Context, name, bin string, args func(addr, dir stri
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &server{name: name, url: "http://" + addr, cmd: cmd, dir: dir}
+	s := &server{name: name, url: "http://" + addr, procs: []*exec.Cmd{cmd}, dir: dir}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.url + "/v2/")
@@ -70,16 +70,22 @@ func startServer(ctx context.Context, name, bin string, args func(addr, dir stri
 }
 
 func (s *server) stop() {
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		stopProc(s.procs[i])
+	}
+	os.RemoveAll(s.dir)
+}
+
+func stopProc(cmd *exec.Cmd) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	os.RemoveAll(s.dir)
 }
 
 const distributionConfig = `version: 0.1
@@ -134,74 +140,7 @@ func compareCmd() *cobra.Command {
 				return err
 			}
 			defer dist.stop()
-			out := cmd.OutOrStdout()
-			servers := []*server{berth, dist}
-			clients := map[string]*client{berth.name: newClient(berth.url, 64), dist.name: newClient(dist.url, 64)}
-
-			// Setup once per instance: read workloads need their fixtures.
-			for _, wl := range wls {
-				if wl.setup == nil {
-					continue
-				}
-				for _, s := range servers {
-					start := time.Now()
-					if err := wl.setup(ctx, clients[s.name]); err != nil {
-						return fmt.Errorf("setup %s on %s: %w", wl.name, s.name, err)
-					}
-					fmt.Fprintf(out, "setup %-22s on %-12s %s\n", wl.name, s.name, time.Since(start).Round(time.Millisecond))
-				}
-			}
-			var comps []Comparison
-			for _, wl := range wls {
-				comp := Comparison{Workload: wl.name}
-				for round := range rounds {
-					// Alternate who goes first: A B, B A, A B...
-					order := servers
-					if round%2 == 1 {
-						order = []*server{dist, berth}
-					}
-					got := map[string]Result{}
-					for _, s := range order {
-						r := runWorkload(ctx, clients[s.name], wl, s.name, dur, 0)
-						printResult(out, r)
-						got[s.name] = r
-					}
-					comp.Berth = append(comp.Berth, got["berth"])
-					comp.Distribution = append(comp.Distribution, got["distribution"])
-					if d := got["distribution"].OpsPerS; d > 0 {
-						comp.Ratios = append(comp.Ratios, got["berth"].OpsPerS/d)
-					}
-				}
-				comp.MedianRatio = median(comp.Ratios)
-				comps = append(comps, comp)
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-			}
-			fmt.Fprintln(out)
-			writeMarkdown(out, comps, rounds, dur)
-			if mdOut != "" {
-				f, err := os.Create(mdOut)
-				if err != nil {
-					return err
-				}
-				writeMarkdown(f, comps, rounds, dur)
-				f.Close()
-			}
-			if jsonOut != "" {
-				b, _ := json.MarshalIndent(comps, "", "  ")
-				if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
-					return err
-				}
-			}
-			for _, c := range comps {
-				for _, r := range append(c.Berth, c.Distribution...) {
-					if r.Errors > 0 {
-						return fmt.Errorf("%s on %s had %d errors: %s", c.Workload, r.Target, r.Errors, r.FirstErr)
-					}
-				}
-			}
-			return nil
+			return runComparison(ctx, cmd.OutOrStdout(), wls, berth, dist, rounds, dur, mdOut, jsonOut)
 		},
 	}
 	cmd.Flags().StringVar(&berthBin, "berth", "bin/registryd", "registryd binary")
@@ -237,4 +176,77 @@ func writeMarkdown(w io.Writer, comps []Comparison, rounds int, dur time.Duratio
 			ms(time.Duration(medianOf(c.Distribution, p50))), ms(time.Duration(medianOf(c.Distribution, p99))),
 			c.MedianRatio)
 	}
+}
+
+// runComparison sets up fixtures once per registry, then runs every
+// workload against both in alternation (A B, B A, ...) for the given
+// rounds and reports per-workload medians and the median ratio.
+func runComparison(ctx context.Context, out io.Writer, wls []workload, berth, dist *server, rounds int, dur time.Duration, mdOut, jsonOut string) error {
+	servers := []*server{berth, dist}
+	clients := map[string]*client{berth.name: newClient(berth.url, 64), dist.name: newClient(dist.url, 64)}
+
+	// Setup once per instance: read workloads need their fixtures.
+	for _, wl := range wls {
+		if wl.setup == nil {
+			continue
+		}
+		for _, s := range servers {
+			start := time.Now()
+			if err := wl.setup(ctx, clients[s.name]); err != nil {
+				return fmt.Errorf("setup %s on %s: %w", wl.name, s.name, err)
+			}
+			fmt.Fprintf(out, "setup %-22s on %-12s %s\n", wl.name, s.name, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	var comps []Comparison
+	for _, wl := range wls {
+		comp := Comparison{Workload: wl.name}
+		for round := range rounds {
+			// Alternate who goes first: A B, B A, A B...
+			order := servers
+			if round%2 == 1 {
+				order = []*server{dist, berth}
+			}
+			got := map[string]Result{}
+			for _, s := range order {
+				r := runWorkload(ctx, clients[s.name], wl, s.name, dur, 0)
+				printResult(out, r)
+				got[s.name] = r
+			}
+			comp.Berth = append(comp.Berth, got["berth"])
+			comp.Distribution = append(comp.Distribution, got["distribution"])
+			if d := got["distribution"].OpsPerS; d > 0 {
+				comp.Ratios = append(comp.Ratios, got["berth"].OpsPerS/d)
+			}
+		}
+		comp.MedianRatio = median(comp.Ratios)
+		comps = append(comps, comp)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	fmt.Fprintln(out)
+	writeMarkdown(out, comps, rounds, dur)
+	if mdOut != "" {
+		f, err := os.Create(mdOut)
+		if err != nil {
+			return err
+		}
+		writeMarkdown(f, comps, rounds, dur)
+		f.Close()
+	}
+	if jsonOut != "" {
+		b, _ := json.MarshalIndent(comps, "", "  ")
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, c := range comps {
+		for _, r := range append(c.Berth, c.Distribution...) {
+			if r.Errors > 0 {
+				return fmt.Errorf("%s on %s had %d errors: %s", c.Workload, r.Target, r.Errors, r.FirstErr)
+			}
+		}
+	}
+	return nil
 }
