@@ -138,3 +138,12 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestMessageIDIsStablePerClusterAndIndex(t *testing.T) {
+	if MessageID("c1", 42) != MessageID("c1", 42) || MessageID("c1", 42) == MessageID("c2", 42) || MessageID("c1", 42) == MessageID("c1", 43) {
+		t.Error("message IDs must be equal exactly for the same cluster and index")
+	}
+	if got := MessageID("prod-eu", 7); got != "prod-eu-7" {
+		t.Errorf("MessageID = %q", got)
+	}
+}

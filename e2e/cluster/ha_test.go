@@ -26,6 +26,8 @@ func TestCluster(t *testing.T) {
 	t.Run("KillLeaderDuringPushes", c.testFailover)
 	t.Run("SnapshotRestoreIntoFreshCluster", c.testSnapshotRestore)
 	t.Run("ClusterctlMembership", c.testMembership)
+	// Last: it leaves the cluster without a quorum.
+	t.Run("StaleReadsWithoutQuorum", c.testStaleReads)
 }
 
 // Right after each acknowledged push, with no sleep, every node must serve
