@@ -21,6 +21,8 @@ func (c *cluster) testStaleReads(t *testing.T) {
 	mirror := c.nodes[0]
 	mirror.p.Stop(t)
 	mirror.args = append(mirror.args, "--consistency", "stale")
+	// A write it cannot commit should give up quickly in this test.
+	mirror.env = append(append([]string{}, mirror.env...), "BERTH_RAFT_APPLYTIMEOUT=3s")
 	c.start(mirror)
 	c.waitReady(mirror)
 	harness.WaitFor(t, "the mirror to have the image", 30*time.Second, func() error { return im.Verify(ctx, mirror.api) })
