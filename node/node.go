@@ -198,6 +198,10 @@ func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no raft leader", http.StatusServiceUnavailable)
 	case !st.Voter:
 		http.Error(w, "not (yet) a member of the raft configuration", http.StatusServiceUnavailable)
+	case st.Leader == st.ID && n.readyTerm.Load() != st.Term:
+		// A leader serves reads only after its barrier: before it, the FSM
+		// may not yet hold what was acknowledged before a restart.
+		http.Error(w, "leader still committing its first entry of the term", http.StatusServiceUnavailable)
 	case st.CommitIndex > st.AppliedIndex+readyLag:
 		http.Error(w, fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex), http.StatusServiceUnavailable)
 	default:

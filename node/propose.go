@@ -149,7 +149,13 @@ func (n *Node) ReadView(ctx context.Context) (*fsm.View, error) {
 	if n.raft.raft.State() == raft.Shutdown {
 		return nil, &UnavailableError{Err: raft.ErrRaftShutdown}
 	}
-	if !n.cfg.Clustered() || n.cfg.Cluster.Consistency == "stale" {
+	if !n.cfg.Clustered() {
+		if err := n.waitCaughtUp(ctx); err != nil {
+			return nil, err
+		}
+		return n.fsm.View(), nil
+	}
+	if n.cfg.Cluster.Consistency == "stale" {
 		return n.fsm.View(), nil
 	}
 	idx, err := n.readIndex(ctx)
@@ -160,4 +166,28 @@ func (n *Node) ReadView(ctx context.Context) (*fsm.View, error) {
 		return nil, &UnavailableError{Err: fmt.Errorf("catching up to read index %d: %w", idx, err)}
 	}
 	return n.fsm.View(), nil
+}
+
+// waitCaughtUp holds a single node's reads until it has committed its
+// barrier in the current term. After a restart Raft replays the log into
+// the FSM only once the node has won its election and committed, so until
+// then local state can trail writes acknowledged before the restart (a
+// kill -9 leaves no snapshot to restore from).
+func (n *Node) waitCaughtUp(ctx context.Context) error {
+	r := n.raft.raft
+	if n.readyTerm.Load() == r.CurrentTerm() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for n.readyTerm.Load() != r.CurrentTerm() {
+		select {
+		case <-ctx.Done():
+			return &UnavailableError{Err: errors.New("still replaying the log after start")}
+		case <-t.C:
+		}
+	}
+	return nil
 }
