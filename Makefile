@@ -16,7 +16,8 @@ DISTRIBUTION_VERSION := v3.1.2
 
 # Fuzz targets run briefly by `make test`: package:target pairs.
 FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
-	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML
+	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML \
+	./node/admin:FuzzApply
 FUZZTIME ?= 8s
 
 .PHONY: all build run test unit e2e fuzz lint tools haproxy bench bench-cluster clean
@@ -40,8 +41,11 @@ test: tools build lint unit fuzz e2e
 unit:
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 
-## fuzz: each fuzz target for $(FUZZTIME)
+## fuzz: each fuzz target for $(FUZZTIME); a Fuzz function missing from FUZZ_TARGETS is an error
 fuzz:
+	@missing=$$(git ls-files '*_test.go' | xargs grep -hoE '^func Fuzz[A-Za-z0-9_]+' | sed 's/^func //' | sort -u | \
+		while read f; do case " $(FUZZ_TARGETS) " in *":$$f "*) ;; *) echo "$$f";; esac; done); \
+	if [ -n "$$missing" ]; then echo "add to FUZZ_TARGETS in the Makefile:" $$missing; exit 1; fi
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \

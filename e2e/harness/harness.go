@@ -20,7 +20,8 @@ import (
 	"time"
 )
 
-// binDir is where `make build tools` puts every binary the tests run.
+// BinDir is where `make tools build` puts every binary the tests run:
+// $BERTH_BIN, or bin/ at the module root.
 func BinDir() string {
 	if d := os.Getenv("BERTH_BIN"); d != "" {
 		return d
@@ -29,8 +30,8 @@ func BinDir() string {
 	return abs
 }
 
-// tool finds a required binary. A missing one fails the test: CI must not
-// go green by skipping the cluster tests.
+// Tool finds a required binary in BinDir, then on PATH. A missing one
+// fails the test: CI must not go green by skipping what it cannot run.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(BinDir(), name)
@@ -98,7 +99,7 @@ func Tail(s string, n int) string {
 	return s
 }
 
-// kill sends SIGKILL: no chance to flush, snapshot or say goodbye.
+// Kill sends SIGKILL to the process group: no chance to flush, snapshot or say goodbye.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:
@@ -109,7 +110,7 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// Stop sends SIGTERM and waits for a clean exit.
 func (p *Proc) Stop(t testing.TB) {
 	t.Helper()
 	p.Cmd.Process.Signal(syscall.SIGTERM)
@@ -140,7 +141,7 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitFor polls cond until it holds or the timeout passes.
+// WaitFor polls cond until it holds or the timeout passes.
 func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -184,17 +185,21 @@ func GetOK(url string) error {
 	return nil
 }
 
+// Run runs a client command to completion (at most 3 minutes) and returns
+// what it wrote to stdout, which is what users script against; progress
+// logs on stderr are shown only when the command fails.
 func Run(t testing.TB, env []string, bin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), err, Tail(stdout.String(), 4000), Tail(stderr.String(), 4000))
 	}
-	return string(out)
+	return stdout.String()
 }
 
 // moduleRoot finds the repository root (the directory holding go.mod).

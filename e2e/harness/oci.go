@@ -50,6 +50,11 @@ func (im Image) Push(ctx context.Context, base string) error {
 			return fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
 		}
 	}
+	return im.putManifest(ctx, base)
+}
+
+// putManifest pushes the manifest by tag once its blobs are in place.
+func (im Image) putManifest(ctx context.Context, base string) error {
 	code, hdr, body, err := HTTPStatus(ctx, "PUT",
 		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
 		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(im.Manifest))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/e2e/harness"
 )
@@ -52,6 +53,21 @@ func TestCrane(t *testing.T) {
 	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
 		t.Fatalf("pull wrote nothing: %v", err)
 	}
+	// The pulled tarball pushed elsewhere is the same image, byte for byte.
+	if got := c("push", out, reg.addr+"/e2e/pushed:1"); got != reg.addr+"/e2e/pushed@"+digest {
+		t.Errorf("crane push printed %q, want %s/e2e/pushed@%s", got, reg.addr, digest)
+	}
+	// mutate writes a new config and manifest that reuse the layer.
+	mutated := c("mutate", ref, "--label", "org.berth.e2e=yes", "-t", reg.addr+"/e2e/crane:labeled")
+	if !strings.HasPrefix(mutated, reg.addr+"/e2e/crane@sha256:") || strings.HasSuffix(mutated, digest) {
+		t.Errorf("crane mutate printed %q", mutated)
+	}
+	var cfg struct {
+		Config struct{ Labels map[string]string }
+	}
+	if err := json.Unmarshal([]byte(c("config", reg.addr+"/e2e/crane:labeled")), &cfg); err != nil || cfg.Config.Labels["org.berth.e2e"] != "yes" {
+		t.Errorf("mutated config: %v %+v", err, cfg)
+	}
 	// The pulled layer holds our file.
 	export := harness.Run(t, env, crane, "--insecure", "export", ref, "-")
 	if !strings.Contains(export, "hello berth") {
@@ -62,6 +78,20 @@ func TestCrane(t *testing.T) {
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "MANIFEST_UNKNOWN") {
 		t.Errorf("deleted manifest still served (err=%v): %s", err, out)
+	}
+	ctx, cancel := harness.Ctx(30 * time.Second)
+	defer cancel()
+	for _, path := range []string{"/v2/e2e/copy/manifests/" + digest, "/v2/e2e/copy/manifests/v1"} {
+		if code, _, _, err := harness.HTTPStatus(ctx, "GET", "http://"+reg.addr+path, nil, nil); err != nil || code != 404 {
+			t.Errorf("GET %s after crane delete: %d %v, want 404", path, code, err)
+		}
+	}
+	if got := c("ls", reg.addr+"/e2e/copy"); got != "" {
+		t.Errorf("tags left after crane delete: %q", got)
+	}
+	// The same image under its other names is untouched.
+	if got := c("digest", ref); got != digest {
+		t.Errorf("%s after deleting the copy: %s, want %s", ref, got, digest)
 	}
 }
 

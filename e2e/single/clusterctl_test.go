@@ -112,8 +112,8 @@ func TestClusterctlResources(t *testing.T) {
 		t.Errorf("delete unknown: %s", out)
 	}
 	out = fail("", []string{"BERTH_TOKEN=wrong"}, "get", "registries")
-	if !strings.Contains(out, "admin token") {
-		t.Errorf("wrong token: %s", out)
+	if !strings.Contains(out, "admin token missing or wrong") {
+		t.Errorf("wrong token (401) not explained: %s", out)
 	}
 	out = fail("", nil, "--token-file", filepath.Join(t.TempDir(), "none"), "get", "registries")
 	if !strings.Contains(out, "no admin token") {
