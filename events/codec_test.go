@@ -140,7 +140,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestMessageIDIsStablePerClusterAndIndex(t *testing.T) {
-	if MessageID("c1", 42) != MessageID("c1", 42) || MessageID("c1", 42) == MessageID("c2", 42) || MessageID("c1", 42) == MessageID("c1", 43) {
+	same, again := MessageID("c1", 42), MessageID("c1", 42)
+	if same != again || same == MessageID("c2", 42) || same == MessageID("c1", 43) {
 		t.Error("message IDs must be equal exactly for the same cluster and index")
 	}
 	if got := MessageID("prod-eu", 7); got != "prod-eu-7" {
