@@ -139,12 +139,26 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestMessageIDIsStablePerClusterAndIndex(t *testing.T) {
-	same, again := MessageID("c1", 42), MessageID("c1", 42)
-	if same != again || same == MessageID("c2", 42) || same == MessageID("c1", 43) {
-		t.Error("message IDs must be equal exactly for the same cluster and index")
+func TestMessageID(t *testing.T) {
+	tests := []struct {
+		cluster string
+		index   uint64
+		want    string
+	}{
+		{"prod-eu", 7, "prod-eu-7"},
+		{"c1", 42, "c1-42"},
+		{"c2", 42, "c2-42"},
+		{"c1", 43, "c1-43"},
 	}
-	if got := MessageID("prod-eu", 7); got != "prod-eu-7" {
-		t.Errorf("MessageID = %q", got)
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		got := MessageID(tt.cluster, tt.index)
+		if got != tt.want {
+			t.Errorf("MessageID(%q, %d) = %q, want %q", tt.cluster, tt.index, got, tt.want)
+		}
+		if seen[got] {
+			t.Errorf("MessageID %q is not unique", got)
+		}
+		seen[got] = true
 	}
 }
