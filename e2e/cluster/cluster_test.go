@@ -54,13 +54,23 @@ func startMinIO(t *testing.T, dir string) string {
 func newCluster(t *testing.T, n int) *cluster {
 	c := &cluster{t: t, dir: t.TempDir()}
 	c.minio = startMinIO(t, c.dir)
+	c.startNodes("node", n)
+	c.startHAProxy()
+	return c
+}
+
+// startNodes starts n nodes named prefix1..prefixN that find each other by
+// gossip and bootstrap together on the cluster's MinIO, and waits until
+// every one is ready.
+func (c *cluster) startNodes(prefix string, n int) {
+	t := c.t
 	for i := 1; i <= n; i++ {
 		c.nodes = append(c.nodes, &node{
-			id:      fmt.Sprintf("node%d", i),
+			id:      fmt.Sprintf("%s%d", prefix, i),
 			api:     fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 			raft:    fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 			gossip:  fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
-			dataDir: filepath.Join(c.dir, fmt.Sprintf("node%d", i)),
+			dataDir: filepath.Join(c.dir, fmt.Sprintf("%s%d", prefix, i)),
 		})
 	}
 	for _, nd := range c.nodes {
@@ -83,8 +93,6 @@ func newCluster(t *testing.T, n int) *cluster {
 	for _, nd := range c.nodes {
 		c.waitReady(nd)
 	}
-	c.startHAProxy()
-	return c
 }
 
 func (c *cluster) start(nd *node) {

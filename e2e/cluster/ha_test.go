@@ -54,7 +54,7 @@ func (c *cluster) testRealClients(t *testing.T) {
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
 	layer := filepath.Join(home, "layer.tar")
-	if err := os.WriteFile(layer, tarWithFile("hello.txt", []byte("hello from berth\n")), 0o644); err != nil {
+	if err := os.WriteFile(layer, harness.TarWithFile("hello.txt", []byte("hello from berth\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ref := c.lb + "/clients/hello:1"
@@ -272,31 +272,7 @@ func (c *cluster) testSnapshotRestore(t *testing.T) {
 	harness.Run(t, env, ctl, "--server", "http://"+c.lb, "snapshot", "save", file)
 
 	fresh := &cluster{t: t, dir: t.TempDir(), minio: c.minio}
-	fresh.nodes = nil
-	for i := 1; i <= 3; i++ {
-		fresh.nodes = append(fresh.nodes, &node{
-			id:      fmt.Sprintf("fresh%d", i),
-			api:     fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
-			raft:    fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
-			gossip:  fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
-			dataDir: filepath.Join(fresh.dir, fmt.Sprintf("fresh%d", i)),
-		})
-	}
-	for _, nd := range fresh.nodes {
-		var join []string
-		for _, o := range fresh.nodes {
-			if o != nd {
-				join = append(join, o.gossip)
-			}
-		}
-		nd.args = []string{"serve", "--node-id", nd.id, "--addr", nd.api, "--data-dir", nd.dataDir,
-			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","), "--bootstrap-expect", "3"}
-		nd.env = c.nodes[0].env
-		fresh.start(nd)
-	}
-	for _, nd := range fresh.nodes {
-		fresh.waitReady(nd)
-	}
+	fresh.startNodes("fresh", 3)
 	harness.Run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
 	for _, nd := range fresh.nodes {
 		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.Verify(ctx, nd.api) })

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -97,4 +98,14 @@ func (im Image) Verify(ctx context.Context, base string) error {
 
 func Ctx(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// TarWithFile makes a one-file layer tarball, for `crane append`.
+func TarWithFile(name string, content []byte) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content))})
+	tw.Write(content)
+	tw.Close()
+	return buf.Bytes()
 }

@@ -1,8 +1,6 @@
 package single
 
 import (
-	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,20 +12,11 @@ import (
 	"github.com/berth-registry/berth/e2e/harness"
 )
 
-func tarWithFile(name string, content []byte) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content))})
-	tw.Write(content)
-	tw.Close()
-	return buf.Bytes()
-}
-
 func TestCrane(t *testing.T) {
 	reg := startRegistry(t, t.TempDir(), "")
 	crane, env := harness.Tool(t, "crane"), clientEnv(t)
 	dir := t.TempDir()
-	layer := writeFile(t, filepath.Join(dir, "layer.tar"), tarWithFile("hello.txt", []byte("hello berth\n")))
+	layer := writeFile(t, filepath.Join(dir, "layer.tar"), harness.TarWithFile("hello.txt", []byte("hello berth\n")))
 	ref := reg.addr + "/e2e/crane:1"
 	c := func(args ...string) string {
 		return strings.TrimSpace(harness.Run(t, env, crane, append([]string{"--insecure"}, args...)...))
@@ -99,7 +88,7 @@ func TestRegctl(t *testing.T) {
 	reg := startRegistry(t, t.TempDir(), "")
 	crane, regctl, env := harness.Tool(t, "crane"), harness.Tool(t, "regctl"), clientEnv(t)
 	dir := t.TempDir()
-	layer := writeFile(t, filepath.Join(dir, "layer.tar"), tarWithFile("a.txt", []byte("regctl\n")))
+	layer := writeFile(t, filepath.Join(dir, "layer.tar"), harness.TarWithFile("a.txt", []byte("regctl\n")))
 	src := reg.addr + "/e2e/src:1"
 	harness.Run(t, env, crane, "--insecure", "append", "-f", layer, "-t", src)
 
