@@ -480,6 +480,31 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 	return Info{Digest: d, Size: st.Offset}, nil
 }
 
+func (s *FS) PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (Info, error) {
+	state, data, err := s.uploadPaths(id)
+	if err != nil {
+		return Info{}, err
+	}
+	st, err := s.session(id, state)
+	if err != nil {
+		return Info{}, err
+	}
+	if st.Offset > 0 {
+		return Info{}, ErrUploadNotEmpty
+	}
+	// Not under the session's lock: the locks are striped, and a whole
+	// blob in flight would hold up unrelated sessions.
+	info, err := s.Put(ctx, d, size, r)
+	s.mu.Lock()
+	_, pending := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !pending {
+		s.removeSession(state, data)
+	}
+	return info, err
+}
+
 func (s *FS) removeSession(state, data string) {
 	for _, p := range []string{data, state, state + ".tmp"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -18,6 +18,9 @@ var (
 	ErrDigestMismatch = errors.New("content does not match digest")
 	ErrSizeMismatch   = errors.New("content length does not match size")
 	ErrUnsupported    = errors.New("unsupported digest algorithm")
+	// ErrUploadNotEmpty is PutUpload's answer for a session that already
+	// holds bytes: the caller appends and commits instead.
+	ErrUploadNotEmpty = errors.New("upload session already holds bytes")
 )
 
 // OffsetError is returned when a chunk does not start where the upload ends.
@@ -63,6 +66,14 @@ type Store interface {
 	// Commit verifies d against everything uploaded and moves the bytes into
 	// place under d atomically, then removes the session.
 	Commit(ctx context.Context, id string, d digest.Digest) (Info, error)
+	// PutUpload finishes a session that holds no bytes yet with the whole
+	// blob in r, verified as Put verifies it. It is what docker and crane
+	// do for small blobs (POST, then one PUT with everything), so it must
+	// cost no more than Put: no session bookkeeping beyond ending it. It
+	// returns ErrUploadNotEmpty, having read nothing, if the session holds
+	// bytes. Otherwise the session is over, whether the Put succeeded or
+	// not.
+	PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (Info, error)
 	// CancelUpload removes a session and its bytes.
 	CancelUpload(ctx context.Context, id string) error
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("CommitWrongDigest", func(t *testing.T) { testCommitWrongDigest(t, open) })
 	t.Run("CommitExistingBlob", func(t *testing.T) { testCommitExisting(t, open) })
 	t.Run("CancelAndUnknownSessions", func(t *testing.T) { testCancel(t, open) })
+	t.Run("PutUpload", func(t *testing.T) { testPutUpload(t, open, data) })
 }
 
 func random(n int) []byte {

@@ -36,12 +36,13 @@ func (s *Store) Commit(ctx context.Context, id string, d digest.Digest) (blob.In
 	if err := checkDigest(d); err != nil {
 		return blob.Info{}, err
 	}
-	st, _, err := s.load(ctx, id)
+	st, etag, err := s.load(ctx, id)
 	if err != nil {
 		return blob.Info{}, err
 	}
+	stored := etag != ""
 	mismatch := func(got digest.Digest) (blob.Info, error) {
-		if err := s.removeSession(ctx, id); err != nil {
+		if err := s.removeSession(ctx, id, stored); err != nil {
 			s.logger.Warn("s3: remove failed upload", "id", id, "err", err)
 		}
 		return blob.Info{}, fmt.Errorf("%w: uploaded content is %s", blob.ErrDigestMismatch, got)
@@ -101,7 +102,7 @@ func (s *Store) Commit(ctx context.Context, id string, d digest.Digest) (blob.In
 			return blob.Info{}, fmt.Errorf("s3 commit upload %s: %w", id, err)
 		}
 	}
-	if err := s.removeSession(ctx, id); err != nil {
+	if err := s.removeSession(ctx, id, stored); err != nil {
 		s.logger.Warn("s3: remove committed upload; PurgeUploads retries", "id", id, "err", err)
 	}
 	return blob.Info{Digest: d, Size: st.Offset}, nil

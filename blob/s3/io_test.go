@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/blob/s3"
 )
 
 const mib = 1 << 20
@@ -181,9 +182,30 @@ func TestTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// Ended sessions leave only tombstones (their IDs stay signed),
+		// which a purge takes away; then only the blobs and the upload-ID
+		// key remain.
+		want = append(want, "meta/upload-id-key")
 		slices.Sort(want)
+		ended, rest := srv.tombstones(t, bucket, srv.keys(t, bucket))
+		if len(ended) != 5 || !slices.Equal(rest, want) {
+			t.Fatalf("bucket holds %d tombstones (want 5) and\n  %s\nwant\n  %s", len(ended), strings.Join(rest, "\n  "), strings.Join(want, "\n  "))
+		}
+		// Tombstones stay while their IDs' signatures are valid, and go
+		// with the first purge after that.
+		time.Sleep(10 * time.Millisecond)
+		if _, err := s.PurgeUploads(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if ended, _ := srv.tombstones(t, bucket, srv.keys(t, bucket)); len(ended) != 5 {
+			t.Fatalf("a purge while the IDs are valid left %d of 5 tombstones", len(ended))
+		}
+		s3.SetClock(s, func() time.Time { return time.Now().Add(25 * time.Hour) })
+		if _, err := s.PurgeUploads(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		if got := srv.keys(t, bucket); !slices.Equal(got, want) {
-			t.Fatalf("bucket holds\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			t.Fatalf("after purge the bucket holds\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
 		for u := range srv.raw.ListIncompleteUploads(ctx, bucket, "", true) {
 			t.Errorf("unfinished multipart upload left: %s (%v)", u.Key, u.Err)

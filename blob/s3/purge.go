@@ -15,8 +15,9 @@ import (
 // PurgeUploads removes upload sessions started before olderThan
 // (abandoned uploads) and returns how many it removed. It also removes
 // what crashed or interrupted requests left behind, once it is older than
-// olderThan: tmp/ objects of large Puts, and chunks of sessions whose
-// state is gone or damaged. It is for the leader's purge job (rule 9), so
+// olderThan: tmp/ objects of large Puts, chunks of sessions whose state
+// is gone or damaged, and the tombstones of sessions whose signed IDs have
+// expired. Empty sessions have nothing to purge: their IDs expire. It is for the leader's purge job (rule 9), so
 // a node that loses leadership cancels ctx and the next leader resumes.
 func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, error) {
 	n := 0
@@ -27,29 +28,43 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 			return n, fmt.Errorf("s3 list uploads: %w", o.Err)
 		}
 		id := strings.TrimSuffix(strings.TrimPrefix(o.Key, s.prefix+"uploads/"), "/")
+		// A signed ID stays valid until its TTL runs out: its session must
+		// keep a tombstone until then, or it would come back as an empty
+		// session.
+		_, signed := s.emptySession(id, s.now())
 		st, _, err := s.load(ctx, id)
 		switch {
 		case err == nil:
 			if !st.Started.Before(olderThan) {
 				continue
 			}
-			if err := s.removeSession(ctx, id); err != nil {
+			if signed {
+				err = s.removeSession(ctx, id, true)
+			} else {
+				err = s.removeAll(ctx, s.sessionDir(id), time.Time{}, "")
+			}
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			s.logger.Info("purged abandoned upload", "id", id, "started", st.Started, "offset", st.Offset)
 			n++
 		case errors.Is(err, blob.ErrUploadUnknown) || errors.Is(err, errDamaged):
-			// Not a live session: what is left under it is garbage once
-			// it is old enough not to belong to a request in flight.
-			if err := s.removeAll(ctx, s.sessionDir(id), olderThan); err != nil {
+			// Not a live session (a tombstone, or chunks whose state is
+			// gone): what is left under it is garbage once it is old
+			// enough not to belong to a request in flight.
+			keep := ""
+			if signed {
+				keep = s.stateKey(id)
+			}
+			if err := s.removeAll(ctx, s.sessionDir(id), olderThan, keep); err != nil {
 				errs = append(errs, err)
 			}
 		default:
 			errs = append(errs, err)
 		}
 	}
-	if err := s.removeAll(ctx, s.prefix+"tmp/", olderThan); err != nil {
+	if err := s.removeAll(ctx, s.prefix+"tmp/", olderThan, ""); err != nil {
 		errs = append(errs, err)
 	}
 	return n, errors.Join(errs...)

@@ -6,8 +6,11 @@
 //
 //	blobs/<alg>/<hh>/<hex>                 content, under its digest
 //	tmp/<random>                           a large Put or Commit on its way in
-//	uploads/<id>/state                     session state (JSON), replaced with If-Match
+//	uploads/<id>/state                     session state (JSON), replaced with If-Match;
+//	                                       written by the first chunk, a tombstone once ended
 //	uploads/<id>/chunk-<offset>-<random>   one object per appended chunk
+//	meta/upload-id-key                     signs the IDs of sessions with no bytes yet
+//	                                       (sessionid.go): they have no object at all
 //
 // The one invariant (rule 4): a blobs/ key never holds bytes that do not
 // hash to its name. It holds because a blobs/ key is only ever written
@@ -81,6 +84,15 @@ type Store struct {
 	bucket string
 	prefix string
 	logger *slog.Logger
+	idKey  []byte // signs the IDs of empty upload sessions (sessionid.go)
+	clock  func() time.Time
+}
+
+func (s *Store) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -140,6 +152,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		} else {
 			logger.Info("created bucket", "bucket", cfg.Bucket, "endpoint", endpoint)
 		}
+	}
+	if s.idKey, err = s.loadIDKey(ctx); err != nil {
+		return nil, fmt.Errorf("s3 %s: upload-ID key in bucket %q: %w (allow s3:GetObject and s3:PutObject on it)", endpoint, cfg.Bucket, err)
 	}
 	return s, nil
 }

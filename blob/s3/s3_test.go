@@ -136,6 +136,28 @@ func (srv *server) store(t *testing.T, endpoint, bucket, prefix string) *s3.Stor
 	return s
 }
 
+// tombstones returns the keys of ended sessions' state objects (which
+// PurgeUploads removes once old) and the rest of keys.
+func (srv *server) tombstones(t *testing.T, bucket string, keys []string) (ended, rest []string) {
+	t.Helper()
+	for _, k := range keys {
+		if strings.HasPrefix(k, "uploads/") && strings.HasSuffix(k, "/state") {
+			obj, err := srv.raw.GetObject(context.Background(), bucket, k, minio.GetObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(obj)
+			obj.Close()
+			if strings.Contains(string(b), `"cancelled":true`) {
+				ended = append(ended, k)
+				continue
+			}
+		}
+		rest = append(rest, k)
+	}
+	return ended, rest
+}
+
 // keys lists every object in the bucket.
 func (srv *server) keys(t *testing.T, bucket string) []string {
 	t.Helper()

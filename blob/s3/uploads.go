@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -28,6 +27,9 @@ type session struct {
 	Started   time.Time        `json:"started"`
 	Hash      []byte           `json:"hash"`
 	Chunks    []chunk          `json:"chunks"`
+	// Cancelled marks a tombstone: the session of a signed ID that ended,
+	// so that the ID, still valid as a signature, is unknown from then on.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // chunk is one appended object. Names carry the offset (so a listing reads
@@ -42,8 +44,6 @@ type chunk struct {
 
 // maxStateSize bounds what load reads; a state holds ~100 bytes per chunk.
 const maxStateSize = 8 << 20
-
-var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // errDamaged means a state object does not decode.
 var errDamaged = errors.New("damaged upload state")
@@ -66,9 +66,10 @@ func (st *session) hash() (hash.Hash, error) {
 }
 
 // load reads a session and the ETag of exactly that version, which the
-// next save must match.
+// next save must match. A signed ID with no state object is an empty
+// session, returned with an empty ETag: the first save creates the state.
 func (s *Store) load(ctx context.Context, id string) (session, string, error) {
-	if !idRe.MatchString(id) {
+	if !validID(id) {
 		return session{}, "", blob.ErrUploadUnknown
 	}
 	obj, err := s.c.GetObject(ctx, s.bucket, s.stateKey(id), minio.GetObjectOptions{})
@@ -79,6 +80,9 @@ func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 	b, err := io.ReadAll(io.LimitReader(obj, maxStateSize))
 	if err != nil {
 		if notFound(err) {
+			if st, ok := s.emptySession(id, s.now()); ok {
+				return st, "", nil
+			}
 			return session{}, "", blob.ErrUploadUnknown
 		}
 		return session{}, "", fmt.Errorf("s3 read upload %s: %w", id, err)
@@ -90,6 +94,9 @@ func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 	var st session
 	if err := json.Unmarshal(b, &st); err != nil {
 		return session{}, "", fmt.Errorf("upload %s: %w: %v (cancel it and upload again)", id, errDamaged, err)
+	}
+	if st.Cancelled {
+		return session{}, "", blob.ErrUploadUnknown
 	}
 	return st, oi.ETag, nil
 }
@@ -125,17 +132,13 @@ func (s *Store) save(ctx context.Context, id string, st session, h hash.Hash, et
 	return nil
 }
 
-func (s *Store) StartUpload(ctx context.Context, alg digest.Algorithm) (blob.UploadStatus, error) {
-	h, err := newHash(alg)
-	if err != nil {
+// StartUpload costs no request: see sessionid.go.
+func (s *Store) StartUpload(_ context.Context, alg digest.Algorithm) (blob.UploadStatus, error) {
+	if _, err := newHash(alg); err != nil {
 		return blob.UploadStatus{}, err
 	}
-	id := newID()
-	st := session{Algorithm: alg, Started: time.Now().UTC()}
-	if err := s.save(ctx, id, st, h, ""); err != nil {
-		return blob.UploadStatus{}, err
-	}
-	return blob.UploadStatus{ID: id, Algorithm: alg, Started: st.Started}, nil
+	started := s.now().UTC().Truncate(time.Millisecond)
+	return blob.UploadStatus{ID: s.newSignedID(alg, started), Algorithm: alg, Started: started}, nil
 }
 
 func (s *Store) UploadStatus(ctx context.Context, id string) (blob.UploadStatus, error) {
@@ -220,34 +223,69 @@ func (s *Store) putChunk(ctx context.Context, key string, hr *hashReader) (int64
 	return ui.Size, ui.ETag, nil
 }
 
+// PutUpload of a signed empty session costs one GET that finds no state,
+// then Put; it leaves no tombstone (see sessionid.go).
+func (s *Store) PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (blob.Info, error) {
+	st, etag, err := s.load(ctx, id)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	if st.Offset > 0 {
+		return blob.Info{}, blob.ErrUploadNotEmpty
+	}
+	info, err := s.Put(ctx, d, size, r)
+	if etag != "" {
+		// A legacy session's state, written at its start.
+		if rerr := s.removeSession(ctx, id, true); rerr != nil {
+			s.logger.Warn("s3: remove finished upload; PurgeUploads retries", "id", id, "err", rerr)
+		}
+	}
+	return info, err
+}
+
 func (s *Store) CancelUpload(ctx context.Context, id string) error {
-	if _, _, err := s.load(ctx, id); err != nil && !errors.Is(err, errDamaged) {
+	_, etag, err := s.load(ctx, id)
+	if err != nil && !errors.Is(err, errDamaged) {
 		return err
 	}
-	return s.removeSession(ctx, id)
+	return s.removeSession(ctx, id, err != nil || etag != "")
 }
 
-// removeSession deletes the state first, so the session is gone at once
-// for every node, then its chunks. Leftovers from a failure here are
-// found by PurgeUploads.
-func (s *Store) removeSession(ctx context.Context, id string) error {
+// removeSession ends a session for every node at once, then deletes its
+// chunks (stored says there may be some). A signed ID gets a tombstone
+// state, since its signature stays valid; a legacy ID's state is deleted.
+// Leftovers from a failure here are found by PurgeUploads, which also
+// removes tombstones once they are old.
+func (s *Store) removeSession(ctx context.Context, id string, stored bool) error {
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	if err := s.c.RemoveObject(ctx, s.bucket, s.stateKey(id), minio.RemoveObjectOptions{}); err != nil {
+	if signedIDRe.MatchString(id) {
+		b, _ := json.Marshal(session{Cancelled: true})
+		if _, err := s.c.PutObject(ctx, s.bucket, s.stateKey(id), bytes.NewReader(b), int64(len(b)),
+			minio.PutObjectOptions{ContentType: "application/json"}); err != nil {
+			return fmt.Errorf("s3 end upload %s: %w", id, err)
+		}
+	} else if err := s.c.RemoveObject(ctx, s.bucket, s.stateKey(id), minio.RemoveObjectOptions{}); err != nil {
 		return fmt.Errorf("s3 remove upload %s: %w", id, err)
 	}
-	return s.removeAll(ctx, s.sessionDir(id), time.Time{})
+	if !stored {
+		return nil
+	}
+	return s.removeAll(ctx, s.sessionDir(id), time.Time{}, s.stateKey(id))
 }
 
-// removeAll deletes every object under prefix, or with before set only
-// those last modified before it.
-func (s *Store) removeAll(ctx context.Context, prefix string, before time.Time) error {
+// removeAll deletes every object under prefix but keep, or with before set
+// only those last modified before it.
+func (s *Store) removeAll(ctx context.Context, prefix string, before time.Time, keep string) error {
 	var listErr error
 	objs := func(yield func(minio.ObjectInfo) bool) {
 		for o := range s.c.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 			if o.Err != nil {
 				listErr = o.Err
 				return
+			}
+			if o.Key == keep {
+				continue
 			}
 			if (before.IsZero() || o.LastModified.Before(before)) && !yield(o) {
 				return

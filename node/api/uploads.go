@@ -198,22 +198,20 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 		return
 	}
 	var info blob.Info
-	if whole, err := h.wholeBlobInPut(r, id); err != nil {
-		writeError(w, r, h.logger, err)
-		return
-	} else if whole {
+	whole := false
+	if startsAtZero(r) {
 		// POST then a PUT with everything (what docker and crane do for
 		// small blobs): stream straight into place, no session bookkeeping.
-		info, err = h.blobs.Put(r.Context(), d, r.ContentLength, r.Body)
-		// The session is done either way: a failed close leaves nothing.
-		if cerr := h.blobs.CancelUpload(r.Context(), id); cerr != nil {
-			h.logger.Warn("drop finished upload session", "id", id, "err", cerr)
-		}
-		if err != nil {
+		info, err = h.blobs.PutUpload(r.Context(), id, d, r.ContentLength, r.Body)
+		switch {
+		case err == nil:
+			whole = true
+		case !errors.Is(err, blob.ErrUploadNotEmpty):
 			writeError(w, r, h.logger, err)
 			return
 		}
-	} else {
+	}
+	if !whole {
 		if r.ContentLength != 0 {
 			if _, err := h.appendChunk(r, id); err != nil {
 				h.chunkError(w, r, name, id, err)
@@ -232,26 +230,18 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 	blobCreated(w, name, d)
 }
 
-// wholeBlobInPut reports whether a closing PUT carries the entire blob: the
-// session holds no bytes yet and the body starts at offset 0.
-func (h *handler) wholeBlobInPut(r *http.Request, id string) (bool, error) {
+// startsAtZero reports whether a closing PUT may carry the entire blob: it
+// has a body, and a Content-Range, if any, starts at 0. Whether the session
+// is still empty is for the store to say.
+func startsAtZero(r *http.Request) bool {
 	if r.ContentLength == 0 {
-		return false, nil
-	}
-	st, err := h.blobs.UploadStatus(r.Context(), id)
-	if err != nil {
-		return false, err
-	}
-	if st.Offset != 0 {
-		return false, nil
+		return false
 	}
 	if cr := r.Header.Get("Content-Range"); cr != "" {
 		start, _, err := blob.ParseContentRange(cr)
-		if err != nil || start != 0 {
-			return false, nil // appendChunk reports the problem
-		}
+		return err == nil && start == 0
 	}
-	return true, nil
+	return true
 }
 
 func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id string) {
