@@ -47,18 +47,44 @@ func (w writer) repo(name string) repoRow {
 }
 
 // adjust changes a repository's counters and drops it when empty.
-func (w writer) adjust(name string, manifests, tags, blobs int) {
+func (w writer) adjust(name string, manifests, blobs int) {
 	r := w.repo(name)
 	r.Manifests += manifests
-	r.Tags += tags
 	r.Blobs += blobs
+	w.save(r)
+}
+
+// save stores a changed copy of a repository row, or drops the row once
+// the repository is empty. Tags is derived from the tag index, so the two
+// never disagree.
+func (w writer) save(r repoRow) {
+	if r.tags.len() == 0 {
+		r.tags = nil // a repository without tags holds no index
+	}
+	r.Tags = r.tags.len()
 	if r.empty() {
-		if old := w.first(tRepo, name); old != nil {
+		if old := w.first(tRepo, r.Name); old != nil {
 			w.delete(tRepo, old)
 		}
 		return
 	}
 	w.insert(tRepo, &r)
+}
+
+// changeTags runs change on a private copy of a repository's tag index and
+// stores the copy in a new repo row. The committed index is never written:
+// a View opened before this event keeps reading it unchanged. Each event
+// changes a repository's tags in one call, so it copies the changed path of
+// the B-tree once, not once per tag.
+func (w writer) changeTags(name string, change func(*tagIndex)) {
+	r := w.repo(name)
+	if r.tags == nil {
+		r.tags = newTagIndex()
+	} else {
+		r.tags = r.tags.clone()
+	}
+	change(r.tags)
+	w.save(r)
 }
 
 func (w writer) manifestPut(p events.ManifestPut) error {
@@ -86,23 +112,21 @@ func (w writer) manifestPut(p events.ManifestPut) error {
 	if old, ok := w.first(tManifest, p.Repo, p.Digest.String()).(*Manifest); ok {
 		m.Created = old.Created
 	} else {
-		w.adjust(p.Repo, 1, 0, 0)
+		w.adjust(p.Repo, 1, 0)
 	}
 	w.insert(tManifest, m)
 	if p.Subject != "" {
 		w.insert(tReferrer, &referrerRow{Repo: p.Repo, Subject: p.Subject, Digest: p.Digest})
 	}
-	for _, tag := range p.Tags {
-		w.setTag(p.Repo, tag, p.Digest)
+	if len(p.Tags) > 0 {
+		// The tags share the manifest row's digest string.
+		w.changeTags(p.Repo, func(t *tagIndex) {
+			for _, tag := range p.Tags {
+				t.set(tag, m.Digest)
+			}
+		})
 	}
 	return nil
-}
-
-func (w writer) setTag(repo, tag string, d digest.Digest) {
-	if w.first(tTag, repo, tag) == nil {
-		w.adjust(repo, 0, 1, 0)
-	}
-	w.insert(tTag, &tagRow{Repo: repo, Tag: tag, Digest: d})
 }
 
 func (w writer) manifestDeleted(p events.ManifestDeleted) error {
@@ -111,54 +135,50 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 		return refuse(CodeManifestUnknown, "manifest %s is not in %s", p.Digest, p.Repo)
 	}
 	w.delete(tManifest, m)
-	w.adjust(p.Repo, -1, 0, 0)
+	w.adjust(p.Repo, -1, 0)
 	if m.Subject != "" {
 		if r := w.first(tReferrer, p.Repo, m.Subject.String(), m.Digest.String()); r != nil {
 			w.delete(tReferrer, r)
 		}
 	}
-	// Collect before deleting: deleting while iterating a memdb result
-	// invalidates the iterator.
-	var tags []*tagRow
-	it, err := w.txn.Get(tTag, idx+"_prefix", p.Repo+"\x00")
-	if err != nil {
-		panic(err)
-	}
-	for o := it.Next(); o != nil; o = it.Next() {
-		if t := o.(*tagRow); t.Digest == p.Digest {
-			tags = append(tags, t)
+	var gone []string
+	w.repo(p.Repo).tags.each(func(e tagEntry) bool {
+		if e.Digest == p.Digest {
+			gone = append(gone, e.Tag)
 		}
-	}
-	for _, t := range tags {
-		w.delete(tTag, t)
-	}
-	if len(tags) > 0 {
-		w.adjust(p.Repo, 0, -len(tags), 0)
+		return true
+	})
+	if len(gone) > 0 {
+		w.changeTags(p.Repo, func(t *tagIndex) {
+			for _, tag := range gone {
+				t.delete(tag)
+			}
+		})
 	}
 	return nil
 }
 
 func (w writer) tagSet(p events.TagSet) error {
-	if w.first(tManifest, p.Repo, p.Digest.String()) == nil {
+	m, ok := w.first(tManifest, p.Repo, p.Digest.String()).(*Manifest)
+	if !ok {
 		return refuse(CodeManifestUnknown, "manifest %s is not in %s", p.Digest, p.Repo)
 	}
-	w.setTag(p.Repo, p.Tag, p.Digest)
+	// m.Digest, not p.Digest: the tag then shares the manifest row's string.
+	w.changeTags(p.Repo, func(t *tagIndex) { t.set(p.Tag, m.Digest) })
 	return nil
 }
 
 func (w writer) tagDeleted(p events.TagDeleted) error {
-	t := w.first(tTag, p.Repo, p.Tag)
-	if t == nil {
+	if _, ok := w.repo(p.Repo).tags.get(p.Tag); !ok {
 		return refuse(CodeTagUnknown, "tag %s is not in %s", p.Tag, p.Repo)
 	}
-	w.delete(tTag, t)
-	w.adjust(p.Repo, 0, -1, 0)
+	w.changeTags(p.Repo, func(t *tagIndex) { t.delete(p.Tag) })
 	return nil
 }
 
 func (w writer) blobLinked(p events.BlobLinked) error {
 	if w.first(tBlob, p.Repo, p.Digest.String()) == nil {
-		w.adjust(p.Repo, 0, 0, 1)
+		w.adjust(p.Repo, 0, 1)
 		w.insert(tBlob, &BlobLink{Repo: p.Repo, Digest: p.Digest, Size: p.Size, Linked: w.ev.Time})
 	}
 	return nil
@@ -170,7 +190,7 @@ func (w writer) blobUnlinked(p events.BlobUnlinked) error {
 		return refuse(CodeBlobUnknown, "blob %s is not in %s", p.Digest, p.Repo)
 	}
 	w.delete(tBlob, b)
-	w.adjust(p.Repo, 0, 0, -1)
+	w.adjust(p.Repo, 0, -1)
 	return nil
 }
 
@@ -179,7 +199,8 @@ func (w writer) repositoryDeleted(p events.RepositoryDeleted) error {
 	if r == nil {
 		return refuse(CodeNameUnknown, "repository %s does not exist", p.Repo)
 	}
-	for _, table := range []string{tManifest, tTag, tBlob, tReferrer} {
+	// The repository's tags go with its row.
+	for _, table := range []string{tManifest, tBlob, tReferrer} {
 		if _, err := w.txn.DeletePrefix(table, idx+"_prefix", p.Repo+"\x00"); err != nil {
 			panic(fmt.Sprintf("fsm: delete %s of %s: %v", table, p.Repo, err))
 		}

@@ -28,12 +28,12 @@ func dg(s string) digest.Digest { return digest.FromString(s) }
 
 // harness applies events the way Raft does, with increasing indexes.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	f   *FSM
 	idx uint64
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	return &harness{t: t, f: New(slog.New(slog.NewTextHandler(io.Discard, nil)))}
 }
 

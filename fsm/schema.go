@@ -9,7 +9,7 @@ import (
 const (
 	tRepo     = "repo"
 	tManifest = "manifest"
-	tTag      = "tag"
+	tTag      = "tag" // not a memdb table: tags live in repoRow.tags; the name survives in snapshots
 	tBlob     = "blob"
 	tReferrer = "referrer"
 	tResource = "resource"
@@ -20,21 +20,19 @@ const (
 
 // repoRow exists while a repository holds anything; its counters let Apply
 // drop it from the catalog the moment it becomes empty without a scan.
+//
+// tags holds the repository's tags (see tagIndex for why they are not memdb
+// rows); Tags is always tags.len(), kept because the snapshot format has it.
+// The field is unexported, so it is not part of the row's JSON.
 type repoRow struct {
 	Name      string
 	Manifests int
 	Tags      int
 	Blobs     int
+	tags      *tagIndex
 }
 
 func (r *repoRow) empty() bool { return r.Manifests == 0 && r.Tags == 0 && r.Blobs == 0 }
-
-// tagRow is deliberately small: a registry may hold millions of tags.
-type tagRow struct {
-	Repo   string
-	Tag    string
-	Digest digest.Digest
-}
 
 // referrerRow indexes a manifest under the subject it refers to.
 type referrerRow struct {
@@ -62,19 +60,15 @@ func compound(fields ...string) memdb.Indexer {
 }
 
 // The radix-tree indexes iterate in lexical order, which is what gives
-// tags, catalog and referrers their sorted, seekable pagination.
+// catalog and referrers their sorted, seekable pagination (tags get theirs
+// from tagIndex). There is no tag table: a registry may hold millions of
+// tags, and a memdb row per tag costs far more than the tag itself.
 var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 	tRepo: {Name: tRepo, Indexes: map[string]*memdb.IndexSchema{
 		idx: {Name: idx, Unique: true, Indexer: str("Name")},
 	}},
 	tManifest: {Name: tManifest, Indexes: map[string]*memdb.IndexSchema{
 		idx: {Name: idx, Unique: true, Indexer: compound("Repo", "Digest")},
-	}},
-	// Tags have one index only: a registry may hold millions, and a
-	// secondary index costs another full key per tag. Finding the tags of
-	// a manifest scans the repository's tags instead.
-	tTag: {Name: tTag, Indexes: map[string]*memdb.IndexSchema{
-		idx: {Name: idx, Unique: true, Indexer: compound("Repo", "Tag")},
 	}},
 	tBlob: {Name: tBlob, Indexes: map[string]*memdb.IndexSchema{
 		idx:       {Name: idx, Unique: true, Indexer: compound("Repo", "Digest")},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
+	"github.com/opencontainers/go-digest"
 )
 
 // Snapshot format, version 1: newline-delimited JSON. The first line is a
@@ -35,6 +36,15 @@ type snapshotHeader struct {
 type snapshotRow struct {
 	T string          `json:"t"`
 	V json.RawMessage `json:"v"`
+}
+
+// tagRow is how a tag is written in a snapshot: one row per tag, in
+// repository then tag order, exactly as when tags were memdb rows. The
+// state keeps them in a tagIndex per repository instead.
+type tagRow struct {
+	Repo   string
+	Tag    string
+	Digest digest.Digest
 }
 
 // snapshotTables is the order rows are written and the type each decodes to.
@@ -78,6 +88,12 @@ func (s *snapshot) write(w io.Writer) error {
 		return err
 	}
 	for _, t := range snapshotTables {
+		if t.name == tTag {
+			if err := s.writeTags(enc); err != nil {
+				return err
+			}
+			continue
+		}
 		it, err := s.txn.Get(t.name, idx)
 		if err != nil {
 			return err
@@ -93,6 +109,29 @@ func (s *snapshot) write(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeTags writes every repository's tags, repositories in catalog order
+// and tags in lexical order: the order the old (Repo, Tag) index had, so
+// the bytes are unchanged.
+func (s *snapshot) writeTags(enc *json.Encoder) error {
+	it, err := s.txn.Get(tRepo, idx)
+	if err != nil {
+		return err
+	}
+	var werr error
+	for o := it.Next(); o != nil && werr == nil; o = it.Next() {
+		r := o.(*repoRow)
+		r.tags.each(func(e tagEntry) bool {
+			var v []byte
+			if v, werr = json.Marshal(&tagRow{Repo: r.Name, Tag: e.Tag, Digest: e.Digest}); werr != nil {
+				return false
+			}
+			werr = enc.Encode(snapshotRow{T: tTag, V: v})
+			return werr == nil
+		})
+	}
+	return werr
 }
 
 func (s *snapshot) Release() {}
@@ -129,6 +168,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 	db := newDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
+	tags := tagLoader{txn: txn}
 	for n := 0; ; n++ {
 		var row snapshotRow
 		if err := dec.Decode(&row); err != nil {
@@ -145,10 +185,94 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, uint64, error) {
 		if err := json.Unmarshal(row.V, obj); err != nil {
 			return nil, 0, fmt.Errorf("row %d (%s): %w", n, row.T, err)
 		}
+		switch o := obj.(type) {
+		case *tagRow:
+			if err := tags.add(o); err != nil {
+				return nil, 0, fmt.Errorf("row %d (%s): %w", n, row.T, err)
+			}
+			continue
+		case *repoRow:
+			// The tag rows are the data and the counter only a cache of
+			// their number: tagLoader.flush sets it from the index it builds.
+			o.Tags = 0
+		}
+		if err := tags.flush(); err != nil {
+			return nil, 0, fmt.Errorf("row %d: %w", n, err)
+		}
 		if err := txn.Insert(row.T, obj); err != nil {
 			return nil, 0, fmt.Errorf("row %d (%s): %w", n, row.T, err)
 		}
 	}
+	if err := tags.flush(); err != nil {
+		return nil, 0, err
+	}
 	txn.Commit()
 	return db, hdr.Index, nil
+}
+
+// tagLoader bulk-builds each repository's tagIndex from a snapshot's tag
+// rows, which arrive grouped by repository and sorted by tag: one index per
+// repository, appended in order, then one repo row insert. Copying the
+// index per tag would cost a path copy per tag. The new database is private
+// until Restore publishes it, so the index is built in place.
+type tagLoader struct {
+	txn  *memdb.Txn
+	repo string
+	tags *tagIndex // being built for repo; nil between repositories
+}
+
+func (l *tagLoader) add(t *tagRow) error {
+	if l.tags != nil && t.Repo != l.repo {
+		if err := l.flush(); err != nil {
+			return err
+		}
+	}
+	if l.tags == nil {
+		l.repo = t.Repo
+		r, err := l.row()
+		if err != nil {
+			return err
+		}
+		// Rows of one repository that are not contiguous extend its index.
+		if l.tags = r.tags; l.tags == nil {
+			l.tags = newTagIndex()
+		}
+	}
+	d := t.Digest
+	// Share the manifest row's digest string instead of keeping one
+	// decoded copy per tag.
+	if m, err := l.txn.First(tManifest, idx, t.Repo, t.Digest.String()); err == nil && m != nil {
+		d = m.(*Manifest).Digest
+	}
+	l.tags.load(t.Tag, d)
+	return nil
+}
+
+// flush attaches the index being built to its repository's row.
+func (l *tagLoader) flush() error {
+	if l.tags == nil {
+		return nil
+	}
+	r, err := l.row()
+	if err != nil {
+		return err
+	}
+	next := *r
+	next.tags, next.Tags = l.tags, l.tags.len()
+	l.tags = nil
+	return l.txn.Insert(tRepo, &next)
+}
+
+// row returns the repo row of the repository being loaded; a snapshot
+// writes every repository's row before any tag row.
+func (l *tagLoader) row() (*repoRow, error) {
+	o, err := l.txn.First(tRepo, idx, l.repo)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := o.(*repoRow)
+	if !ok {
+		return nil, fmt.Errorf("tags of repository %q, which has no repo row", l.repo)
+	}
+	return r, nil
 }

@@ -85,49 +85,48 @@ func (v *View) Repositories(last string, n int) (names []string, more bool) {
 	return names, false
 }
 
-// Tags lists a repository's tags after last in lexical order.
-func (v *View) Tags(repo, last string, n int) (tags []string, more bool) {
-	it, err := v.txn.LowerBound(tTag, idx, repo, last)
-	if err != nil {
-		panic(err)
+// tags returns a repository's tag index (nil if it has no tags). The index
+// belongs to the row this view's transaction sees, so it never changes.
+func (v *View) tags(repo string) *tagIndex {
+	if r, ok := v.first(tRepo, repo).(*repoRow); ok {
+		return r.tags
 	}
-	for o := it.Next(); o != nil; o = it.Next() {
-		t := o.(*tagRow)
-		if t.Repo != repo {
-			break
-		}
-		if t.Tag == last {
-			continue
+	return nil
+}
+
+// Tags lists a repository's tags after last in lexical order; n < 0 means
+// no limit. more reports whether tags remain after the page.
+func (v *View) Tags(repo, last string, n int) (tags []string, more bool) {
+	v.tags(repo).ascend(last, func(e tagEntry) bool {
+		if e.Tag == last {
+			return true
 		}
 		if n >= 0 && len(tags) == n {
-			return tags, true
+			more = true
+			return false
 		}
-		tags = append(tags, t.Tag)
-	}
-	return tags, false
+		tags = append(tags, e.Tag)
+		return true
+	})
+	return tags, more
 }
 
 // Tag resolves a tag to a manifest digest.
 func (v *View) Tag(repo, tag string) (digest.Digest, bool) {
-	if t, ok := v.first(tTag, repo, tag).(*tagRow); ok {
-		return t.Digest, true
-	}
-	return "", false
+	return v.tags(repo).get(tag)
 }
 
-// TagsFor lists the tags pointing at a manifest, sorted.
+// TagsFor lists the tags pointing at a manifest, sorted. It scans the
+// repository's tags rather than keep a second index by digest, which would
+// cost another entry per tag.
 func (v *View) TagsFor(repo string, d digest.Digest) []string {
-	it, err := v.txn.Get(tTag, idx+"_prefix", repo+"\x00")
-	if err != nil {
-		panic(err)
-	}
 	var tags []string
-	for o := it.Next(); o != nil; o = it.Next() {
-		if t := o.(*tagRow); t.Digest == d {
-			tags = append(tags, t.Tag)
+	v.tags(repo).each(func(e tagEntry) bool {
+		if e.Digest == d {
+			tags = append(tags, e.Tag)
 		}
-	}
-	sort.Strings(tags)
+		return true
+	})
 	return tags
 }
 
