@@ -43,6 +43,14 @@ type UploadStatus struct {
 	Started   time.Time
 }
 
+// Streamer is a blob reader that copies itself to w faster than a generic
+// copy loop can (the S3 driver's, which reads the HTTP body in large
+// blocks). Open's reader may implement it; it copies from the current
+// offset to the end.
+type Streamer interface {
+	Stream(w io.Writer) (int64, error)
+}
+
 // Store is where blob bytes live. Implementations: the filesystem (one node)
 // and S3 (a cluster). All methods are safe for concurrent use.
 type Store interface {

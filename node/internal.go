@@ -105,12 +105,16 @@ func (n *Node) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not the leader", http.StatusConflict)
 		return
 	}
-	idx, err := n.leaderReadIndex(r.Context())
+	ans, err := n.leaderReadIndexFor(r.Context(), r.URL.Query().Get("from"))
+	if errors.Is(err, errNotSent) {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+	writeJSON(w, http.StatusOK, ans)
 }
 
 func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("CommitExistingBlob", func(t *testing.T) { testCommitExisting(t, open) })
 	t.Run("CancelAndUnknownSessions", func(t *testing.T) { testCancel(t, open) })
 	t.Run("PutUpload", func(t *testing.T) { testPutUpload(t, open, data) })
+	t.Run("Stream", func(t *testing.T) { testStream(t, open, data) })
 }
 
 func random(n int) []byte {
@@ -255,6 +256,38 @@ func testDigests(t *testing.T, open Open) {
 		}
 		if _, err := s.Put(ctx, d, 1, bytes.NewReader([]byte("x"))); !errors.Is(err, blob.ErrDigestInvalid) {
 			t.Errorf("put %q: %v, want ErrDigestInvalid", d, err)
+		}
+	}
+}
+
+// testStream checks a reader's Stream, where the driver offers one: it
+// copies from the current offset to the end.
+func testStream(t *testing.T, open Open, data []byte) {
+	ctx := context.Background()
+	a, b := open(t)
+	want := data[:3*mib+5]
+	d := digest.FromBytes(want)
+	if _, err := a.Put(ctx, d, int64(len(want)), bytes.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 1, mib + 3, int64(len(want)) - 1, int64(len(want))} {
+		f, _, err := b.Open(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok := f.(blob.Streamer)
+		if !ok {
+			f.Close()
+			t.Skip("this driver's reader has no Stream")
+		}
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		n, err := st.Stream(&got)
+		f.Close()
+		if err != nil || n != int64(len(want))-off || !bytes.Equal(got.Bytes(), want[off:]) {
+			t.Fatalf("Stream from %d: %d bytes, %v; want the %d bytes from there", off, n, err, int64(len(want))-off)
 		}
 	}
 }

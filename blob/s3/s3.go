@@ -217,29 +217,23 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (blob.Info, error) {
 	return blob.Info{Digest: d, Size: oi.Size}, nil
 }
 
-// Open returns minio's *Object, which is lazy: Seek only moves an offset,
-// and the Read after it sends one GET with "Range: bytes=<offset>-". The
-// caller reads what it needs and Close drops the connection, so a Range
-// request moves what it asked for plus what was in flight in TCP buffers,
-// not the whole blob. The object is pinned to the ETag seen first, so a
-// reader never mixes two versions (blobs are written once anyway).
+// Open costs one HEAD; no content moves until the first Read (object.go).
+// The caller reads what it needs and Close drops the connection, so a
+// Range request moves what it asked for plus what was in flight in TCP
+// buffers, not the whole blob.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, blob.Info, error) {
 	if err := checkDigest(d); err != nil {
 		return nil, blob.Info{}, err
 	}
-	obj, err := s.c.GetObject(ctx, s.bucket, s.blobKey(d), minio.GetObjectOptions{})
+	key := s.blobKey(d)
+	oi, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return nil, blob.Info{}, fmt.Errorf("s3 get %s: %w", d, err)
-	}
-	oi, err := obj.Stat() // a HEAD; no content moves until the first Read
-	if err != nil {
-		obj.Close()
 		if notFound(err) {
 			return nil, blob.Info{}, blob.ErrNotFound
 		}
 		return nil, blob.Info{}, fmt.Errorf("s3 get %s: %w", d, err)
 	}
-	return obj, blob.Info{Digest: d, Size: oi.Size}, nil
+	return &object{ctx: ctx, s: s, key: key, etag: oi.ETag, size: oi.Size}, blob.Info{Digest: d, Size: oi.Size}, nil
 }
 
 // Delete removes a blob. S3 deletes are idempotent, so the Stat is what

@@ -49,7 +49,7 @@ http:
 func compareClusterCmd() *cobra.Command {
 	var berthBin, distBin, minioBin, haproxyBin, names, jsonOut, mdOut string
 	var rounds int
-	var dur time.Duration
+	var dur, grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "compare-cluster",
 		Short: "Compare a 3-node Berth cluster on MinIO (behind HAProxy) with Distribution on the same MinIO",
@@ -119,7 +119,7 @@ func compareClusterCmd() *cobra.Command {
 				}
 			}
 			lb := addr()
-			cfg := fmt.Sprintf("global\n    maxconn 4096\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\nfrontend registry\n    bind %s\n    default_backend berth\nbackend berth\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 1s\n", lb)
+			cfg := fmt.Sprintf("global\n    maxconn 4096\ndefaults\n    mode http\n    option splice-auto\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\nfrontend registry\n    bind %s\n    default_backend berth\nbackend berth\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 1s\n", lb)
 			for i, n := range nodes {
 				cfg += fmt.Sprintf("    server node%d %s check\n", i+1, n)
 			}
@@ -144,7 +144,7 @@ func compareClusterCmd() *cobra.Command {
 			berth := &server{name: "berth", url: "http://" + lb}
 			dist := &server{name: "distribution", url: "http://" + distAddr}
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth: 3 nodes on MinIO behind HAProxy at %s; Distribution on the same MinIO at %s\n", lb, distAddr)
-			return runComparison(ctx, cmd.OutOrStdout(), wls, berth, dist, rounds, dur, mdOut, jsonOut)
+			return runComparison(ctx, cmd.OutOrStdout(), wls, berth, dist, rounds, dur, grace, mdOut, jsonOut)
 		},
 	}
 	cmd.Flags().StringVar(&berthBin, "berth", "bin/registryd", "registryd binary")
@@ -153,6 +153,7 @@ func compareClusterCmd() *cobra.Command {
 	cmd.Flags().StringVar(&haproxyBin, "haproxy", "haproxy", "HAProxy binary")
 	cmd.Flags().StringVar(&names, "workload", "all", "comma-separated workloads")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds per workload")
+	cmd.Flags().DurationVar(&grace, "grace", time.Minute, "how long an op may run past its round before it is cut off")
 	cmd.Flags().DurationVar(&dur, "duration", 5*time.Second, "time per workload per registry per round")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "write all results as JSON")
 	cmd.Flags().StringVar(&mdOut, "markdown", "", "write the summary table as Markdown")

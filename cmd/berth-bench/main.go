@@ -74,7 +74,7 @@ func runCmd() *cobra.Command {
 						return fmt.Errorf("setup %s: %w", wl.name, err)
 					}
 				}
-				r := runWorkload(ctx, c, wl, url, dur, conc)
+				r := runWorkload(ctx, c, wl, url, dur, time.Minute, conc)
 				results = append(results, r)
 				printResult(cmd.OutOrStdout(), r)
 			}

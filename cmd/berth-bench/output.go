@@ -13,6 +13,9 @@ func printResult(w io.Writer, r Result) {
 	if r.Errors > 0 {
 		flag = "  ERRORS: " + r.FirstErr
 	}
+	if r.Unfinished > 0 {
+		flag += fmt.Sprintf("  UNFINISHED: %d ops cut off", r.Unfinished)
+	}
 	fmt.Fprintf(w, "%-22s %-28s %9.1f ops/s %8.1f MB/s  p50 %-9s p99 %-9s ops %-6d errors %d%s\n",
 		r.Workload, r.Target, r.OpsPerS, r.MBPerS, ms(r.P50), ms(r.P99), r.Ops, r.Errors, flag)
 }

@@ -19,6 +19,17 @@ type Result struct {
 	P50      time.Duration `json:"p50Ns"`
 	P99      time.Duration `json:"p99Ns"`
 	FirstErr string        `json:"firstError,omitempty"`
+	// Unfinished ops were cancelled at the round's grace deadline.
+	Unfinished int `json:"unfinished,omitempty"`
+}
+
+// maxOpsPerS is the most this result can stand for: ops/s as if every
+// unfinished op had completed just then.
+func (r Result) maxOpsPerS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Ops+r.Unfinished) / r.Elapsed.Seconds()
 }
 
 // summarize turns raw latencies into a Result.

@@ -59,6 +59,9 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelWarn
 		}
+		if !logger.Enabled(r.Context(), level) {
+			return // and box no attributes
+		}
 		logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "bytes", sw.bytes, "duration", time.Since(start))
 	})

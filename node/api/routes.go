@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,12 +65,6 @@ var (
 	// Repository names and tags as the spec defines them.
 	nameRe = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 	tagRe  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-	reUpload    = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/?([^/]*)$`)
-	reBlob      = regexp.MustCompile(`^/v2/(.+)/blobs/([^/]+)$`)
-	reManifest  = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
-	reTags      = regexp.MustCompile(`^/v2/(.+)/tags/list$`)
-	reReferrers = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
 )
 
 const maxNameLen = 255
@@ -95,78 +89,130 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	switch {
 	case p == "/v2/" || p == "/v2":
-		h.methods(w, r, map[string]http.HandlerFunc{"GET": h.ping, "HEAD": h.ping})
+		h.methods(w, r, []string{"GET", "HEAD"}, h.ping)
 	case p == "/v2/_catalog":
-		h.methods(w, r, map[string]http.HandlerFunc{"GET": h.catalog})
+		h.methods(w, r, []string{"GET"}, h.catalog)
 	default:
 		h.route(w, r, p)
 	}
 }
 
-func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
-	type route struct {
-		re      *regexp.Regexp
-		methods func(name, arg string) map[string]http.HandlerFunc
+// Endpoints under /v2/<name>/. The name may itself contain the markers
+// ("a/blobs/b"), so each is found at its last occurrence, as a greedy
+// "^/v2/(.+)/blobs/([^/]+)$" would: only the last occurrence can be
+// followed by a single path segment.
+type endpoint int
+
+const (
+	epNone endpoint = iota
+	epUpload
+	epBlob
+	epManifest
+	epTags
+	epReferrers
+)
+
+// splitRoute finds the endpoint, repository name and argument of p.
+func splitRoute(p string) (ep endpoint, name, arg string) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return epNone, "", ""
 	}
-	routes := []route{
-		{reUpload, func(name, id string) map[string]http.HandlerFunc {
-			if id == "" {
-				return map[string]http.HandlerFunc{"POST": func(w http.ResponseWriter, r *http.Request) { h.startUpload(w, r, name) }}
-			}
-			return map[string]http.HandlerFunc{
-				"GET":    func(w http.ResponseWriter, r *http.Request) { h.uploadStatus(w, r, name, id) },
-				"PATCH":  func(w http.ResponseWriter, r *http.Request) { h.patchUpload(w, r, name, id) },
-				"PUT":    func(w http.ResponseWriter, r *http.Request) { h.finishUpload(w, r, name, id) },
-				"DELETE": func(w http.ResponseWriter, r *http.Request) { h.cancelUpload(w, r, name, id) },
-			}
-		}},
-		{reBlob, func(name, d string) map[string]http.HandlerFunc {
-			get := func(w http.ResponseWriter, r *http.Request) { h.getBlob(w, r, name, d) }
-			return map[string]http.HandlerFunc{"GET": get, "HEAD": get,
-				"DELETE": func(w http.ResponseWriter, r *http.Request) { h.deleteBlob(w, r, name, d) }}
-		}},
-		{reManifest, func(name, ref string) map[string]http.HandlerFunc {
-			get := func(w http.ResponseWriter, r *http.Request) { h.getManifest(w, r, name, ref) }
-			return map[string]http.HandlerFunc{"GET": get, "HEAD": get,
-				"PUT":    func(w http.ResponseWriter, r *http.Request) { h.putManifest(w, r, name, ref) },
-				"DELETE": func(w http.ResponseWriter, r *http.Request) { h.deleteManifest(w, r, name, ref) }}
-		}},
-		{reTags, func(name, _ string) map[string]http.HandlerFunc {
-			return map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, r *http.Request) { h.tags(w, r, name) }}
-		}},
-		{reReferrers, func(name, d string) map[string]http.HandlerFunc {
-			return map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, r *http.Request) { h.referrers(w, r, name, d) }}
-		}},
+	// After the marker: one segment (no slash) that must not be empty,
+	// except for uploads, whose ID is optional and may follow a slash.
+	after := func(marker string, optional bool) (string, string, bool) {
+		i := strings.LastIndex(rest, marker)
+		if i <= 0 {
+			return "", "", false
+		}
+		tail := rest[i+len(marker):]
+		if optional {
+			tail = strings.TrimPrefix(tail, "/")
+		}
+		if strings.Contains(tail, "/") || (!optional && tail == "") {
+			return "", "", false
+		}
+		return rest[:i], tail, true
 	}
-	for _, rt := range routes {
-		m := rt.re.FindStringSubmatch(p)
-		if m == nil {
-			continue
-		}
-		name, arg := m[1], ""
-		if len(m) > 2 {
-			arg = m[2]
-		}
-		if err := validName(name); err != nil {
-			writeError(w, r, h.logger, err)
-			return
-		}
-		h.methods(w, r, rt.methods(name, arg))
-		return
+	if n, a, ok := after("/blobs/uploads", true); ok {
+		return epUpload, n, a
 	}
-	writeError(w, r, h.logger, newErr(http.StatusNotFound, codeUnsupported, "no such endpoint: "+quote(p)))
+	if n, a, ok := after("/blobs/", false); ok {
+		return epBlob, n, a
+	}
+	if n, a, ok := after("/manifests/", false); ok {
+		return epManifest, n, a
+	}
+	if n, ok := strings.CutSuffix(rest, "/tags/list"); ok && n != "" {
+		return epTags, n, ""
+	}
+	if n, a, ok := after("/referrers/", false); ok {
+		return epReferrers, n, a
+	}
+	return epNone, "", ""
 }
 
-func (h *handler) methods(w http.ResponseWriter, r *http.Request, m map[string]http.HandlerFunc) {
-	if f, ok := m[r.Method]; ok {
+func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
+	ep, name, arg := splitRoute(p)
+	if ep == epNone {
+		writeError(w, r, h.logger, newErr(http.StatusNotFound, codeUnsupported, "no such endpoint: "+quote(p)))
+		return
+	}
+	if err := validName(name); err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
+	m := r.Method
+	switch ep {
+	case epUpload:
+		switch {
+		case arg == "":
+			h.methods(w, r, []string{"POST"}, func(w http.ResponseWriter, r *http.Request) { h.startUpload(w, r, name) })
+		case m == "GET":
+			h.uploadStatus(w, r, name, arg)
+		case m == "PATCH":
+			h.patchUpload(w, r, name, arg)
+		case m == "PUT":
+			h.finishUpload(w, r, name, arg)
+		case m == "DELETE":
+			h.cancelUpload(w, r, name, arg)
+		default:
+			h.methods(w, r, []string{"DELETE", "GET", "PATCH", "PUT"}, nil)
+		}
+	case epBlob:
+		switch m {
+		case "GET", "HEAD":
+			h.getBlob(w, r, name, arg)
+		case "DELETE":
+			h.deleteBlob(w, r, name, arg)
+		default:
+			h.methods(w, r, []string{"DELETE", "GET", "HEAD"}, nil)
+		}
+	case epManifest:
+		switch m {
+		case "GET", "HEAD":
+			h.getManifest(w, r, name, arg)
+		case "PUT":
+			h.putManifest(w, r, name, arg)
+		case "DELETE":
+			h.deleteManifest(w, r, name, arg)
+		default:
+			h.methods(w, r, []string{"DELETE", "GET", "HEAD", "PUT"}, nil)
+		}
+	case epTags:
+		h.methods(w, r, []string{"GET"}, func(w http.ResponseWriter, r *http.Request) { h.tags(w, r, name) })
+	case epReferrers:
+		h.methods(w, r, []string{"GET"}, func(w http.ResponseWriter, r *http.Request) { h.referrers(w, r, name, arg) })
+	}
+}
+
+// methods calls f if the request's method is one of allowed (sorted), and
+// answers 405 with an Allow header otherwise.
+func (h *handler) methods(w http.ResponseWriter, r *http.Request, allowed []string, f http.HandlerFunc) {
+	if f != nil && slices.Contains(allowed, r.Method) {
 		f(w, r)
 		return
 	}
-	allowed := make([]string, 0, len(m))
-	for k := range m {
-		allowed = append(allowed, k)
-	}
-	sort.Strings(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeError(w, r, h.logger, newErr(http.StatusMethodNotAllowed, codeUnsupported, r.Method+" is not supported here"))
 }
