@@ -62,6 +62,11 @@ type StorageConfig struct {
 	// Driver is "filesystem" (the single-node default) or "s3".
 	Driver string   `yaml:"driver"`
 	S3     S3Config `yaml:"s3"`
+	// CacheSize bounds, in bytes, the node-local copies of hot blobs kept
+	// under <datadir>/blobcache in front of S3, so repeated pulls are
+	// served from local disk (blob/cache). 0 turns it off. Unused with the
+	// filesystem driver, whose blobs are local already.
+	CacheSize int64 `yaml:"cachesize"`
 }
 
 // S3Config points the blob store at MinIO or any S3-compatible service.
@@ -153,7 +158,7 @@ func DefaultConfig() Config {
 	return Config{
 		Node:    NodeConfig{ID: "node-1"},
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:5000", ShutdownTimeout: 30 * time.Second},
-		Storage: StorageConfig{DataDir: "./data", Driver: "filesystem"},
+		Storage: StorageConfig{DataDir: "./data", Driver: "filesystem", CacheSize: 4 << 30},
 		Raft: RaftConfig{
 			SnapshotThreshold: 8192,
 			SnapshotInterval:  2 * time.Minute,
@@ -198,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.Storage.DataDir == "" {
 		errs = append(errs, errors.New("storage.datadir: must not be empty"))
+	}
+	if c.Storage.CacheSize < 0 {
+		errs = append(errs, errors.New("storage.cachesize: must be 0 (off) or a positive number of bytes"))
 	}
 	switch c.Storage.Driver {
 	case "filesystem":

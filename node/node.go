@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/blob/cache"
 	"github.com/berth-registry/berth/blob/s3"
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/admin"
@@ -133,6 +134,9 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			st, err := s3.New(ctx, s3cfg, logger)
+			if err == nil && cfg.Storage.CacheSize > 0 {
+				return cache.New(st, filepath.Join(cfg.Storage.DataDir, "blobcache"), cfg.Storage.CacheSize, logger)
+			}
 			if err == nil {
 				return st, nil
 			}

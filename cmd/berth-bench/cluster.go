@@ -86,7 +86,10 @@ func compareClusterCmd() *cobra.Command {
 
 			s3addr := addr()
 			if err := spawn("minio", minioBin, []string{"server", filepath.Join(dir, "minio"), "--address", s3addr, "--console-address", addr(), "--quiet"},
-				[]string{"MINIO_ROOT_USER=" + benchS3User, "MINIO_ROOT_PASSWORD=" + benchS3Secret, "MINIO_BROWSER=off"}); err != nil {
+				[]string{"MINIO_ROOT_USER=" + benchS3User, "MINIO_ROOT_PASSWORD=" + benchS3Secret, "MINIO_BROWSER=off",
+					// The background scanner walks every object and would
+					// take CPU from whichever registry is being measured.
+					"MINIO_SCANNER_SPEED=slowest"}); err != nil {
 				return err
 			}
 			if err := makeBuckets(ctx, s3addr, "berth", "distribution"); err != nil {
