@@ -122,7 +122,7 @@ func compareClusterCmd() *cobra.Command {
 				}
 			}
 			lb := addr()
-			cfg := fmt.Sprintf("global\n    maxconn 4096\ndefaults\n    mode http\n    option splice-auto\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\nfrontend registry\n    bind %s\n    default_backend berth\nbackend berth\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 1s\n", lb)
+			cfg := fmt.Sprintf("global\n    maxconn 4096\n    tune.pipesize 1048576\ndefaults\n    mode http\n    option splice-response\n    option splice-request\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\nfrontend registry\n    bind %s\n    default_backend berth\nbackend berth\n    balance roundrobin\n    option httpchk GET /readyz\n    default-server inter 1s\n", lb)
 			for i, n := range nodes {
 				cfg += fmt.Sprintf("    server node%d %s check\n", i+1, n)
 			}
