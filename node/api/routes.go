@@ -100,7 +100,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Endpoints under /v2/<name>/. The name may itself contain the markers
 // ("a/blobs/b"), so each is found at its last occurrence, as a greedy
 // "^/v2/(.+)/blobs/([^/]+)$" would: only the last occurrence can be
-// followed by a single path segment.
+// followed by a single path segment.  A name never holds a newline (the
+// regexps' "." did not match one), so such a path is no endpoint (404).
 type endpoint int
 
 const (
@@ -122,7 +123,7 @@ func splitRoute(p string) (ep endpoint, name, arg string) {
 	// except for uploads, whose ID is optional and may follow a slash.
 	after := func(marker string, optional bool) (string, string, bool) {
 		i := strings.LastIndex(rest, marker)
-		if i <= 0 {
+		if i <= 0 || strings.Contains(rest[:i], "\n") {
 			return "", "", false
 		}
 		tail := rest[i+len(marker):]
@@ -143,7 +144,7 @@ func splitRoute(p string) (ep endpoint, name, arg string) {
 	if n, a, ok := after("/manifests/", false); ok {
 		return epManifest, n, a
 	}
-	if n, ok := strings.CutSuffix(rest, "/tags/list"); ok && n != "" {
+	if n, ok := strings.CutSuffix(rest, "/tags/list"); ok && n != "" && !strings.Contains(n, "\n") {
 		return epTags, n, ""
 	}
 	if n, a, ok := after("/referrers/", false); ok {
