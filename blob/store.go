@@ -79,8 +79,9 @@ type Store interface {
 	// do for small blobs (POST, then one PUT with everything), so it must
 	// cost no more than Put: no session bookkeeping beyond ending it. It
 	// returns ErrUploadNotEmpty, having read nothing, if the session holds
-	// bytes. Otherwise the session is over, whether the Put succeeded or
-	// not.
+	// bytes. Otherwise the client is done with the session, whether the
+	// Put succeeded or not; a driver may keep its ID usable rather than pay
+	// a write to end it (the S3 driver's signed IDs, blob/s3/sessionid.go).
 	PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (Info, error)
 	// CancelUpload removes a session and its bytes.
 	CancelUpload(ctx context.Context, id string) error

@@ -65,32 +65,19 @@ type readIndexAnswer struct {
 // still runs. This removes a network round and the leader's batching wait
 // from two of every three reads behind a load balancer.
 func (n *Node) leaderReadIndexFor(ctx context.Context, from string) (readIndexAnswer, error) {
-	r := n.raft.raft
-	term := r.CurrentTerm()
-	if !n.pairIsMajority(from) {
-		idx, err := n.leaderReads.call(ctx)
-		if err != nil {
-			return readIndexAnswer{}, err
-		}
-		if r.CurrentTerm() != term {
-			return readIndexAnswer{}, &UnavailableError{Err: errors.New("term changed during the read index")}
-		}
-		return readIndexAnswer{Index: idx, Term: term}, nil
+	if n.pairIsMajority(from) {
+		term, idx, err := n.leaderCommit()
+		return readIndexAnswer{Index: idx, Term: term}, err
 	}
-	if r.State() != raft.Leader {
-		return readIndexAnswer{}, fmt.Errorf("%w: not the leader", errNotSent)
+	term := n.raft.raft.CurrentTerm()
+	idx, err := n.leaderReads.call(ctx)
+	if err != nil {
+		return readIndexAnswer{}, err
 	}
-	if n.readyTerm.Load() != term {
-		return readIndexAnswer{}, &UnavailableError{Err: errors.New("new leader is still establishing its term")}
+	if n.raft.raft.CurrentTerm() != term {
+		return readIndexAnswer{}, &UnavailableError{Err: errors.New("term changed during the read index")}
 	}
-	commit := r.CommitIndex()
-	// Still the leader of the same term after reading the commit index, so
-	// it was then too: a node never leads twice in one term, and it moves
-	// to a newer term before it grants any vote in it.
-	if r.State() != raft.Leader || r.CurrentTerm() != term {
-		return readIndexAnswer{}, fmt.Errorf("%w: lost leadership during the read index", errNotSent)
-	}
-	return readIndexAnswer{Index: n.lastCommandAtOrBelow(commit), Term: term}, nil
+	return readIndexAnswer{Index: idx, Term: term}, nil
 }
 
 // pairIsMajority reports whether this leader and the voter from form a
@@ -121,23 +108,40 @@ func pairIsMajority(servers []raft.Server, self, from string) bool {
 	return selfVotes && peerVotes && 2 >= voters/2+1
 }
 
-// verifiedReadIndex is one leader round: read the commit index, then prove
-// leadership with a heartbeat round to a quorum.
-func (n *Node) verifiedReadIndex(context.Context) (uint64, error) {
+// leaderCommit reads the commit index as the leader of a term, mapped to
+// the FSM's index space. It checks leadership before and after the read: a
+// node that still leads the same term afterwards led it when it read, since
+// a node never leads twice in one term and moves to a newer term before it
+// grants any vote in it.
+func (n *Node) leaderCommit() (term, index uint64, err error) {
 	r := n.raft.raft
+	term = r.CurrentTerm()
 	if r.State() != raft.Leader {
-		return 0, fmt.Errorf("%w: not the leader", errNotSent)
+		return 0, 0, fmt.Errorf("%w: not the leader", errNotSent)
 	}
 	// Until the leader has committed an entry of its own term its commit
 	// index may trail what the previous leader acknowledged.
-	if n.readyTerm.Load() != r.CurrentTerm() {
-		return 0, &UnavailableError{Err: errors.New("new leader is still establishing its term")}
+	if n.readyTerm.Load() != term {
+		return 0, 0, &UnavailableError{Err: errors.New("new leader is still establishing its term")}
 	}
 	commit := r.CommitIndex()
-	if err := r.VerifyLeader().Error(); err != nil {
+	if r.State() != raft.Leader || r.CurrentTerm() != term {
+		return 0, 0, fmt.Errorf("%w: lost leadership during the read index", errNotSent)
+	}
+	return term, n.lastCommandAtOrBelow(commit), nil
+}
+
+// verifiedReadIndex is one leader round: read the commit index, then prove
+// leadership with a heartbeat round to a quorum.
+func (n *Node) verifiedReadIndex(context.Context) (uint64, error) {
+	_, idx, err := n.leaderCommit()
+	if err != nil {
+		return 0, err
+	}
+	if err := n.raft.raft.VerifyLeader().Error(); err != nil {
 		return 0, &UnavailableError{Err: fmt.Errorf("leadership not confirmed by a quorum: %w", err)}
 	}
-	return n.lastCommandAtOrBelow(commit), nil
+	return idx, nil
 }
 
 // forwardedReadIndex is one follower round: ask the leader.

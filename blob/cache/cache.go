@@ -295,7 +295,9 @@ var _ blob.Streamer = (*filler)(nil)
 func (f *filler) Read(p []byte) (int, error) {
 	n, err := f.inner.Read(p)
 	if !f.ended && n > 0 {
-		if err := f.copy(p[:n]); err != nil {
+		if f.pos != f.n {
+			f.abandon() // a range request: nothing to copy from
+		} else if err := f.copy(p[:n]); err != nil {
 			f.c.logger.Warn("blob cache: not cached", "digest", f.d, "err", err)
 			f.abandon()
 		}
@@ -307,11 +309,8 @@ func (f *filler) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// copy adds what was just read at f.pos to the copy, if it continues it.
+// copy appends what was just read to the copy.
 func (f *filler) copy(b []byte) error {
-	if f.pos != f.n {
-		return errors.New("read out of order (a range request)")
-	}
 	if f.tmp == nil {
 		tmp, err := os.CreateTemp(filepath.Join(f.c.dir, "tmp"), "fill-")
 		if err != nil {
@@ -336,10 +335,7 @@ func (f *filler) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Stream copies the rest to w through the cache fill.
-func (f *filler) Stream(w io.Writer) (int64, error) {
-	buf := make([]byte, 1<<20)
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{f}, buf)
-}
+func (f *filler) Stream(w io.Writer) (int64, error) { return blob.CopyStream(w, f) }
 
 func (f *filler) Close() error {
 	if !f.ended {
@@ -360,13 +356,12 @@ func (f *filler) abandon() {
 // commit verifies the copy and hands the sync and rename to the
 // background, so the response is not held up by the local disk.
 func (f *filler) commit() {
-	f.ended = true
 	if f.tmp == nil || digest.NewDigest(f.d.Algorithm(), f.h) != f.d {
 		f.c.logger.Warn("blob cache: bytes read do not match the digest; not cached", "digest", f.d)
-		f.ended = false
 		f.abandon()
 		return
 	}
+	f.ended = true
 	tmp, c, d, size := f.tmp, f.c, f.d, f.size
 	c.fills.Add(1)
 	go func() {

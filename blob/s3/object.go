@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/minio/minio-go/v7"
 
@@ -32,8 +31,6 @@ type object struct {
 }
 
 var _ blob.Streamer = (*object)(nil)
-
-var streamBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 func (o *object) open() error {
 	opts := minio.GetObjectOptions{}
@@ -94,13 +91,7 @@ func (o *object) Seek(offset int64, whence int) (int64, error) {
 }
 
 // Stream copies the rest of the blob to w in blocks of 1 MiB.
-func (o *object) Stream(w io.Writer) (int64, error) {
-	bp := streamBufs.Get().(*[]byte)
-	defer streamBufs.Put(bp)
-	// Hide any ReadFrom of w (http's falls back to a 32 KiB loop) and our
-	// own Stream, so the copy uses this buffer.
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{o}, *bp)
-}
+func (o *object) Stream(w io.Writer) (int64, error) { return blob.CopyStream(w, o) }
 
 func (o *object) Close() error {
 	if o.body != nil {

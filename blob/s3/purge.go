@@ -17,8 +17,9 @@ import (
 // what crashed or interrupted requests left behind, once it is older than
 // olderThan: tmp/ objects of large Puts, chunks of sessions whose state
 // is gone or damaged, and the tombstones of sessions whose signed IDs have
-// expired. Empty sessions have nothing to purge: their IDs expire. It is for the leader's purge job (rule 9), so
-// a node that loses leadership cancels ctx and the next leader resumes.
+// expired. Empty sessions have nothing to purge: their IDs expire. It is
+// for the leader's purge job (rule 9), so a node that loses leadership
+// cancels ctx and the next leader resumes.
 func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, error) {
 	n := 0
 	var errs []error
@@ -31,14 +32,14 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 		// A signed ID stays valid until its TTL runs out: its session must
 		// keep a tombstone until then, or it would come back as an empty
 		// session.
-		_, signed := s.emptySession(id, s.now())
+		_, idValid := s.emptySession(id, s.now())
 		st, _, err := s.load(ctx, id)
 		switch {
 		case err == nil:
 			if !st.Started.Before(olderThan) {
 				continue
 			}
-			if signed {
+			if idValid {
 				err = s.removeSession(ctx, id, true)
 			} else {
 				err = s.removeAll(ctx, s.sessionDir(id), time.Time{}, "")
@@ -54,7 +55,7 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 			// gone): what is left under it is garbage once it is old
 			// enough not to belong to a request in flight.
 			keep := ""
-			if signed {
+			if idValid {
 				keep = s.stateKey(id)
 			}
 			if err := s.removeAll(ctx, s.sessionDir(id), olderThan, keep); err != nil {

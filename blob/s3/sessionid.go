@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -101,15 +100,7 @@ func (s *Store) emptySession(id string, now time.Time) (session, bool) {
 	if now.Sub(started) > emptySessionTTL || started.Sub(now) > clockSkew {
 		return session{}, false
 	}
-	h, err := newHash(alg)
-	if err != nil {
-		return session{}, false
-	}
-	hs, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return session{}, false
-	}
-	return session{Algorithm: alg, Started: started, Hash: hs}, true
+	return session{Algorithm: alg, Started: started}, true
 }
 
 func validID(id string) bool { return signedIDRe.MatchString(id) || legacyIDRe.MatchString(id) }

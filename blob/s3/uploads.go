@@ -54,10 +54,12 @@ var errConflict = errors.New("upload state changed concurrently")
 func (s *Store) sessionDir(id string) string { return s.prefix + "uploads/" + id + "/" }
 func (s *Store) stateKey(id string) string   { return s.sessionDir(id) + "state" }
 
+// hash resumes the session's hash; a session with no state yet (a signed
+// empty session) starts a fresh one.
 func (st *session) hash() (hash.Hash, error) {
 	h, err := newHash(st.Algorithm)
-	if err != nil {
-		return nil, err
+	if err != nil || len(st.Hash) == 0 {
+		return h, err
 	}
 	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
 		return nil, fmt.Errorf("restore hash state: %w", err)

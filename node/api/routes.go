@@ -100,7 +100,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Endpoints under /v2/<name>/. The name may itself contain the markers
 // ("a/blobs/b"), so each is found at its last occurrence, as a greedy
 // "^/v2/(.+)/blobs/([^/]+)$" would: only the last occurrence can be
-// followed by a single path segment.  A name never holds a newline (the
+// followed by a single path segment. A name never holds a newline (the
 // regexps' "." did not match one), so such a path is no endpoint (404).
 type endpoint int
 
