@@ -37,6 +37,9 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Fills finish in the background; they must be done before
+			// the directory is removed (cleanups run last first).
+			t.Cleanup(c.Wait)
 			return c
 		}
 		return open(), open()
@@ -59,6 +62,7 @@ func newFixture(t *testing.T, max int64) *fixture {
 	if f.cache, err = cache.New(fs, f.dir, max, nil); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.cache.Wait() })
 	return f
 }
 
