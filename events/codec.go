@@ -90,3 +90,16 @@ func Decode(b []byte) (Event, error) {
 	}
 	return Event{Time: env.Time, Payload: p}, nil
 }
+
+// Header reads only an entry's type and schema version, for checks that
+// need no payload.
+func Header(b []byte) (Type, int, error) {
+	var env struct {
+		Type    Type `json:"type"`
+		Version int  `json:"v"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return "", 0, fmt.Errorf("decode event envelope: %w", err)
+	}
+	return env.Type, env.Version, nil
+}

@@ -30,11 +30,17 @@ type FSM struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every apply
+
+	// halted is set at the first entry this binary cannot decode; from
+	// then on nothing is applied (see HaltError).
+	halted atomic.Pointer[HaltError]
+	// decode is events.Decode; tests swap it to play an older binary.
+	decode func([]byte) (events.Event, error)
 }
 
 // New returns an empty FSM.
 func New(logger *slog.Logger) *FSM {
-	f := &FSM{logger: logger, notify: make(chan struct{})}
+	f := &FSM{logger: logger, notify: make(chan struct{}), decode: events.Decode}
 	f.db.Store(newDB())
 	return f
 }
@@ -47,20 +53,32 @@ func newDB() *memdb.MemDB {
 	return db
 }
 
-// Apply folds one committed log entry into the state. It returns nil, or a
-// *Refusal when a state check failed, or an error for an entry this binary
-// cannot decode (a log written by a newer Berth).
+// Apply folds one committed log entry into the state. It returns nil, a
+// *Refusal when a state check failed, or a *HaltError once it met an entry
+// this binary cannot decode (a log written by a newer Berth). After a halt
+// it applies nothing more and its applied index stays before that entry.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	defer f.advance(l.Index)
+	if h := f.halted.Load(); h != nil {
+		return h
+	}
 	if l.Type != raft.LogCommand {
+		f.advance(l.Index)
 		return nil
 	}
-	ev, err := events.Decode(l.Data)
+	ev, err := f.decode(l.Data)
 	if err != nil {
-		f.logger.Error("cannot decode log entry; upgrade this node", "index", l.Index, "err", err)
-		return fmt.Errorf("log entry %d: %w", l.Index, err)
+		h := &HaltError{Index: l.Index, Err: err}
+		f.halted.Store(h)
+		f.logger.Error("stopped applying the log: this binary cannot decode an entry; upgrade this node", "index", l.Index, "err", err)
+		f.wake()
+		return h
 	}
-	return f.applyEvent(ev)
+	err = f.applyEvent(ev)
+	f.advance(l.Index)
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 // applyEvent runs one event in a write transaction that commits only if
@@ -101,6 +119,11 @@ func (f *FSM) applyEvent(ev events.Event) error {
 
 func (f *FSM) advance(index uint64) {
 	f.applied.Store(index)
+	f.wake()
+}
+
+// wake releases every WaitApplied caller to look again.
+func (f *FSM) wake() {
 	f.notifyMu.Lock()
 	close(f.notify)
 	f.notify = make(chan struct{})
@@ -111,11 +134,15 @@ func (f *FSM) advance(index uint64) {
 // index of the snapshot it was restored from).
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
-// WaitApplied blocks until the FSM has applied index, or ctx ends.
+// WaitApplied blocks until the FSM has applied index, or ctx ends. It
+// fails at once with the *HaltError when the FSM halted before index.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		if f.applied.Load() >= index {
 			return nil
+		}
+		if h := f.halted.Load(); h != nil {
+			return h
 		}
 		f.notifyMu.Lock()
 		ch := f.notify

@@ -316,14 +316,3 @@ func TestWaitApplied(t *testing.T) {
 		t.Error("want timeout")
 	}
 }
-
-func TestUndecodableEntryIsReportedNotPanicked(t *testing.T) {
-	h := newHarness(t)
-	res := h.f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte(`{"type":"FromTheFuture","v":1}`)})
-	if err, ok := res.(error); !ok || !errors.Is(err, events.ErrUnknownType) {
-		t.Fatalf("got %v", res)
-	}
-	if h.f.AppliedIndex() != 1 {
-		t.Error("index must advance past a refused entry")
-	}
-}

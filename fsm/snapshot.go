@@ -64,6 +64,11 @@ var snapshotTables = []struct {
 // Snapshot captures the state at the current index. A memdb read
 // transaction is an immutable tree, so this is O(1) and Apply carries on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halted.Load(); h != nil {
+		// Raft would label the snapshot with an index past the entry
+		// this FSM skipped, and compact that entry out of the log.
+		return nil, h
+	}
 	index := f.applied.Load()
 	return &snapshot{txn: f.db.Load().Txn(false), index: index}, nil
 }
@@ -144,6 +149,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore fsm snapshot: %w", err)
 	}
 	f.db.Store(db)
+	// A snapshot holds the effect of every entry up to its index, the
+	// one this FSM could not decode included.
+	f.halted.Store(nil)
 	f.advance(index)
 	f.logger.Info("restored state from snapshot", "index", index)
 	return nil

@@ -185,6 +185,9 @@ func (n *Node) localStatus() NodeStatus {
 		Leader:       string(leader),
 		Version:      n.version,
 	}
+	if err := n.fsm.Halted(); err != nil {
+		st.Halted = err.Error()
+	}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		st.Voter = slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
 			return string(s.ID) == n.cfg.Node.ID && s.Suffrage == raft.Voter

@@ -28,7 +28,9 @@ const internalPrefix = "/internal/v1/"
 type applyResult struct {
 	Index   uint64       `json:"index"`
 	Refusal *fsm.Refusal `json:"refusal,omitempty"`
-	Error   string       `json:"error,omitempty"`
+	// Gate is set when a voter cannot decode the event yet.
+	Gate  *GateError `json:"gate,omitempty"`
+	Error string     `json:"error,omitempty"`
 }
 
 // NodeStatus is one node's view of Raft, served to peers and clusterctl.
@@ -47,6 +49,9 @@ type NodeStatus struct {
 	Voter        bool   `json:"voter"`
 	Gossip       string `json:"gossip,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// Halted is set when this node stopped applying the log at an entry
+	// its binary cannot decode (fsm.HaltError).
+	Halted string `json:"halted,omitempty"`
 }
 
 func (n *Node) internalHandler() http.Handler {
@@ -87,8 +92,15 @@ func (n *Node) handleForwardedApply(w http.ResponseWriter, r *http.Request) {
 	res := applyResult{Index: idx}
 	var refusal *fsm.Refusal
 	var unavailable *UnavailableError
+	var bad *BadEntryError
+	var gate *GateError
 	switch {
 	case err == nil:
+	case errors.As(err, &bad):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.As(err, &gate):
+		res.Gate = gate
 	case errors.As(err, &refusal):
 		res.Refusal = refusal
 	case errors.As(err, &unavailable):

@@ -24,6 +24,10 @@ type Meta struct {
 	APIAddr  string `json:"api"`
 	Region   string `json:"region,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// Codec is the newest event codec generation this node's binary
+	// decodes (events.Generation); the leader proposes nothing newer
+	// than the oldest voter's. Absent (0) means the baseline.
+	Codec int `json:"codec,omitempty"`
 }
 
 // Member is a gossip peer with its metadata and liveness.

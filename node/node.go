@@ -25,6 +25,7 @@ import (
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/blob/cache"
 	"github.com/berth-registry/berth/blob/s3"
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	}
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
-		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version}
+		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
 		if host, _, _ := net.SplitHostPort(self.APIAddr); net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 			n.close()
 			return nil, fmt.Errorf("http address %q is not reachable by peers: set http.advertise (--advertise) to this node's address", self.APIAddr)
@@ -198,6 +199,8 @@ func (n *Node) handler() http.Handler {
 func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := n.localStatus()
 	switch {
+	case st.Halted != "":
+		http.Error(w, st.Halted, http.StatusServiceUnavailable)
 	case st.Leader == "":
 		http.Error(w, "no raft leader", http.StatusServiceUnavailable)
 	case !st.Voter:

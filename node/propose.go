@@ -104,6 +104,8 @@ func (n *Node) proposeOnce(ctx context.Context, b []byte, deadline time.Time) (u
 		return 0, &UnavailableError{Err: fmt.Errorf("forward to leader %s: %w", leaderID, err)}, false
 	case res.Refusal != nil:
 		return res.Index, res.Refusal, false
+	case res.Gate != nil:
+		return res.Index, res.Gate, false
 	case res.Error != "":
 		return res.Index, errors.New(res.Error), false
 	}
@@ -116,6 +118,9 @@ func (n *Node) applyLocal(b []byte) (uint64, error) {
 }
 
 func (n *Node) applyLocalUntil(b []byte, deadline time.Time) (uint64, error) {
+	if err := n.admit(b); err != nil {
+		return 0, err
+	}
 	f := n.raft.raft.Apply(b, time.Until(deadline))
 	if err := f.Error(); err != nil {
 		switch {
@@ -148,6 +153,11 @@ func (n *Node) ReadView(ctx context.Context) (*fsm.View, error) {
 	}
 	if n.raft.raft.State() == raft.Shutdown {
 		return nil, &UnavailableError{Err: raft.ErrRaftShutdown}
+	}
+	if err := n.fsm.Halted(); err != nil {
+		// Its state stops before an entry it could not decode: serving
+		// it, even as a stale read, would be silently wrong.
+		return nil, err
 	}
 	if !n.cfg.Clustered() {
 		if err := n.waitCaughtUp(ctx); err != nil {

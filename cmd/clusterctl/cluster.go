@@ -28,6 +28,7 @@ type nodeStatus struct {
 	Voter        bool   `json:"voter"`
 	Gossip       string `json:"gossip,omitempty"`
 	Error        string `json:"error,omitempty"`
+	Halted       string `json:"halted,omitempty"`
 }
 
 type clusterStatus struct {
@@ -76,12 +77,20 @@ func printStatus(w io.Writer, st clusterStatus) {
 			lag = fmt.Sprint(leaderCommit - n.AppliedIndex)
 		}
 		state := n.State
-		if n.Error != "" {
+		switch {
+		case n.Error != "":
 			state = "unreachable"
+		case n.Halted != "":
+			state = "halted"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", n.ID, state, n.Term, n.CommitIndex, n.AppliedIndex, lag, orDash(n.Gossip), n.APIAddr, n.RaftAddr)
 	}
 	tw.Flush()
+	for _, n := range st.Nodes {
+		if n.Halted != "" {
+			fmt.Fprintf(w, "\n%s is not serving: %s\n", n.ID, n.Halted)
+		}
+	}
 }
 
 func membersCmd(g *globals) *cobra.Command {
