@@ -20,7 +20,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/admin:FuzzApply ./node/api:FuzzSplitRoute
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint tools haproxy bench bench-cluster clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster clean
 
 all: build
 
@@ -56,11 +56,25 @@ fuzz:
 e2e: tools build
 	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 
-## lint: gofmt, go vet and staticcheck must be clean
-lint: $(BIN)/staticcheck
+## lint: gofmt, go vet and staticcheck must be clean; imports point one way
+lint: $(BIN)/staticcheck imports
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+
+# Which internal packages each top-level package may import (docs/architecture.md).
+# A package may always import its own subpackages.
+ALLOWED_IMPORTS := events: fsm:events blob: node:events,fsm,blob,auth,gc,replication \
+	auth:fsm,events gc:fsm,events,blob replication:events,blob cmd:* e2e:
+
+## imports: fail on an import that points the wrong way
+imports:
+	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | sed 's#github.com/berth-registry/berth/##g' | \
+	awk -v rules="$(ALLOWED_IMPORTS)" 'BEGIN { n = split(rules, r, " "); for (i = 1; i <= n; i++) { split(r[i], kv, ":"); allow[kv[1]] = "," kv[2] "," } } \
+	{ split($$1, p, "/"); top = p[1]; if (!(top in allow)) { print "unknown top-level package " $$1; bad = 1; next } \
+	  for (i = 2; i <= NF; i++) { if ($$i ~ /\./ || $$i !~ /^(events|fsm|blob|node|auth|gc|replication|cmd|e2e)(\/|$$)/) continue; \
+	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
+	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 
 ## tools: pinned crane, regctl, staticcheck and MinIO into ./bin; HAProxy from Debian
 tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck $(BIN)/minio haproxy
