@@ -116,18 +116,10 @@ func (v *View) Tag(repo, tag string) (digest.Digest, bool) {
 	return v.tags(repo).get(tag)
 }
 
-// TagsFor lists the tags pointing at a manifest, sorted. It scans the
-// repository's tags rather than keep a second index by digest, which would
-// cost another entry per tag.
+// TagsFor lists the tags pointing at a manifest, sorted, from the tag
+// index's reverse index (O(k + log n)).
 func (v *View) TagsFor(repo string, d digest.Digest) []string {
-	var tags []string
-	v.tags(repo).each(func(e tagEntry) bool {
-		if e.Digest == d {
-			tags = append(tags, e.Tag)
-		}
-		return true
-	})
-	return tags
+	return v.tags(repo).tagsOf(d)
 }
 
 // Manifest returns a manifest's metadata.
