@@ -52,7 +52,7 @@ func NewRequests(cfg Config, next http.Handler) *Requests {
 	}
 }
 
-
+// The whole bodies of refusals, built once: a refusal allocates nothing.
 var (
 	bodyTotal  = []byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests in flight on this registry node; retry after the Retry-After delay"}]}` + "\n")
 	bodyClient = []byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests in flight from this client address; retry after the Retry-After delay"}]}` + "\n")
