@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/berth-registry/berth/events"
 )
 
@@ -137,5 +139,55 @@ func BenchmarkManifestDeleted(b *testing.B) {
 				h.must(events.ManifestDeleted{Repo: "r", Digest: m})
 			}
 		})
+	}
+}
+
+// TestReferrersPages: pages are bounded by Limit and, with a filter, by the
+// rows they look at; following the cursor visits every referrer once.
+func TestReferrersPages(t *testing.T) {
+	h := newHarness(t)
+	h.must(events.ManifestPut{Repo: "r", Digest: dg("subject")})
+	var sigs []string
+	for i := range 50 {
+		at := "sbom"
+		if i%17 == 16 {
+			at = "sig"
+		}
+		d := dg(fmt.Sprint("ref", i))
+		h.must(events.ManifestPut{Repo: "r", Digest: d, Subject: dg("subject"), ArtifactType: at})
+		if at == "sig" {
+			sigs = append(sigs, d.String())
+		}
+	}
+	slices.Sort(sigs)
+	v := h.f.View()
+	for _, tc := range []struct {
+		filter   string
+		want     int
+		maxPages int
+	}{{"", 50, 10}, {"sig", len(sigs), 3}, {"none", 0, 3}} {
+		var got []string
+		var after digest.Digest
+		pages := 0
+		for {
+			list, next := v.Referrers("r", dg("subject"), ReferrersQuery{After: after, Limit: 5, ArtifactType: tc.filter})
+			pages++
+			if len(list) > 5 {
+				t.Errorf("filter %q: page of %d, limit 5", tc.filter, len(list))
+			}
+			for _, m := range list {
+				got = append(got, m.Digest.String())
+			}
+			if next == "" || pages > 100 {
+				break
+			}
+			after = next
+		}
+		if len(got) != tc.want || !sort.StringsAreSorted(got) || (tc.filter == "sig" && !slices.Equal(got, sigs)) {
+			t.Errorf("filter %q: %d referrers %v, want %d in digest order", tc.filter, len(got), got, tc.want)
+		}
+		if pages > tc.maxPages {
+			t.Errorf("filter %q: %d pages, want at most %d (5 per page, 20 rows looked at per page)", tc.filter, pages, tc.maxPages)
+		}
 	}
 }
