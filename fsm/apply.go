@@ -141,14 +141,9 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 			w.delete(tReferrer, r)
 		}
 	}
-	var gone []string
-	w.repo(p.Repo).tags.each(func(e tagEntry) bool {
-		if e.Digest == p.Digest {
-			gone = append(gone, e.Tag)
-		}
-		return true
-	})
-	if len(gone) > 0 {
+	// The reverse index, not a scan: Apply is serial, and a repository may
+	// hold a million tags.
+	if gone := w.repo(p.Repo).tags.tagsOf(p.Digest); len(gone) > 0 {
 		w.changeTags(p.Repo, func(t *tagIndex) {
 			for _, tag := range gone {
 				t.delete(tag)

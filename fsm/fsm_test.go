@@ -101,7 +101,7 @@ func TestApplySemantics(t *testing.T) {
 	if tags, _ := v.Tags("app", "", -1); !reflect.DeepEqual(tags, []string{"latest", "multi", "v1"}) {
 		t.Errorf("tags = %v", tags)
 	}
-	if refs := v.Referrers("app", dg("m1")); len(refs) != 1 || refs[0].Digest != dg("sig") || refs[0].ArtifactType != "application/vnd.example.sig" {
+	if refs, _ := v.Referrers("app", dg("m1"), ReferrersQuery{Limit: 10}); len(refs) != 1 || refs[0].Digest != dg("sig") || refs[0].ArtifactType != "application/vnd.example.sig" {
 		t.Errorf("referrers = %+v", refs)
 	}
 	if repos, _ := v.Repositories("", -1); !reflect.DeepEqual(repos, []string{"app", "other"}) {
@@ -121,7 +121,7 @@ func TestApplySemantics(t *testing.T) {
 	h.must(events.ManifestDeleted{Repo: "app", Digest: dg("sig")})
 	h.must(events.TagDeleted{Repo: "app", Tag: "v1"})
 	v = h.f.View()
-	if refs := v.Referrers("app", dg("m1")); len(refs) != 0 {
+	if refs, _ := v.Referrers("app", dg("m1"), ReferrersQuery{Limit: 10}); len(refs) != 0 {
 		t.Errorf("referrer survived delete: %+v", refs)
 	}
 	if _, ok := v.Tag("app", "v1"); ok {

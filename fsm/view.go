@@ -116,18 +116,10 @@ func (v *View) Tag(repo, tag string) (digest.Digest, bool) {
 	return v.tags(repo).get(tag)
 }
 
-// TagsFor lists the tags pointing at a manifest, sorted. It scans the
-// repository's tags rather than keep a second index by digest, which would
-// cost another entry per tag.
+// TagsFor lists the tags pointing at a manifest, sorted, from the tag
+// index's reverse index (O(k + log n)).
 func (v *View) TagsFor(repo string, d digest.Digest) []string {
-	var tags []string
-	v.tags(repo).each(func(e tagEntry) bool {
-		if e.Digest == d {
-			tags = append(tags, e.Tag)
-		}
-		return true
-	})
-	return tags
+	return v.tags(repo).tagsOf(d)
 }
 
 // Manifest returns a manifest's metadata.
@@ -159,23 +151,51 @@ func (v *View) FindBlobLink(d digest.Digest) (BlobLink, bool) {
 	return BlobLink{}, false
 }
 
-// Referrers lists the manifests in repo whose subject is d, by digest.
-func (v *View) Referrers(repo string, subject digest.Digest) []Manifest {
-	it, err := v.txn.Get(tReferrer, idx+"_prefix", repo, subject.String())
+// ReferrersQuery selects one page of a subject's referrers.
+type ReferrersQuery struct {
+	// After is the last digest of the previous page ("" for the first).
+	After digest.Digest
+	// Limit caps the manifests returned; it must be positive.
+	Limit int
+	// ArtifactType, if set, keeps only manifests of that artifact type.
+	ArtifactType string
+}
+
+// referrersScanFactor bounds the rows one page may look at to this many
+// times its Limit, so a filter that matches little cannot turn one request
+// into a walk over every referrer of a subject; such a page comes back
+// short, with a cursor to go on.
+const referrersScanFactor = 4
+
+// Referrers lists, in digest order, the manifests in repo whose subject is
+// subject, one page at a time. next is the cursor for the following page
+// (the last digest looked at), "" when there is nothing after this page.
+func (v *View) Referrers(repo string, subject digest.Digest, q ReferrersQuery) (out []Manifest, next digest.Digest) {
+	limit := max(q.Limit, 1)
+	it, err := v.txn.LowerBound(tReferrer, idx, repo, subject.String(), q.After.String())
 	if err != nil {
 		panic(err)
 	}
-	var out []Manifest
+	scanned := 0
 	for o := it.Next(); o != nil; o = it.Next() {
 		r := o.(*referrerRow)
 		if r.Repo != repo || r.Subject != subject {
+			break
+		}
+		if r.Digest == q.After {
 			continue
 		}
-		if m, ok := v.Manifest(repo, r.Digest); ok {
+		if len(out) == limit || scanned == limit*referrersScanFactor {
+			return out, next
+		}
+		scanned++
+		next = r.Digest
+		m, ok := v.Manifest(repo, r.Digest)
+		if ok && (q.ArtifactType == "" || m.ArtifactType == q.ArtifactType) {
 			out = append(out, m)
 		}
 	}
-	return out
+	return out, ""
 }
 
 // Resource returns one declarative resource.

@@ -143,8 +143,29 @@ type AdminConfig struct {
 func (c Config) Clustered() bool { return c.Raft.Addr != "" }
 
 // LimitsConfig guards against abusive or mistaken input (rule 12).
+//
+// The connection and request bounds keep a flood of clients, or of slow
+// ones, to a fixed cost: an open connection holds a goroutine, buffers and
+// a file descriptor (about 20 KiB before its headers arrive, so 4096 are
+// under 100 MiB), and a slow-header connection is reaped after
+// ReadHeaderTimeout (10 s: any real client sends its headers within
+// milliseconds, and a slowloris then needs 400 new connections a second to
+// keep 4096 open). Requests over MaxConcurrentRequests or
+// MaxRequestsPerClient get 429 TOOMANYREQUESTS with Retry-After at once.
 type LimitsConfig struct {
 	MaxManifestSize int64 `yaml:"maxmanifestsize"`
+	// MaxConnections caps open HTTP connections; more wait in the backlog.
+	MaxConnections int `yaml:"maxconnections"`
+	// MaxConcurrentRequests caps OCI API (/v2/) requests in flight.
+	MaxConcurrentRequests int `yaml:"maxconcurrentrequests"`
+	// MaxRequestsPerClient caps /v2/ requests in flight from one client
+	// address; 0 turns it off (behind a proxy, where all share one).
+	MaxRequestsPerClient int `yaml:"maxrequestsperclient"`
+	// ReadHeaderTimeout closes a connection whose request headers have
+	// not all arrived in time.
+	ReadHeaderTimeout time.Duration `yaml:"readheadertimeout"`
+	// ReferrersPageSize caps the descriptors of one referrers response.
+	ReferrersPageSize int `yaml:"referrerspagesize"`
 }
 
 // LogConfig controls log/slog output.
@@ -165,8 +186,11 @@ func DefaultConfig() Config {
 			ApplyTimeout:      30 * time.Second,
 		},
 		Cluster: ClusterConfig{Consistency: "strong"},
-		Limits:  LimitsConfig{MaxManifestSize: 4 << 20},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Limits: LimitsConfig{
+			MaxManifestSize: 4 << 20, MaxConnections: 4096, MaxConcurrentRequests: 1024,
+			MaxRequestsPerClient: 256, ReadHeaderTimeout: 10 * time.Second, ReferrersPageSize: 1000,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -243,6 +267,22 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("limits.maxmanifestsize: must be positive"))
+	}
+	for _, l := range []struct {
+		key string
+		ok  bool
+	}{
+		{"limits.maxconnections", c.Limits.MaxConnections > 0},
+		{"limits.maxconcurrentrequests", c.Limits.MaxConcurrentRequests > 0},
+		{"limits.readheadertimeout", c.Limits.ReadHeaderTimeout > 0},
+		{"limits.referrerspagesize", c.Limits.ReferrersPageSize > 0},
+	} {
+		if !l.ok {
+			errs = append(errs, fmt.Errorf("%s: must be positive", l.key))
+		}
+	}
+	if c.Limits.MaxRequestsPerClient < 0 {
+		errs = append(errs, errors.New("limits.maxrequestsperclient: must not be negative (0 turns it off)"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -64,6 +64,18 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad env duration", env: []string{"BERTH_RAFT_APPLYTIMEOUT=soon"}, wantErr: "BERTH_RAFT_APPLYTIMEOUT"},
 		{name: "bad env integer", env: []string{"BERTH_LIMITS_MAXMANIFESTSIZE=big"}, wantErr: "not an integer"},
 		{name: "missing file", file: filepath.Join(dir, "nope.yaml"), wantErr: "no such file"},
+		{
+			name: "limits from file and env",
+			file: write("l.yaml", "limits:\n  maxconnections: 100\n  maxconcurrentrequests: 50\n  readheadertimeout: 3s\n"),
+			env:  []string{"BERTH_LIMITS_MAXREQUESTSPERCLIENT=0", "BERTH_LIMITS_REFERRERSPAGESIZE=10"},
+			check: func(t *testing.T, c Config) {
+				l := c.Limits
+				if l.MaxConnections != 100 || l.MaxConcurrentRequests != 50 || l.ReadHeaderTimeout != 3*time.Second ||
+					l.MaxRequestsPerClient != 0 || l.ReferrersPageSize != 10 {
+					t.Errorf("limits not applied: %+v", l)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,11 +99,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.HTTP.Addr = ""
 	c.Log.Level = "loud"
 	c.Storage.Driver = "tape"
+	c.Limits.MaxConnections, c.Limits.MaxConcurrentRequests, c.Limits.MaxRequestsPerClient = 0, -1, -1
+	c.Limits.ReadHeaderTimeout, c.Limits.ReferrersPageSize = 0, 0
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want error")
 	}
-	for _, want := range []string{"http.addr", "log.level", "storage.driver"} {
+	for _, want := range []string{"http.addr", "log.level", "storage.driver", "limits.maxconnections: must be positive",
+		"limits.maxconcurrentrequests", "limits.maxrequestsperclient: must not be negative", "limits.readheadertimeout", "limits.referrerspagesize"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
+	"github.com/berth-registry/berth/node/limit"
 )
 
 // Node is one running registryd. Create it with New, then call Run.
@@ -93,6 +94,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		n.raft.close(logger)
 		return nil, fmt.Errorf("listen on %s: %w (is another registry running? pass --addr)", cfg.HTTP.Addr, err)
 	}
+	n.ln = limit.Listener(n.ln, cfg.Limits.MaxConnections)
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
@@ -114,7 +116,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	}
 	n.srv = &http.Server{
 		Handler:           n.handler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -178,7 +180,9 @@ func (n *Node) raftAdvertise() string {
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", api.New(api.Config{MaxManifestSize: n.cfg.Limits.MaxManifestSize}, n, n, n.blobs, n.logger))
+	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
+	mux.Handle("/v2/", limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize}, n, n, n.blobs, n.logger)))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger))
 	mux.Handle(internalPrefix, n.internalHandler())

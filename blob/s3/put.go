@@ -177,21 +177,34 @@ func (hr *hashReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// firstRead is readHead's first buffer: most blobs of a registry (configs,
+// manifests, small layers) fit, and it is small enough that a request
+// that never sends its bytes costs little.
+const firstRead = 64 << 10
+
 // readHead reads up to limit bytes. complete says r ended within them;
 // otherwise limit+1 bytes were read and more may follow. want, if >= 0, is
-// the expected length, used only to size the buffer.
+// the length the client declared, used only to size the buffer, never to
+// allocate ahead of the bytes: the buffer starts at firstRead and at most
+// doubles as it fills, so memory follows what actually arrived (at most
+// twice it, plus firstRead), whatever Content-Length a client claims; it
+// is then trimmed to want+1 when that is smaller, so an honest client's
+// blob is not copied into a buffer twice its size.
 func readHead(r io.Reader, limit int, want int64) (head []byte, complete bool, err error) {
-	c := 64 << 10
-	if want >= 0 && want < int64(limit) {
-		c = int(want) + 1
+	grow := func(filled int) int {
+		c := max(2*filled, firstRead)
+		if want >= 0 && int64(filled) <= want && want < int64(c) {
+			c = int(want) + 1
+		}
+		return min(c, limit+1)
 	}
-	buf := make([]byte, 0, min(c, limit+1))
+	buf := make([]byte, 0, grow(0))
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > limit {
 				return buf, false, nil
 			}
-			grown := make([]byte, len(buf), min(2*cap(buf), limit+1))
+			grown := make([]byte, len(buf), grow(len(buf)))
 			copy(grown, buf)
 			buf = grown
 		}

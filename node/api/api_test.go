@@ -19,12 +19,18 @@ import (
 
 // startNode runs a real single node (Raft, FSM, filesystem blobs) on a
 // free loopback port and returns its base URL.
-func startNode(t *testing.T) string {
+func startNode(t *testing.T) string { return startNodeWith(t, nil) }
+
+// startNodeWith is startNode with the configuration changed by change.
+func startNodeWith(t *testing.T, change func(*node.Config)) string {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.Storage.DataDir = t.TempDir()
 	cfg.Limits.MaxManifestSize = 64 << 10
+	if change != nil {
+		change(&cfg)
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.New(ctx, cfg, "test", logger, io.Discard)

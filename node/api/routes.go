@@ -38,7 +38,15 @@ type Config struct {
 	MaxManifestSize int64
 	// ManifestCacheBytes bounds the node-local cache of hot manifests.
 	ManifestCacheBytes int64
+	// ReferrersPageSize caps the descriptors of one referrers response;
+	// more come with a Link to the next page.
+	ReferrersPageSize int
 }
+
+// DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large
+// enough that real subjects (a few signatures, SBOMs and attestations) fit
+// in one response, small enough that a page stays a few hundred KiB.
+const DefaultReferrersPageSize = 1000
 
 type handler struct {
 	cfg    Config
@@ -56,6 +64,9 @@ func New(cfg Config, p Proposer, r Reader, blobs blob.Store, logger *slog.Logger
 	}
 	if cfg.ManifestCacheBytes <= 0 {
 		cfg.ManifestCacheBytes = 64 << 20
+	}
+	if cfg.ReferrersPageSize <= 0 {
+		cfg.ReferrersPageSize = DefaultReferrersPageSize
 	}
 	h := &handler{cfg: cfg, props: p, reads: r, blobs: blobs, logger: logger, cache: newManifestCache(cfg.ManifestCacheBytes)}
 	return logRequests(logger, h)
