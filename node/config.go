@@ -139,7 +139,9 @@ type ClusterTLSConfig struct {
 }
 
 // Enabled reports whether Raft uses mutual TLS.
-func (t ClusterTLSConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+func (t ClusterTLSConfig) Enabled() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != ""
+}
 
 // AdminConfig secures the admin API that clusterctl uses.
 type AdminConfig struct {

@@ -78,6 +78,18 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	if err := os.MkdirAll(cfg.Storage.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// raft.db's lock first: the blob store clears <datadir>/tmp, which a
+	// registryd already running on this dir is writing to.
+	store, err := openLog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ownsStore := true // until openRaft takes it over
+	defer func() {
+		if err != nil && ownsStore {
+			store.Close()
+		}
+	}()
 	n := &Node{cfg: cfg, version: version, logger: logger, ln: ln, stop: func() {}}
 	n.leaderReads = newBatcher(n.verifiedReadIndex)
 	n.followerReads = newBatcher(n.forwardedReadIndex)
@@ -95,7 +107,8 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	n.fsm = fsm.New(logger)
-	if n.raft, err = openRaft(cfg, n.fsm, logger, logOut); err != nil {
+	ownsStore = false
+	if n.raft, err = openRaft(cfg, store, n.fsm, logger, logOut); err != nil {
 		return nil, err
 	}
 	if cfg.Clustered() {

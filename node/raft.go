@@ -34,23 +34,33 @@ type consensus struct {
 	fresh bool
 }
 
-// openRaft wires hashicorp/raft with raft-boltdb/v2 as log and stable store
-// and a file snapshot store under <datadir>/raft. A node with no existing
-// state and no peers bootstraps itself as a single-voter cluster, which is
-// what makes `registryd serve` work with no flags.
-func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+// openLog opens <datadir>/raft/raft.db, the Raft log and stable store. It
+// also takes the file lock that keeps a second registryd off this data dir,
+// so New calls it before anything else touches the dir. Waiting for the
+// lock is bounded: a second registryd fails at once instead of hanging.
+func openLog(cfg Config) (*raftboltdb.BoltStore, error) {
 	dir := filepath.Join(cfg.Storage.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	dbPath := filepath.Join(dir, "raft.db")
-	store, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bolt.Options{Timeout: lockTimeout}})
+	path := filepath.Join(dir, "raft.db")
+	store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: lockTimeout}})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("data dir %s is in use: %s is locked by another registryd (stop it, or pass a different --data-dir)", cfg.Storage.DataDir, dbPath)
+		return nil, fmt.Errorf("data dir %s is in use: %s is locked by another registryd (stop it, or pass a different --data-dir)", cfg.Storage.DataDir, path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", dbPath, err)
+		return nil, fmt.Errorf("open raft log %s: %w", path, err)
 	}
+	return store, nil
+}
+
+// openRaft wires hashicorp/raft with store (from openLog, which it now
+// owns) as log and stable store and a file snapshot store under
+// <datadir>/raft. A node with no existing state and no peers bootstraps
+// itself as a single-voter cluster, which is what makes `registryd serve`
+// work with no flags.
+func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+	dir := filepath.Join(cfg.Storage.DataDir, "raft")
 	// The cache saves a bolt read per entry when followers and the FSM catch up.
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
