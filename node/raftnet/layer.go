@@ -215,10 +215,14 @@ func handshake(ctx context.Context, raw net.Conn, side func(context.Context, net
 	// Close (not only the deadline) aborts a handshake when the layer closes.
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	conn, err := side(ctx, raw)
-	stop()
+	if !stop() && err == nil {
+		// The deadline fired as the handshake finished; the connection
+		// may already carry a past deadline, so treat it as timed out.
+		err = ctx.Err()
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return nil, err
 	}
