@@ -123,8 +123,24 @@ type ClusterConfig struct {
 	// Consistency of reads: "strong" (default; a read-index barrier, rule 6)
 	// or "stale" (serve from local state; for mirrors).
 	Consistency string `yaml:"consistency"`
+	// TLS, when set, makes Raft peers authenticate each other with mutual
+	// TLS instead of the secret handshake (node/raftnet).
+	TLS ClusterTLSConfig `yaml:"tls"`
 
 	secret string // resolved from Secret or SecretFile
+}
+
+// ClusterTLSConfig is the cluster CA and this node's certificate and key
+// (PEM files) for mutual TLS between Raft peers. All three or none.
+type ClusterTLSConfig struct {
+	CAFile   string `yaml:"cafile"`
+	CertFile string `yaml:"certfile"`
+	KeyFile  string `yaml:"keyfile"`
+}
+
+// Enabled reports whether Raft uses mutual TLS.
+func (t ClusterTLSConfig) Enabled() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != ""
 }
 
 // AdminConfig secures the admin API that clusterctl uses.
@@ -256,6 +272,9 @@ func (c Config) Validate() error {
 		if c.Node.ID == "" {
 			errs = append(errs, errors.New("node.id: every cluster node needs a unique --node-id"))
 		}
+	}
+	if t := c.Cluster.TLS; t.Enabled() && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, errors.New("cluster.tls: set all of cafile, certfile and keyfile (mutual TLS for Raft) or none (the cluster secret handshake)"))
 	}
 	switch c.Cluster.Consistency {
 	case "strong", "stale":

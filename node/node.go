@@ -59,21 +59,43 @@ type Node struct {
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
 // and (in a cluster) starts gossip, so that when it returns the node's
 // ports are taken. It does not serve until Run.
-func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, logOut io.Writer) (*Node, error) {
+func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, logOut io.Writer) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := cfg.resolveFiles(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	// Bind first: a taken port fails at once, before anything is created
+	// in the data dir.
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another registry running? pass --addr)", cfg.HTTP.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	if err := os.MkdirAll(cfg.Storage.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, version: version, logger: logger, stop: func() {}}
+	// raft.db's lock first: the blob store clears <datadir>/tmp, which a
+	// registryd already running on this dir is writing to.
+	store, err := openLog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ownsStore := true // until openRaft takes it over
+	defer func() {
+		if err != nil && ownsStore {
+			store.Close()
+		}
+	}()
+	n := &Node{cfg: cfg, version: version, logger: logger, ln: limit.Listener(ln, cfg.Limits.MaxConnections), stop: func() {}}
 	n.leaderReads = newBatcher(n.verifiedReadIndex)
 	n.followerReads = newBatcher(n.forwardedReadIndex)
 
-	var err error
 	tokenFile := cfg.Admin.TokenFile
 	if tokenFile == "" {
 		tokenFile = filepath.Join(cfg.Storage.DataDir, TokenFile)
@@ -87,14 +109,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	n.fsm = fsm.New(logger)
-	if n.raft, err = openRaft(cfg, n.fsm, logger, logOut); err != nil {
+	ownsStore = false
+	if n.raft, err = openRaft(cfg, store, n.fsm, logger, logOut); err != nil {
 		return nil, err
 	}
-	if n.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
-		n.raft.close(logger)
-		return nil, fmt.Errorf("listen on %s: %w (is another registry running? pass --addr)", cfg.HTTP.Addr, err)
-	}
-	n.ln = limit.Listener(n.ln, cfg.Limits.MaxConnections)
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}

@@ -14,7 +14,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-registry/berth/node/raftnet"
 )
+
+// lockTimeout bounds the wait for raft.db's file lock: a second registryd on
+// the same data dir fails at once instead of hanging in flock.
+const lockTimeout = time.Second
 
 // consensus bundles the Raft instance with the stores it owns, so shutdown
 // can close them in the right order.
@@ -27,19 +34,33 @@ type consensus struct {
 	fresh bool
 }
 
-// openRaft wires hashicorp/raft with raft-boltdb/v2 as log and stable store
-// and a file snapshot store under <datadir>/raft. A node with no existing
-// state and no peers bootstraps itself as a single-voter cluster, which is
-// what makes `registryd serve` work with no flags.
-func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+// openLog opens <datadir>/raft/raft.db, the Raft log and stable store. It
+// also takes the file lock that keeps a second registryd off this data dir,
+// so New calls it before anything else touches the dir. Waiting for the
+// lock is bounded: a second registryd fails at once instead of hanging.
+func openLog(cfg Config) (*raftboltdb.BoltStore, error) {
 	dir := filepath.Join(cfg.Storage.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w (is another registryd using this data dir?)", dir, err)
+	path := filepath.Join(dir, "raft.db")
+	store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: lockTimeout}})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("data dir %s is in use: %s is locked by another registryd (stop it, or pass a different --data-dir)", cfg.Storage.DataDir, path)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	return store, nil
+}
+
+// openRaft wires hashicorp/raft with store (from openLog, which it now
+// owns) as log and stable store and a file snapshot store under
+// <datadir>/raft. A node with no existing state and no peers bootstraps
+// itself as a single-voter cluster, which is what makes `registryd serve`
+// work with no flags.
+func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+	dir := filepath.Join(cfg.Storage.DataDir, "raft")
 	// The cache saves a bolt read per entry when followers and the FSM catch up.
 	logs, err := raft.NewLogCache(1024, store)
 	if err != nil {
@@ -73,11 +94,15 @@ func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (
 			store.Close()
 			return nil, fmt.Errorf("raft address %q is not reachable by peers: set raft.advertise (--raft-advertise) to this node's address", advertise)
 		}
-		tt, err := raft.NewTCPTransport(cfg.Raft.Addr, tcpAddr, 5, 10*time.Second, logOut)
+		stream, err := raftStream(cfg, tcpAddr, logger)
 		if err != nil {
 			store.Close()
-			return nil, fmt.Errorf("raft transport on %s: %w", cfg.Raft.Addr, err)
+			return nil, err
 		}
+		tt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: 5, Timeout: 10 * time.Second,
+			Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: logOut, Level: hclog.DefaultLevel}),
+		})
 		addr, trans = raft.ServerAddress(advertise), tt
 	}
 
@@ -119,6 +144,29 @@ func openRaft(cfg Config, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (
 		}
 	}
 	return &consensus{raft: r, logs: logs, store: store, transport: trans, fresh: !has}, nil
+}
+
+// raftStream listens on raft.addr behind node/raftnet, so only peers with
+// the cluster CA's certificate (cluster.tls) or, without TLS, the cluster
+// secret ever reach Raft: its own TCP transport would apply anyone's
+// AppendEntries.
+func raftStream(cfg Config, advertise net.Addr, logger *slog.Logger) (*raftnet.Layer, error) {
+	var auth raftnet.Authenticator
+	var err error
+	if t := cfg.Cluster.TLS; t.Enabled() {
+		auth, err = raftnet.NewTLS(t.CAFile, t.CertFile, t.KeyFile)
+	} else {
+		auth, err = raftnet.NewSecret(cfg.Cluster.secret)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raft transport: %w", err)
+	}
+	l, err := raftnet.Listen(cfg.Raft.Addr, advertise, auth, raftnet.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.Raft.Addr, err)
+	}
+	logger.Info("raft transport authenticates peers", "addr", cfg.Raft.Addr, "mode", auth.Mode())
+	return l, nil
 }
 
 // waitLeader blocks until this node knows a leader, so the first request

@@ -37,6 +37,8 @@ type cluster struct {
 	nodes   []*node
 	lb      string // HAProxy host:port
 	haproxy *harness.Proc
+	// nodeEnv, if set, adds environment for one node (its TLS files).
+	nodeEnv func(nd *node) []string
 }
 
 func startMinIO(t *testing.T, dir string) string {
@@ -87,6 +89,9 @@ func (c *cluster) startNodes(prefix string, n int) {
 			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
 			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,
 			"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=" + secret, "BERTH_ADMIN_TOKEN=" + adminToken,
+		}
+		if c.nodeEnv != nil {
+			nd.env = append(nd.env, c.nodeEnv(nd)...)
 		}
 		c.start(nd)
 	}

@@ -1,0 +1,141 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/berth-registry/berth/e2e/harness"
+	"github.com/berth-registry/berth/events"
+)
+
+// TestRaftPortRejectsForgedAppendEntries is the attack from issue 8: a
+// client with no credentials speaks hashicorp/raft's wire protocol to a
+// node's Raft port and sends AppendEntries at a higher term carrying a
+// RepositoryDeleted event. The node must apply nothing: the repository
+// stays and the node's term does not jump to the forged one.
+func TestRaftPortRejectsForgedAppendEntries(t *testing.T) {
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.minio = startMinIO(t, c.dir)
+	c.startNodes("solo", 1)
+	im := harness.NewImage("victim/app", "v1")
+	ctx, cancel := harness.Ctx(30 * time.Second)
+	defer cancel()
+	if err := im.Push(ctx, c.nodes[0].api); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	c.forgeAppendEntries(t, c.nodes[0], im.Repo)
+}
+
+// TestClusterTLS forms a three-node cluster whose Raft peers authenticate
+// with mutual TLS from a cluster CA, checks that it replicates, and that
+// the forged AppendEntries of a client without a certificate is refused.
+func TestClusterTLS(t *testing.T) {
+	c := &cluster{t: t, dir: t.TempDir()}
+	ca := newCertAuthority(t, c.dir)
+	c.nodeEnv = func(nd *node) []string {
+		cert, key := ca.issue(t, nd.id)
+		return []string{"BERTH_CLUSTER_TLS_CAFILE=" + ca.file, "BERTH_CLUSTER_TLS_CERTFILE=" + cert, "BERTH_CLUSTER_TLS_KEYFILE=" + key}
+	}
+	c.minio = startMinIO(t, c.dir)
+	c.startNodes("tls", 3)
+	im := harness.NewImage("tls/app", "v1")
+	ctx, cancel := harness.Ctx(30 * time.Second)
+	defer cancel()
+	if err := im.Push(ctx, c.nodes[0].api); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	for _, nd := range c.nodes {
+		if err := im.Verify(ctx, nd.api); err != nil {
+			t.Errorf("%s after a push over TLS-authenticated Raft: %v", nd.id, err)
+		}
+	}
+	c.forgeAppendEntries(t, c.leader(), im.Repo)
+}
+
+// nodeRaftStatus is the part of a node's status the forgery needs.
+type nodeRaftStatus struct {
+	ID        string `json:"id"`
+	Term      uint64 `json:"term"`
+	LastIndex uint64 `json:"lastIndex"`
+}
+
+func (c *cluster) raftStatus(t *testing.T, nd *node) nodeRaftStatus {
+	t.Helper()
+	ctx, cancel := harness.Ctx(5 * time.Second)
+	defer cancel()
+	code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+nd.api+"/admin/v1/cluster/status",
+		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("status of %s: %d %v %s", nd.id, code, err, body)
+	}
+	var st struct {
+		Nodes []nodeRaftStatus `json:"nodes"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Nodes {
+		if s.ID == nd.id {
+			return s
+		}
+	}
+	t.Fatalf("%s is not in its own status: %s", nd.id, body)
+	return nodeRaftStatus{}
+}
+
+// forgeAppendEntries sends, with raft's own unauthenticated TCP transport,
+// an AppendEntries that extends nd's log exactly where it ends (so an
+// unprotected node accepts it) at a term far above nd's, committing an
+// entry that deletes repo. Then it checks for five seconds that nothing
+// happened.
+func (c *cluster) forgeAppendEntries(t *testing.T, nd *node, repo string) {
+	t.Helper()
+	before := c.raftStatus(t, nd)
+	forgedTerm := before.Term + 1000
+	data, err := events.Encode(events.Event{Time: time.Now(), Payload: events.RepositoryDeleted{Repo: repo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	req := &raft.AppendEntriesRequest{
+		RPCHeader:    raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("intruder"), Addr: []byte(attacker.LocalAddr())},
+		Term:         forgedTerm,
+		PrevLogEntry: before.LastIndex,
+		PrevLogTerm:  before.Term,
+		Entries: []*raft.Log{{
+			Index: before.LastIndex + 1, Term: forgedTerm, Type: raft.LogCommand, Data: data, AppendedAt: time.Now(),
+		}},
+		LeaderCommitIndex: before.LastIndex + 1,
+	}
+	var resp raft.AppendEntriesResponse
+	err = attacker.AppendEntries(raft.ServerID(nd.id), raft.ServerAddress(nd.raft), req, &resp)
+	t.Logf("forged AppendEntries (term %d -> %d, entry %d) to %s: response %+v, err %v", before.Term, forgedTerm, before.LastIndex+1, nd.id, resp, err)
+	if err == nil {
+		t.Errorf("%s answered an unauthenticated AppendEntries: %+v", nd.id, resp)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		code, _, body, err := harness.HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/tags/list", nd.api, repo), nil, nil)
+		cancel()
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("%s after the forged AppendEntries: GET tags of %s: %d %v %s", nd.id, repo, code, err, body)
+		}
+		if st := c.raftStatus(t, nd); st.Term >= forgedTerm {
+			t.Fatalf("%s took the forged term: now %d, was %d, forged %d", nd.id, st.Term, before.Term, forgedTerm)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
