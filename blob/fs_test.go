@@ -15,8 +15,11 @@ import (
 	"github.com/berth-registry/berth/blob/blobtest"
 )
 
+// repo is the repository the tests start upload sessions in.
+const repo = "team-a/app"
+
 func newFS(t *testing.T, root string) *blob.FS {
-	s, err := blob.NewFS(root, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := blob.NewFS(root, slog.New(slog.NewTextHandler(io.Discard, nil)), blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +39,11 @@ func TestFSAppendAfterCrashTruncates(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	s := newFS(t, root)
-	st, err := s.StartUpload(ctx, digest.SHA256)
+	st, err := s.StartUpload(ctx, repo, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(ctx, st.ID, 0, bytes.NewReader([]byte("hello "))); err != nil {
+	if _, err := s.Append(ctx, repo, st.ID, 0, bytes.NewReader([]byte("hello "))); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.OpenFile(filepath.Join(root, "uploads", st.ID+".data"), os.O_APPEND|os.O_WRONLY, 0)
@@ -51,11 +54,11 @@ func TestFSAppendAfterCrashTruncates(t *testing.T) {
 	f.Close()
 
 	s2 := newFS(t, root) // "restart"
-	if _, err := s2.Append(ctx, st.ID, 6, bytes.NewReader([]byte("world"))); err != nil {
+	if _, err := s2.Append(ctx, repo, st.ID, 6, bytes.NewReader([]byte("world"))); err != nil {
 		t.Fatal(err)
 	}
 	d := digest.FromString("hello world")
-	if _, err := s2.Commit(ctx, st.ID, d); err != nil {
+	if _, err := s2.Commit(ctx, repo, st.ID, d); err != nil {
 		t.Fatalf("commit after crash: %v", err)
 	}
 }

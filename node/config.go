@@ -145,6 +145,15 @@ func (c Config) Clustered() bool { return c.Raft.Addr != "" }
 // LimitsConfig guards against abusive or mistaken input (rule 12).
 type LimitsConfig struct {
 	MaxManifestSize int64 `yaml:"maxmanifestsize"`
+	// BodyReadTimeout ends a request whose body stops arriving: no byte
+	// for this long and the request fails, its connection closed, so a
+	// stalled client holds nothing for longer (node/api/body.go).
+	BodyReadTimeout time.Duration `yaml:"bodyreadtimeout"`
+	// MaxEmptyUploads bounds the upload sessions without data that the
+	// filesystem driver keeps in memory; a POST past it gets 429.
+	MaxEmptyUploads int `yaml:"maxemptyuploads"`
+	// EmptyUploadTTL is how long such a session stays usable.
+	EmptyUploadTTL time.Duration `yaml:"emptyuploadttl"`
 }
 
 // LogConfig controls log/slog output.
@@ -165,8 +174,13 @@ func DefaultConfig() Config {
 			ApplyTimeout:      30 * time.Second,
 		},
 		Cluster: ClusterConfig{Consistency: "strong"},
-		Limits:  LimitsConfig{MaxManifestSize: 4 << 20},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Limits: LimitsConfig{
+			MaxManifestSize: 4 << 20,
+			BodyReadTimeout: 30 * time.Second,
+			MaxEmptyUploads: 10000,
+			EmptyUploadTTL:  15 * time.Minute,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -243,6 +257,15 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("limits.maxmanifestsize: must be positive"))
+	}
+	if c.Limits.BodyReadTimeout <= 0 {
+		errs = append(errs, errors.New("limits.bodyreadtimeout: must be a positive duration like 30s"))
+	}
+	if c.Limits.MaxEmptyUploads <= 0 {
+		errs = append(errs, errors.New("limits.maxemptyuploads: must be positive"))
+	}
+	if c.Limits.EmptyUploadTTL <= 0 {
+		errs = append(errs, errors.New("limits.emptyuploadttl: must be a positive duration like 15m"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -150,7 +150,7 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 			}
 		}
 	default:
-		st, err := blob.NewFS(cfg.Storage.DataDir, logger)
+		st, err := blob.NewFS(cfg.Storage.DataDir, logger, blob.FSLimits{MaxEmptyUploads: cfg.Limits.MaxEmptyUploads, EmptyUploadTTL: cfg.Limits.EmptyUploadTTL})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
@@ -177,7 +177,7 @@ func (n *Node) raftAdvertise() string {
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", api.New(api.Config{MaxManifestSize: n.cfg.Limits.MaxManifestSize}, n, n, n.blobs, n.logger))
+	mux.Handle("/v2/", api.New(api.Config{MaxManifestSize: n.cfg.Limits.MaxManifestSize, BodyReadTimeout: n.cfg.Limits.BodyReadTimeout}, n, n, n.blobs, n.logger))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger))
 	mux.Handle(internalPrefix, n.internalHandler())

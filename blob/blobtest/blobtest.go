@@ -23,7 +23,9 @@ import (
 type Open func(t *testing.T) (a, b blob.Store)
 
 const (
-	mib = 1 << 20
+	// repo is the repository the suite's sessions are started in.
+	repo = "team-a/app"
+	mib  = 1 << 20
 	// big is past the S3 driver's 16 MiB in-memory limit.
 	big = 16*mib + 7
 )

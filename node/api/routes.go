@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/events"
@@ -38,6 +39,9 @@ type Config struct {
 	MaxManifestSize int64
 	// ManifestCacheBytes bounds the node-local cache of hot manifests.
 	ManifestCacheBytes int64
+	// BodyReadTimeout is how long a request body may send nothing before
+	// the request ends (body.go). Default DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 }
 
 type handler struct {
@@ -56,6 +60,9 @@ func New(cfg Config, p Proposer, r Reader, blobs blob.Store, logger *slog.Logger
 	}
 	if cfg.ManifestCacheBytes <= 0 {
 		cfg.ManifestCacheBytes = 64 << 20
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	h := &handler{cfg: cfg, props: p, reads: r, blobs: blobs, logger: logger, cache: newManifestCache(cfg.ManifestCacheBytes)}
 	return logRequests(logger, h)
@@ -86,6 +93,9 @@ func quote(s string) string {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if b := h.watchBody(w, r); b != nil {
+		defer b.finish()
+	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	switch {
 	case p == "/v2/" || p == "/v2":
@@ -162,6 +172,9 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
 	if err := validName(name); err != nil {
 		writeError(w, r, h.logger, err)
 		return
+	}
+	if b, ok := r.Body.(*progressBody); ok && ep == epManifest {
+		b.code = codeManifestInvalid
 	}
 	m := r.Method
 	switch ep {
