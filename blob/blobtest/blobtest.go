@@ -47,6 +47,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("CancelAndUnknownSessions", func(t *testing.T) { testCancel(t, open) })
 	t.Run("PutUpload", func(t *testing.T) { testPutUpload(t, open, data) })
 	t.Run("Stream", func(t *testing.T) { testStream(t, open, data) })
+	t.Run("SessionsBoundToRepository", func(t *testing.T) { testRepositoryBinding(t, open, data) })
+	t.Run("StalledAppendBlocksNoOtherSession", func(t *testing.T) { testStalledAppend(t, open, data) })
 }
 
 func random(n int) []byte {

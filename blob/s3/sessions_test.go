@@ -171,6 +171,46 @@ func TestSessions(t *testing.T) {
 		}
 	})
 
+	// Sessions written before sessions were bound to a repository have no
+	// repository in their state: they are refused, not usable from any
+	// repository (sessionid.go says why).
+	t.Run("sessions from before the repository binding are refused", func(t *testing.T) {
+		a, _, bucket := twoNodes(t)
+		signed, _ := a.StartUpload(ctx, repo, digest.SHA256)
+		unbound := `{"offset":0,"algorithm":"sha256","started":"` + time.Now().UTC().Format(time.RFC3339) + `","chunks":[]}`
+		for _, id := range []string{strings.Repeat("ab", 16), signed.ID} {
+			if _, err := srv.raw.PutObject(ctx, bucket, "uploads/"+id+"/state", strings.NewReader(unbound), int64(len(unbound)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []string{repo, ""} {
+				if _, err := a.UploadStatus(ctx, r, id); !errors.Is(err, blob.ErrUploadUnknown) {
+					t.Errorf("status of unbound session %s as %q: %v, want ErrUploadUnknown", id, r, err)
+				}
+				if _, err := a.Append(ctx, r, id, 0, strings.NewReader("x")); !errors.Is(err, blob.ErrUploadUnknown) {
+					t.Errorf("append to unbound session %s as %q: %v, want ErrUploadUnknown", id, r, err)
+				}
+				if _, err := a.Commit(ctx, r, id, digest.FromString("")); !errors.Is(err, blob.ErrUploadUnknown) {
+					t.Errorf("commit of unbound session %s as %q: %v, want ErrUploadUnknown", id, r, err)
+				}
+			}
+		}
+	})
+
+	// A damaged state cannot say whose session it was; its signed ID can.
+	t.Run("a damaged state is cancelled only from its own repository", func(t *testing.T) {
+		a, _, bucket := twoNodes(t)
+		st, _ := a.StartUpload(ctx, repo, digest.SHA256)
+		if _, err := srv.raw.PutObject(ctx, bucket, "uploads/"+st.ID+"/state", strings.NewReader("{torn"), 5, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.CancelUpload(ctx, "team-b/app", st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Fatalf("cancel from another repository: %v, want ErrUploadUnknown", err)
+		}
+		if err := a.CancelUpload(ctx, repo, st.ID); err != nil {
+			t.Fatalf("cancel from its own repository: %v", err)
+		}
+	})
+
 	t.Run("damaged state can be cancelled", func(t *testing.T) {
 		a, _, bucket := twoNodes(t)
 		st, _ := a.StartUpload(ctx, repo, digest.SHA256)

@@ -81,8 +81,11 @@ func (b *progressBody) Read(p []byte) (int, error) {
 		b.rc.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.w.Header().Set("Connection", "close")
-		return n, newErr(http.StatusRequestTimeout, b.code, fmt.Sprintf(
-			"no request body bytes arrived for %s, so the request was ended; an upload keeps only its complete chunks: GET its URL for the offset to resume from", b.timeout))
+		msg := fmt.Sprintf("no request body bytes arrived for %s, so the request was ended", b.timeout)
+		if b.code == codeBlobUploadInvalid {
+			msg += "; an upload keeps only its complete chunks: GET its URL for the offset to resume from"
+		}
+		return n, newErr(http.StatusRequestTimeout, b.code, msg)
 	}
 	return n, err
 }
