@@ -289,7 +289,7 @@ func (s *FS) session(repo, id, state string) (uploadState, error) {
 			return uploadState{}, err
 		}
 	}
-	if st.Repo != repo {
+	if st.Repo == "" || st.Repo != repo {
 		return uploadState{}, ErrUploadUnknown
 	}
 	return st, nil

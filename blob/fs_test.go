@@ -3,6 +3,7 @@ package blob_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -72,5 +73,29 @@ func TestFSCleansTmpOnStart(t *testing.T) {
 	newFS(t, root)
 	if _, err := os.Stat(junk); !os.IsNotExist(err) {
 		t.Fatalf("tmp file survived restart: %v", err)
+	}
+}
+
+// A session state written before sessions were bound to a repository names
+// none: it is refused under every name, never usable from any repository.
+func TestFSUnboundSessionRefused(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s := newFS(t, root)
+	id := "0123456789abcdef0123456789abcdef"
+	state := `{"offset":0,"algorithm":"sha256","started":"2026-11-01T00:00:00Z","hash":null}`
+	if err := os.WriteFile(filepath.Join(root, "uploads", id+".json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{repo, ""} {
+		if _, err := s.UploadStatus(ctx, r, id); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("status as %q: %v, want ErrUploadUnknown", r, err)
+		}
+		if _, err := s.Append(ctx, r, id, 0, bytes.NewReader([]byte("x"))); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("append as %q: %v, want ErrUploadUnknown", r, err)
+		}
+		if err := s.CancelUpload(ctx, r, id); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("cancel as %q: %v, want ErrUploadUnknown", r, err)
+		}
 	}
 }

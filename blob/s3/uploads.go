@@ -88,7 +88,7 @@ func (s *Store) load(ctx context.Context, repo, id string) (session, string, err
 		return session{}, "", err
 	case err != nil:
 		return session{}, "", err
-	case st.Cancelled || st.Repo != repo:
+	case st.Cancelled || st.Repo == "" || st.Repo != repo:
 		return session{}, "", blob.ErrUploadUnknown
 	}
 	return st, etag, nil
