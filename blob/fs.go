@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -38,7 +37,7 @@ import (
 type FS struct {
 	root   string
 	logger *slog.Logger
-	locks  [64]sync.Mutex // striped per-upload locks
+	locks  sessionLocks // one per session in use, see sessionlock.go
 	bufs   sync.Pool
 
 	// pending holds sessions that have no bytes yet. They cost no file:
@@ -46,16 +45,16 @@ type FS struct {
 	// what a push pays most for. The filesystem driver serves a single
 	// node, so node-local memory is enough; a crash forgets only empty
 	// sessions, whose clients get BLOB_UPLOAD_UNKNOWN and start over.
-	mu      sync.Mutex
-	pending map[string]uploadState
+	// The table is bounded and its sessions expire (FSLimits).
+	pending *pendingSessions
 }
 
 var _ Store = (*FS)(nil)
 
 // NewFS opens (creating if needed) a store under root and discards what a
-// crash left in tmp/.
-func NewFS(root string, logger *slog.Logger) (*FS, error) {
-	s := &FS{root: root, logger: logger, pending: map[string]uploadState{}}
+// crash left in tmp/. Zero limits take the defaults.
+func NewFS(root string, logger *slog.Logger, limits FSLimits) (*FS, error) {
+	s := &FS{root: root, logger: logger, pending: newPendingSessions(limits)}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	for _, d := range []string{"blobs", "uploads", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
@@ -234,7 +233,12 @@ func (s *FS) Delete(_ context.Context, d digest.Digest) error {
 
 // uploadState is the durable truth about a session. The data file may be
 // longer after a crash mid-append; Offset says how much of it counts.
+// Repo is the repository the session belongs to. A state without one was
+// written before sessions were bound to repositories: it is refused
+// (ErrUploadUnknown) rather than usable from any repository, which costs
+// a client at most one restarted blob across the upgrade.
 type uploadState struct {
+	Repo      string           `json:"repo"`
 	Offset    int64            `json:"offset"`
 	Algorithm digest.Algorithm `json:"algorithm"`
 	Started   time.Time        `json:"started"`
@@ -255,15 +259,7 @@ func (s *FS) uploadPaths(id string) (state, data string, err error) {
 	return base + ".json", base + ".data", nil
 }
 
-func (s *FS) lock(id string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
-	m.Lock()
-	return m.Unlock
-}
-
-func (s *FS) StartUpload(_ context.Context, alg digest.Algorithm) (UploadStatus, error) {
+func (s *FS) StartUpload(_ context.Context, repo string, alg digest.Algorithm) (UploadStatus, error) {
 	h, err := newHash(alg)
 	if err != nil {
 		return UploadStatus{}, err
@@ -275,28 +271,28 @@ func (s *FS) StartUpload(_ context.Context, alg digest.Algorithm) (UploadStatus,
 	raw := make([]byte, 16)
 	rand.Read(raw)
 	id := hex.EncodeToString(raw)
-	st := uploadState{Algorithm: alg, Started: time.Now().UTC(), Hash: hs}
-	s.mu.Lock()
-	s.pending[id] = st
-	s.mu.Unlock()
+	now := time.Now()
+	st := uploadState{Repo: repo, Algorithm: alg, Started: now.UTC(), Hash: hs}
+	if err := s.pending.add(id, st, now); err != nil {
+		return UploadStatus{}, err
+	}
 	return UploadStatus{ID: id, Algorithm: alg, Started: st.Started}, nil
 }
 
-// session returns a session's state, from memory if it holds no bytes yet.
-func (s *FS) session(id, state string) (uploadState, error) {
-	s.mu.Lock()
-	st, ok := s.pending[id]
-	s.mu.Unlock()
-	if ok {
-		return st, nil
+// session returns the state of a session of repo, from memory if it holds
+// no bytes yet. Another repository's session is unknown.
+func (s *FS) session(repo, id, state string) (uploadState, error) {
+	st, ok := s.pending.get(id, time.Now())
+	if !ok {
+		var err error
+		if st, err = s.readState(state); err != nil {
+			return uploadState{}, err
+		}
 	}
-	return s.readState(state)
-}
-
-func (s *FS) forget(id string) {
-	s.mu.Lock()
-	delete(s.pending, id)
-	s.mu.Unlock()
+	if st.Repo == "" || st.Repo != repo {
+		return uploadState{}, ErrUploadUnknown
+	}
+	return st, nil
 }
 
 func (s *FS) readState(path string) (uploadState, error) {
@@ -362,25 +358,32 @@ func (st uploadState) hash() (hash.Hash, error) {
 	return h, nil
 }
 
-func (s *FS) UploadStatus(_ context.Context, id string) (UploadStatus, error) {
+func (s *FS) UploadStatus(_ context.Context, repo, id string) (UploadStatus, error) {
 	state, _, err := s.uploadPaths(id)
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	st, err := s.session(id, state)
+	st, err := s.session(repo, id, state)
 	if err != nil {
 		return UploadStatus{}, err
 	}
 	return UploadStatus{ID: id, Offset: st.Offset, Algorithm: st.Algorithm, Started: st.Started}, nil
 }
 
-func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+// Append holds the session's own lock while it copies the body, which may
+// take as long as the client takes to send it: other sessions never wait
+// for it (sessionlock.go), and the API ends a body that stops arriving.
+func (s *FS) Append(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
 	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return 0, err
 	}
-	defer s.lock(id)()
-	st, err := s.session(id, state)
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("wait for upload session: %w", err)
+	}
+	defer unlock()
+	st, err := s.session(repo, id, state)
 	if err != nil {
 		return 0, err
 	}
@@ -417,11 +420,11 @@ func (s *FS) Append(ctx context.Context, id string, offset int64, r io.Reader) (
 	if err := s.saveState(state, st, h); err != nil {
 		return 0, err
 	}
-	s.forget(id) // the state file is the truth from now on
+	s.pending.remove(id) // the state file is the truth from now on
 	return st.Offset, nil
 }
 
-func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, error) {
+func (s *FS) Commit(ctx context.Context, repo, id string, d digest.Digest) (Info, error) {
 	if err := d.Validate(); err != nil {
 		return Info{}, fmt.Errorf("%w: %v", ErrDigestInvalid, err)
 	}
@@ -432,12 +435,16 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 	if err != nil {
 		return Info{}, err
 	}
-	defer s.lock(id)()
-	st, err := s.session(id, state)
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return Info{}, fmt.Errorf("wait for upload session: %w", err)
+	}
+	defer unlock()
+	st, err := s.session(repo, id, state)
 	if err != nil {
 		return Info{}, err
 	}
-	defer s.forget(id)
+	defer s.pending.remove(id)
 	if st.Offset == 0 {
 		// An empty blob: make the data file so it can be moved into place.
 		if err := writeFileSync(data, nil); err != nil {
@@ -480,26 +487,22 @@ func (s *FS) Commit(ctx context.Context, id string, d digest.Digest) (Info, erro
 	return Info{Digest: d, Size: st.Offset}, nil
 }
 
-func (s *FS) PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (Info, error) {
+func (s *FS) PutUpload(ctx context.Context, repo, id string, d digest.Digest, size int64, r io.Reader) (Info, error) {
 	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return Info{}, err
 	}
-	st, err := s.session(id, state)
+	st, err := s.session(repo, id, state)
 	if err != nil {
 		return Info{}, err
 	}
 	if st.Offset > 0 {
 		return Info{}, ErrUploadNotEmpty
 	}
-	// Not under the session's lock: the locks are striped, and a whole
-	// blob in flight would hold up unrelated sessions.
+	// Not under the session's lock: Put writes no session file, and
+	// the session ends here whatever the outcome.
 	info, err := s.Put(ctx, d, size, r)
-	s.mu.Lock()
-	_, pending := s.pending[id]
-	delete(s.pending, id)
-	s.mu.Unlock()
-	if !pending {
+	if !s.pending.remove(id) {
 		s.removeSession(state, data)
 	}
 	return info, err
@@ -513,21 +516,21 @@ func (s *FS) removeSession(state, data string) {
 	}
 }
 
-func (s *FS) CancelUpload(_ context.Context, id string) error {
+func (s *FS) CancelUpload(ctx context.Context, repo, id string) error {
 	state, data, err := s.uploadPaths(id)
 	if err != nil {
 		return err
 	}
-	defer s.lock(id)()
-	s.mu.Lock()
-	_, empty := s.pending[id]
-	delete(s.pending, id)
-	s.mu.Unlock()
-	if empty {
-		return nil
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return fmt.Errorf("wait for upload session: %w", err)
 	}
-	if _, err := os.Stat(state); err != nil {
-		return ErrUploadUnknown
+	defer unlock()
+	if _, err := s.session(repo, id, state); err != nil {
+		return err
+	}
+	if s.pending.remove(id) {
+		return nil
 	}
 	s.removeSession(state, data)
 	return nil
@@ -536,15 +539,7 @@ func (s *FS) CancelUpload(_ context.Context, id string) error {
 // PurgeUploads removes sessions started before olderThan (abandoned
 // uploads). It is for the leader's purge job.
 func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
-	n := 0
-	s.mu.Lock()
-	for id, st := range s.pending {
-		if st.Started.Before(olderThan) {
-			delete(s.pending, id)
-			n++
-		}
-	}
-	s.mu.Unlock()
+	n := s.pending.purge(olderThan, time.Now())
 	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
 	if err != nil {
 		return n, err

@@ -3,6 +3,7 @@ package blob_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -15,8 +16,11 @@ import (
 	"github.com/berth-registry/berth/blob/blobtest"
 )
 
+// repo is the repository the tests start upload sessions in.
+const repo = "team-a/app"
+
 func newFS(t *testing.T, root string) *blob.FS {
-	s, err := blob.NewFS(root, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := blob.NewFS(root, slog.New(slog.NewTextHandler(io.Discard, nil)), blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +40,11 @@ func TestFSAppendAfterCrashTruncates(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	s := newFS(t, root)
-	st, err := s.StartUpload(ctx, digest.SHA256)
+	st, err := s.StartUpload(ctx, repo, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(ctx, st.ID, 0, bytes.NewReader([]byte("hello "))); err != nil {
+	if _, err := s.Append(ctx, repo, st.ID, 0, bytes.NewReader([]byte("hello "))); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.OpenFile(filepath.Join(root, "uploads", st.ID+".data"), os.O_APPEND|os.O_WRONLY, 0)
@@ -51,11 +55,11 @@ func TestFSAppendAfterCrashTruncates(t *testing.T) {
 	f.Close()
 
 	s2 := newFS(t, root) // "restart"
-	if _, err := s2.Append(ctx, st.ID, 6, bytes.NewReader([]byte("world"))); err != nil {
+	if _, err := s2.Append(ctx, repo, st.ID, 6, bytes.NewReader([]byte("world"))); err != nil {
 		t.Fatal(err)
 	}
 	d := digest.FromString("hello world")
-	if _, err := s2.Commit(ctx, st.ID, d); err != nil {
+	if _, err := s2.Commit(ctx, repo, st.ID, d); err != nil {
 		t.Fatalf("commit after crash: %v", err)
 	}
 }
@@ -69,5 +73,29 @@ func TestFSCleansTmpOnStart(t *testing.T) {
 	newFS(t, root)
 	if _, err := os.Stat(junk); !os.IsNotExist(err) {
 		t.Fatalf("tmp file survived restart: %v", err)
+	}
+}
+
+// A session state written before sessions were bound to a repository names
+// none: it is refused under every name, never usable from any repository.
+func TestFSUnboundSessionRefused(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s := newFS(t, root)
+	id := "0123456789abcdef0123456789abcdef"
+	state := `{"offset":0,"algorithm":"sha256","started":"2026-11-01T00:00:00Z","hash":null}`
+	if err := os.WriteFile(filepath.Join(root, "uploads", id+".json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{repo, ""} {
+		if _, err := s.UploadStatus(ctx, r, id); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("status as %q: %v, want ErrUploadUnknown", r, err)
+		}
+		if _, err := s.Append(ctx, r, id, 0, bytes.NewReader([]byte("x"))); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("append as %q: %v, want ErrUploadUnknown", r, err)
+		}
+		if err := s.CancelUpload(ctx, r, id); !errors.Is(err, blob.ErrUploadUnknown) {
+			t.Errorf("cancel as %q: %v, want ErrUploadUnknown", r, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -28,6 +29,18 @@ var (
 type OffsetError struct{ Current int64 }
 
 func (e *OffsetError) Error() string { return "chunk out of order" }
+
+// TooManyUploadsError is StartUpload's answer when a driver already keeps
+// as many open sessions as it is configured to: the client should retry
+// after RetryAfter, when the oldest of them expires at the latest.
+type TooManyUploadsError struct {
+	Limit      int
+	RetryAfter time.Duration
+}
+
+func (e *TooManyUploadsError) Error() string {
+	return fmt.Sprintf("%d upload sessions without data are open, the most this node keeps; retry in %s", e.Limit, e.RetryAfter)
+}
 
 // Info describes a stored blob.
 type Info struct {
@@ -64,16 +77,26 @@ type Store interface {
 	// Delete removes a blob's bytes. Only GC calls it.
 	Delete(ctx context.Context, d digest.Digest) error
 
-	// StartUpload opens a session that hashes with alg as bytes arrive.
-	StartUpload(ctx context.Context, alg digest.Algorithm) (UploadStatus, error)
+	// The upload methods name the repository a session was started in:
+	// a session belongs to that repository alone, and under any other
+	// name it is unknown (ErrUploadUnknown). An upload ID seen in a log
+	// or a proxy therefore cannot feed bytes into, or finish, a session
+	// as another repository (issue 8).
+
+	// StartUpload opens a session in repo that hashes with alg as bytes
+	// arrive. A driver that bounds its open sessions returns a
+	// *TooManyUploadsError when the bound is reached.
+	StartUpload(ctx context.Context, repo string, alg digest.Algorithm) (UploadStatus, error)
 	// UploadStatus reports a session's offset.
-	UploadStatus(ctx context.Context, id string) (UploadStatus, error)
+	UploadStatus(ctx context.Context, repo, id string) (UploadStatus, error)
 	// Append writes r at offset; offset must equal the session's current
 	// offset or an *OffsetError is returned. It returns the new offset.
-	Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
+	// A failed Append (r's error included) leaves the session at its
+	// old offset, none of the chunk counted.
+	Append(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error)
 	// Commit verifies d against everything uploaded and moves the bytes into
 	// place under d atomically, then removes the session.
-	Commit(ctx context.Context, id string, d digest.Digest) (Info, error)
+	Commit(ctx context.Context, repo, id string, d digest.Digest) (Info, error)
 	// PutUpload finishes a session that holds no bytes yet with the whole
 	// blob in r, verified as Put verifies it. It is what docker and crane
 	// do for small blobs (POST, then one PUT with everything), so it must
@@ -82,7 +105,7 @@ type Store interface {
 	// bytes. Otherwise the client is done with the session, whether the
 	// Put succeeded or not; a driver may keep its ID usable rather than pay
 	// a write to end it (the S3 driver's signed IDs, blob/s3/sessionid.go).
-	PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (Info, error)
+	PutUpload(ctx context.Context, repo, id string, d digest.Digest, size int64, r io.Reader) (Info, error)
 	// CancelUpload removes a session and its bytes.
-	CancelUpload(ctx context.Context, id string) error
+	CancelUpload(ctx context.Context, repo, id string) error
 }

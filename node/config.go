@@ -182,6 +182,15 @@ type LimitsConfig struct {
 	ReadHeaderTimeout time.Duration `yaml:"readheadertimeout"`
 	// ReferrersPageSize caps the descriptors of one referrers response.
 	ReferrersPageSize int `yaml:"referrerspagesize"`
+	// BodyReadTimeout ends a request whose body stops arriving: no byte
+	// for this long and the request fails, its connection closed, so a
+	// stalled client holds nothing for longer (node/api/body.go).
+	BodyReadTimeout time.Duration `yaml:"bodyreadtimeout"`
+	// MaxEmptyUploads bounds the upload sessions without data that the
+	// filesystem driver keeps in memory; a POST past it gets 429.
+	MaxEmptyUploads int `yaml:"maxemptyuploads"`
+	// EmptyUploadTTL is how long such a session stays usable.
+	EmptyUploadTTL time.Duration `yaml:"emptyuploadttl"`
 }
 
 // LogConfig controls log/slog output.
@@ -205,6 +214,9 @@ func DefaultConfig() Config {
 		Limits: LimitsConfig{
 			MaxManifestSize: 4 << 20, MaxConnections: 4096, MaxConcurrentRequests: 1024,
 			MaxRequestsPerClient: 256, ReadHeaderTimeout: 10 * time.Second, ReferrersPageSize: 1000,
+			BodyReadTimeout: 30 * time.Second,
+			MaxEmptyUploads: 10000,
+			EmptyUploadTTL:  15 * time.Minute,
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 	}
@@ -302,6 +314,15 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxRequestsPerClient < 0 {
 		errs = append(errs, errors.New("limits.maxrequestsperclient: must not be negative (0 turns it off)"))
+	}
+	if c.Limits.BodyReadTimeout <= 0 {
+		errs = append(errs, errors.New("limits.bodyreadtimeout: must be a positive duration like 30s"))
+	}
+	if c.Limits.MaxEmptyUploads <= 0 {
+		errs = append(errs, errors.New("limits.maxemptyuploads: must be positive"))
+	}
+	if c.Limits.EmptyUploadTTL <= 0 {
+		errs = append(errs, errors.New("limits.emptyuploadttl: must be a positive duration like 15m"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

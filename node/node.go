@@ -171,7 +171,7 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 			}
 		}
 	default:
-		st, err := blob.NewFS(cfg.Storage.DataDir, logger)
+		st, err := blob.NewFS(cfg.Storage.DataDir, logger, blob.FSLimits{MaxEmptyUploads: cfg.Limits.MaxEmptyUploads, EmptyUploadTTL: cfg.Limits.EmptyUploadTTL})
 		if err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
@@ -200,7 +200,7 @@ func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
 	mux.Handle("/v2/", limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize}, n, n, n.blobs, n.logger)))
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout}, n, n, n.blobs, n.logger)))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger))
 	mux.Handle(internalPrefix, n.internalHandler())

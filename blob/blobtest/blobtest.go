@@ -23,7 +23,9 @@ import (
 type Open func(t *testing.T) (a, b blob.Store)
 
 const (
-	mib = 1 << 20
+	// repo is the repository the suite's sessions are started in.
+	repo = "team-a/app"
+	mib  = 1 << 20
 	// big is past the S3 driver's 16 MiB in-memory limit.
 	big = 16*mib + 7
 )
@@ -45,6 +47,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("CancelAndUnknownSessions", func(t *testing.T) { testCancel(t, open) })
 	t.Run("PutUpload", func(t *testing.T) { testPutUpload(t, open, data) })
 	t.Run("Stream", func(t *testing.T) { testStream(t, open, data) })
+	t.Run("SessionsBoundToRepository", func(t *testing.T) { testRepositoryBinding(t, open, data) })
+	t.Run("StalledAppendBlocksNoOtherSession", func(t *testing.T) { testStalledAppend(t, open, data) })
 }
 
 func random(n int) []byte {

@@ -35,13 +35,13 @@ func testPutUpload(t *testing.T, open Open, data []byte) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _ := open(t)
-			st, err := a.StartUpload(ctx, digest.SHA256)
+			st, err := a.StartUpload(ctx, repo, digest.SHA256)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := data[:tc.n]
 			d := digest.FromBytes(want)
-			info, err := a.PutUpload(ctx, st.ID, d, tc.size(tc.n), unsized{bytes.NewReader(want)})
+			info, err := a.PutUpload(ctx, repo, st.ID, d, tc.size(tc.n), unsized{bytes.NewReader(want)})
 			if tc.want != nil {
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("PutUpload: %v, want %v", err, tc.want)
@@ -58,9 +58,9 @@ func testPutUpload(t *testing.T, open Open, data []byte) {
 
 	t.Run("wrong digest stores nothing", func(t *testing.T) {
 		a, _ := open(t)
-		st, _ := a.StartUpload(ctx, digest.SHA256)
+		st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 		wrong := digest.FromString("something else")
-		if _, err := a.PutUpload(ctx, st.ID, wrong, 100, bytes.NewReader(data[:100])); !errors.Is(err, blob.ErrDigestMismatch) {
+		if _, err := a.PutUpload(ctx, repo, st.ID, wrong, 100, bytes.NewReader(data[:100])); !errors.Is(err, blob.ErrDigestMismatch) {
 			t.Fatalf("PutUpload with a wrong digest: %v, want ErrDigestMismatch", err)
 		}
 		absent(t, a, wrong)
@@ -69,15 +69,15 @@ func testPutUpload(t *testing.T, open Open, data []byte) {
 
 	t.Run("session with bytes is refused unread", func(t *testing.T) {
 		a, b := open(t)
-		st, _ := a.StartUpload(ctx, digest.SHA256)
+		st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 		upload(t, []blob.Store{a}, st.ID, data, []int{1000})
-		if _, err := b.PutUpload(ctx, st.ID, digest.FromBytes(data[:1000]), 1000, unread{t}); !errors.Is(err, blob.ErrUploadNotEmpty) {
+		if _, err := b.PutUpload(ctx, repo, st.ID, digest.FromBytes(data[:1000]), 1000, unread{t}); !errors.Is(err, blob.ErrUploadNotEmpty) {
 			t.Fatalf("PutUpload on a session with bytes: %v, want ErrUploadNotEmpty", err)
 		}
 		// The session is untouched and can still be finished the long way.
 		upload(t, []blob.Store{b}, st.ID, data, []int{500})
 		d := digest.FromBytes(data[:1500])
-		if _, err := a.Commit(ctx, st.ID, d); err != nil {
+		if _, err := a.Commit(ctx, repo, st.ID, d); err != nil {
 			t.Fatal(err)
 		}
 		readBack(t, b, d, data[:1500])
@@ -85,12 +85,12 @@ func testPutUpload(t *testing.T, open Open, data []byte) {
 
 	t.Run("unknown and cancelled sessions", func(t *testing.T) {
 		a, b := open(t)
-		st, _ := a.StartUpload(ctx, digest.SHA256)
-		if err := a.CancelUpload(ctx, st.ID); err != nil {
+		st, _ := a.StartUpload(ctx, repo, digest.SHA256)
+		if err := a.CancelUpload(ctx, repo, st.ID); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{st.ID, "", "../x", "0123456789abcdef0123456789abcdef"} {
-			if _, err := b.PutUpload(ctx, id, digest.FromBytes(data[:10]), 10, unread{t}); !errors.Is(err, blob.ErrUploadUnknown) {
+			if _, err := b.PutUpload(ctx, repo, id, digest.FromBytes(data[:10]), 10, unread{t}); !errors.Is(err, blob.ErrUploadUnknown) {
 				t.Errorf("PutUpload on %q: %v, want ErrUploadUnknown", id, err)
 			}
 		}

@@ -19,14 +19,14 @@ import (
 func upload(t *testing.T, stores []blob.Store, id string, data []byte, sizes []int) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := stores[0].UploadStatus(ctx, id)
+	st, err := stores[0].UploadStatus(ctx, repo, id)
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
 	off := st.Offset
 	for i, size := range sizes {
 		s := stores[i%len(stores)]
-		n, err := s.Append(ctx, id, off, unsized{bytes.NewReader(data[off : off+int64(size)])})
+		n, err := s.Append(ctx, repo, id, off, unsized{bytes.NewReader(data[off : off+int64(size)])})
 		if err != nil {
 			t.Fatalf("chunk %d (%d bytes at %d): %v", i, size, off, err)
 		}
@@ -34,7 +34,7 @@ func upload(t *testing.T, stores []blob.Store, id string, data []byte, sizes []i
 			t.Fatalf("chunk %d: offset %d, want %d", i, n, off+int64(size))
 		}
 		off = n
-		st, err := stores[(i+1)%len(stores)].UploadStatus(ctx, id)
+		st, err := stores[(i+1)%len(stores)].UploadStatus(ctx, repo, id)
 		if err != nil || st.Offset != off {
 			t.Fatalf("status after chunk %d: %+v, %v; want offset %d", i, st, err, off)
 		}
@@ -77,7 +77,7 @@ func testChunked(t *testing.T, open Open, data []byte) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := open(t)
 			want := data[:sum(tc.sizes)]
-			st, err := a.StartUpload(ctx, digest.SHA256)
+			st, err := a.StartUpload(ctx, repo, digest.SHA256)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,13 +87,13 @@ func testChunked(t *testing.T, open Open, data []byte) {
 			upload(t, []blob.Store{a, b}, st.ID, want, tc.sizes)
 			d := digest.FromBytes(want)
 			absent(t, a, d) // nothing is visible before the commit
-			info, err := committer(a, b, tc.sizes).Commit(ctx, st.ID, d)
+			info, err := committer(a, b, tc.sizes).Commit(ctx, repo, st.ID, d)
 			if err != nil || info.Size != int64(len(want)) || info.Digest != d {
 				t.Fatalf("commit: %+v, %v", info, err)
 			}
 			readBack(t, a, d, want)
 			for _, s := range []blob.Store{a, b} {
-				if _, err := s.UploadStatus(ctx, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
+				if _, err := s.UploadStatus(ctx, repo, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
 					t.Fatalf("session still there after commit: %v", err)
 				}
 			}
@@ -105,19 +105,19 @@ func testOutOfOrder(t *testing.T, open Open) {
 	ctx := context.Background()
 	a, b := open(t)
 	data := random(3000)
-	st, _ := a.StartUpload(ctx, digest.SHA256)
+	st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 	upload(t, []blob.Store{a, b}, st.ID, data, []int{1000, 1000})
 	for _, off := range []int64{0, 5, 1999, 2001, 1 << 40} {
 		var oe *blob.OffsetError
-		if _, err := b.Append(ctx, st.ID, off, strings.NewReader("x")); !errors.As(err, &oe) || oe.Current != 2000 {
+		if _, err := b.Append(ctx, repo, st.ID, off, strings.NewReader("x")); !errors.As(err, &oe) || oe.Current != 2000 {
 			t.Fatalf("chunk at %d: %v, want OffsetError{2000}", off, err)
 		}
 	}
 	// Refused chunks changed nothing.
-	if _, err := a.Append(ctx, st.ID, 2000, bytes.NewReader(data[2000:])); err != nil {
+	if _, err := a.Append(ctx, repo, st.ID, 2000, bytes.NewReader(data[2000:])); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Commit(ctx, st.ID, digest.FromBytes(data)); err != nil {
+	if _, err := b.Commit(ctx, repo, st.ID, digest.FromBytes(data)); err != nil {
 		t.Fatal(err)
 	}
 	readBack(t, a, digest.FromBytes(data), data)
@@ -145,19 +145,19 @@ func testFailedAppend(t *testing.T, open Open) {
 	ctx := context.Background()
 	a, b := open(t)
 	data := random(2 * big)
-	st, _ := a.StartUpload(ctx, digest.SHA256)
+	st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 	upload(t, []blob.Store{a}, st.ID, data, []int{1000})
 	for _, n := range []int{0, 500, big + 10} {
-		if _, err := b.Append(ctx, st.ID, 1000, &failing{bytes.NewReader(data[1000:]), n}); !errors.Is(err, errDropped) {
+		if _, err := b.Append(ctx, repo, st.ID, 1000, &failing{bytes.NewReader(data[1000:]), n}); !errors.Is(err, errDropped) {
 			t.Fatalf("append failing after %d bytes: %v, want the reader's error", n, err)
 		}
-		if got, err := a.UploadStatus(ctx, st.ID); err != nil || got.Offset != 1000 {
+		if got, err := a.UploadStatus(ctx, repo, st.ID); err != nil || got.Offset != 1000 {
 			t.Fatalf("after a failed append of %d bytes: %+v, %v; want offset 1000", n, got, err)
 		}
 	}
 	upload(t, []blob.Store{b, a}, st.ID, data, []int{1000, 2000})
 	d := digest.FromBytes(data[:4000])
-	if _, err := a.Commit(ctx, st.ID, d); err != nil {
+	if _, err := a.Commit(ctx, repo, st.ID, d); err != nil {
 		t.Fatal(err)
 	}
 	readBack(t, b, d, data[:4000])
@@ -178,13 +178,13 @@ func testAlgorithms(t *testing.T, open Open) {
 	} {
 		t.Run(string(tc.start)+" then "+string(tc.commit), func(t *testing.T) {
 			data := random(sum(tc.sizes))
-			st, err := a.StartUpload(ctx, tc.start)
+			st, err := a.StartUpload(ctx, repo, tc.start)
 			if err != nil {
 				t.Fatal(err)
 			}
 			upload(t, []blob.Store{a, b}, st.ID, data, tc.sizes)
 			d := tc.commit.FromBytes(data)
-			if _, err := committer(a, b, tc.sizes).Commit(ctx, st.ID, d); err != nil {
+			if _, err := committer(a, b, tc.sizes).Commit(ctx, repo, st.ID, d); err != nil {
 				t.Fatalf("commit: %v", err)
 			}
 			readBack(t, a, d, data)
@@ -218,15 +218,15 @@ func testCommitWrongDigest(t *testing.T, open Open) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := open(t)
 			data := random(sum(tc.sizes))
-			st, _ := a.StartUpload(ctx, tc.alg)
+			st, _ := a.StartUpload(ctx, repo, tc.alg)
 			upload(t, []blob.Store{a, b}, st.ID, data, tc.sizes)
 			wrong := digest.FromBytes(random(10))
-			if _, err := b.Commit(ctx, st.ID, wrong); !errors.Is(err, blob.ErrDigestMismatch) {
+			if _, err := b.Commit(ctx, repo, st.ID, wrong); !errors.Is(err, blob.ErrDigestMismatch) {
 				t.Fatalf("commit with a wrong digest: %v", err)
 			}
 			absent(t, a, wrong)
 			absent(t, a, digest.FromBytes(data))
-			if _, err := a.UploadStatus(ctx, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
+			if _, err := a.UploadStatus(ctx, repo, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
 				t.Fatalf("session after a mismatch: %v, want ErrUploadUnknown", err)
 			}
 		})
@@ -241,13 +241,13 @@ func testCommitExisting(t *testing.T, open Open) {
 	if _, err := a.Put(ctx, d, -1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := b.StartUpload(ctx, digest.SHA256)
+	st, _ := b.StartUpload(ctx, repo, digest.SHA256)
 	upload(t, []blob.Store{b}, st.ID, data, []int{5000})
-	if info, err := b.Commit(ctx, st.ID, d); err != nil || info.Size != 5000 {
+	if info, err := b.Commit(ctx, repo, st.ID, d); err != nil || info.Size != 5000 {
 		t.Fatalf("commit of stored content: %+v, %v", info, err)
 	}
 	readBack(t, a, d, data)
-	if _, err := a.UploadStatus(ctx, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
+	if _, err := a.UploadStatus(ctx, repo, st.ID); !errors.Is(err, blob.ErrUploadUnknown) {
 		t.Fatalf("session after commit: %v", err)
 	}
 }
@@ -255,27 +255,27 @@ func testCommitExisting(t *testing.T, open Open) {
 func testCancel(t *testing.T, open Open) {
 	ctx := context.Background()
 	a, b := open(t)
-	st, _ := a.StartUpload(ctx, digest.SHA256)
+	st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 	upload(t, []blob.Store{a}, st.ID, random(100), []int{100})
-	if err := b.CancelUpload(ctx, st.ID); err != nil {
+	if err := b.CancelUpload(ctx, repo, st.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{st.ID, "../../etc/passwd", "", strings.Repeat("f", 32), st.ID + "/../x"} {
-		if _, err := a.UploadStatus(ctx, id); !errors.Is(err, blob.ErrUploadUnknown) {
+		if _, err := a.UploadStatus(ctx, repo, id); !errors.Is(err, blob.ErrUploadUnknown) {
 			t.Errorf("status of %q: %v", id, err)
 		}
-		if _, err := a.Append(ctx, id, 0, strings.NewReader("x")); !errors.Is(err, blob.ErrUploadUnknown) {
+		if _, err := a.Append(ctx, repo, id, 0, strings.NewReader("x")); !errors.Is(err, blob.ErrUploadUnknown) {
 			t.Errorf("append to %q: %v", id, err)
 		}
-		if _, err := a.Commit(ctx, id, digest.FromString("x")); !errors.Is(err, blob.ErrUploadUnknown) {
+		if _, err := a.Commit(ctx, repo, id, digest.FromString("x")); !errors.Is(err, blob.ErrUploadUnknown) {
 			t.Errorf("commit of %q: %v", id, err)
 		}
-		if err := a.CancelUpload(ctx, id); !errors.Is(err, blob.ErrUploadUnknown) {
+		if err := a.CancelUpload(ctx, repo, id); !errors.Is(err, blob.ErrUploadUnknown) {
 			t.Errorf("cancel of %q: %v", id, err)
 		}
 	}
 	for _, alg := range []digest.Algorithm{"md5", "sha384", ""} {
-		if _, err := a.StartUpload(ctx, alg); !errors.Is(err, blob.ErrUnsupported) {
+		if _, err := a.StartUpload(ctx, repo, alg); !errors.Is(err, blob.ErrUnsupported) {
 			t.Errorf("%q upload: %v, want ErrUnsupported", alg, err)
 		}
 	}

@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) (blob.Store, blob.Store) {
 		root := t.TempDir()
 		open := func() blob.Store {
-			fs, err := blob.NewFS(root, nil)
+			fs, err := blob.NewFS(root, nil, blob.FSLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, max int64) *fixture {
 	t.Helper()
-	fs, err := blob.NewFS(t.TempDir(), nil)
+	fs, err := blob.NewFS(t.TempDir(), nil, blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func (c corrupting) Open(ctx context.Context, d digest.Digest) (io.ReadSeekClose
 }
 
 func TestCorruptCopyIsNotKept(t *testing.T) {
-	fs, _ := blob.NewFS(t.TempDir(), nil)
+	fs, _ := blob.NewFS(t.TempDir(), nil, blob.FSLimits{})
 	data := random(100_000)
 	d := digest.FromBytes(data)
 	fs.Put(context.Background(), d, int64(len(data)), bytes.NewReader(data))

@@ -32,11 +32,11 @@ const (
 // A digest mismatch removes the session, as the filesystem store does.
 // Retrying a Commit that failed after the blob landed finds the blob and
 // only removes the session.
-func (s *Store) Commit(ctx context.Context, id string, d digest.Digest) (blob.Info, error) {
+func (s *Store) Commit(ctx context.Context, repo, id string, d digest.Digest) (blob.Info, error) {
 	if err := checkDigest(d); err != nil {
 		return blob.Info{}, err
 	}
-	st, etag, err := s.load(ctx, id)
+	st, etag, err := s.load(ctx, repo, id)
 	if err != nil {
 		return blob.Info{}, err
 	}

@@ -102,14 +102,14 @@ func TestTraffic(t *testing.T) {
 		p := startProxy(t, srv.addr)
 		node := srv.store(t, p.addr, bucket, "")
 		data := random(10*mib + 1)
-		st, _ := a.StartUpload(ctx, digest.SHA256)
+		st, _ := a.StartUpload(ctx, repo, digest.SHA256)
 		for _, c := range [][2]int{{0, 5 * mib}, {5 * mib, 10 * mib}, {10 * mib, len(data)}} {
-			if _, err := a.Append(ctx, st.ID, int64(c[0]), bytes.NewReader(data[c[0]:c[1]])); err != nil {
+			if _, err := a.Append(ctx, repo, st.ID, int64(c[0]), bytes.NewReader(data[c[0]:c[1]])); err != nil {
 				t.Fatal(err)
 			}
 		}
 		d := digest.FromBytes(data)
-		if _, err := node.Commit(ctx, st.ID, d); err != nil {
+		if _, err := node.Commit(ctx, repo, st.ID, d); err != nil {
 			t.Fatal(err)
 		}
 		if up, down := p.settle(); up+down > mib {
@@ -140,18 +140,18 @@ func TestTraffic(t *testing.T) {
 			want = append(want, blobKey(d))
 		}
 		session := func(data []byte, sizes []int, d digest.Digest) (string, error) {
-			st, err := s.StartUpload(ctx, digest.SHA256)
+			st, err := s.StartUpload(ctx, repo, digest.SHA256)
 			if err != nil {
 				t.Fatal(err)
 			}
 			off := 0
 			for _, n := range sizes {
-				if _, err := s.Append(ctx, st.ID, int64(off), bytes.NewReader(data[off:off+n])); err != nil {
+				if _, err := s.Append(ctx, repo, st.ID, int64(off), bytes.NewReader(data[off:off+n])); err != nil {
 					t.Fatal(err)
 				}
 				off += n
 			}
-			_, err = s.Commit(ctx, st.ID, d)
+			_, err = s.Commit(ctx, repo, st.ID, d)
 			return st.ID, err
 		}
 		big := random(17 * mib)
@@ -173,12 +173,12 @@ func TestTraffic(t *testing.T) {
 		if _, err := session(big[2:3000], []int{1000, 1998}, digest.FromString("other")); !errors.Is(err, blob.ErrDigestMismatch) {
 			t.Fatalf("wrong commit: %v", err)
 		}
-		st, _ := s.StartUpload(ctx, digest.SHA256)
+		st, _ := s.StartUpload(ctx, repo, digest.SHA256)
 		dropped := io.MultiReader(bytes.NewReader(big), iotestErr{})
-		if _, err := s.Append(ctx, st.ID, 0, dropped); err == nil {
+		if _, err := s.Append(ctx, repo, st.ID, 0, dropped); err == nil {
 			t.Fatal("append of a failing body succeeded")
 		}
-		if err := s.CancelUpload(ctx, st.ID); err != nil {
+		if err := s.CancelUpload(ctx, repo, st.ID); err != nil {
 			t.Fatal(err)
 		}
 

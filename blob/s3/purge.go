@@ -32,10 +32,10 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 		// A signed ID stays valid until its TTL runs out: its session must
 		// keep a tombstone until then, or it would come back as an empty
 		// session.
-		_, idValid := s.emptySession(id, s.now())
-		st, _, err := s.load(ctx, id)
+		idValid := mayBeLive(id, s.now())
+		st, _, err := s.loadState(ctx, id)
 		switch {
-		case err == nil:
+		case err == nil && !st.Cancelled:
 			if !st.Started.Before(olderThan) {
 				continue
 			}
@@ -50,7 +50,7 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 			}
 			s.logger.Info("purged abandoned upload", "id", id, "started", st.Started, "offset", st.Offset)
 			n++
-		case errors.Is(err, blob.ErrUploadUnknown) || errors.Is(err, errDamaged):
+		case err == nil, errors.Is(err, blob.ErrUploadUnknown), errors.Is(err, errDamaged), errors.Is(err, errNoState):
 			// Not a live session (a tombstone, or chunks whose state is
 			// gone): what is left under it is garbage once it is old
 			// enough not to belong to a request in flight.

@@ -28,6 +28,8 @@ import (
 )
 
 const (
+	// repo is the repository the tests start upload sessions in.
+	repo         = "team-a/app"
 	rootUser     = "berth"
 	rootPassword = "berth-secret"
 )

@@ -30,7 +30,19 @@ import (
 // object is the truth, as for any session.
 //
 // Signed ID, hex: random (12 bytes) | started, Unix milliseconds (8) |
-// algorithm (1) | HMAC-SHA256 of the first 21 bytes, truncated (16).
+// algorithm (1) | HMAC-SHA256 of the first 21 bytes, a zero byte and the
+// repository name, truncated (16).
+//
+// The signature covers the repository the session was started in, and
+// the first chunk's state records it (session.Repo), so a session is
+// unknown under any other repository name: an ID cannot be replayed
+// against another repository. Sessions from before that binding are
+// refused (ErrUploadUnknown), not treated as unbound: a signed ID of
+// theirs fails the new signature and a state without Repo matches no
+// repository. An unbound session would let anyone who saw its ID finish
+// it into any repository for as long as it lives (24 hours empty, until
+// PurgeUploads with bytes); refusing costs a client that was mid-upload
+// during the upgrade one restarted blob.
 //
 // A session that ends leaves a tombstone state (Cancelled) so its ID is
 // unknown from then on, except after PutUpload: the common whole-blob PUT
@@ -66,41 +78,67 @@ func algOf(code byte) (digest.Algorithm, bool) {
 	return "", false
 }
 
-// newSignedID makes the ID of a new, empty session.
-func (s *Store) newSignedID(alg digest.Algorithm, started time.Time) string {
+// newSignedID makes the ID of a new, empty session of repo.
+func (s *Store) newSignedID(repo string, alg digest.Algorithm, started time.Time) string {
 	b := make([]byte, signedIDLen)
 	rand.Read(b[:12])
 	binary.BigEndian.PutUint64(b[12:20], uint64(started.UnixMilli()))
 	b[20] = algCodes[alg]
-	copy(b[21:], s.mac(b[:21]))
+	copy(b[21:], s.mac(b[:21], repo))
 	return hex.EncodeToString(b)
 }
 
-func (s *Store) mac(b []byte) []byte {
+// mac signs an ID's fields for repo. The zero byte keeps the input apart
+// from that of the unbound IDs of earlier versions (the fields alone).
+func (s *Store) mac(fields []byte, repo string) []byte {
 	m := hmac.New(sha256.New, s.idKey)
-	m.Write(b)
+	m.Write(fields)
+	m.Write([]byte{0})
+	m.Write([]byte(repo))
 	return m.Sum(nil)[:16]
 }
 
-// emptySession returns the state a signed ID stands for, or false if the
-// ID is not signed by this bucket's key or has expired.
-func (s *Store) emptySession(id string, now time.Time) (session, bool) {
+// signedFor decodes a signed ID and checks that this bucket's key signed
+// it for repo. It does not look at the start time.
+func (s *Store) signedFor(repo, id string) ([]byte, bool) {
 	if !signedIDRe.MatchString(id) {
-		return session{}, false
+		return nil, false
 	}
 	b, _ := hex.DecodeString(id)
-	if !hmac.Equal(b[21:], s.mac(b[:21])) {
-		return session{}, false
+	return b, hmac.Equal(b[21:], s.mac(b[:21], repo))
+}
+
+// signedStart is the start time a signed ID carries, unverified: enough to
+// tell whether it could still be accepted (PurgeUploads keeps a tombstone
+// until then), not to accept it.
+func signedStart(id string) (time.Time, bool) {
+	if !signedIDRe.MatchString(id) {
+		return time.Time{}, false
 	}
-	alg, ok := algOf(b[20])
+	b, _ := hex.DecodeString(id)
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[12:20]))).UTC(), true
+}
+
+// mayBeLive reports whether a signed ID, if genuine, is still within its
+// TTL at now.
+func mayBeLive(id string, now time.Time) bool {
+	started, ok := signedStart(id)
+	return ok && now.Sub(started) <= emptySessionTTL && started.Sub(now) <= clockSkew
+}
+
+// emptySession returns the state a signed ID of repo stands for, or false
+// if the ID is not signed by this bucket's key for repo or has expired.
+func (s *Store) emptySession(repo, id string, now time.Time) (session, bool) {
+	b, ok := s.signedFor(repo, id)
 	if !ok {
 		return session{}, false
 	}
-	started := time.UnixMilli(int64(binary.BigEndian.Uint64(b[12:20]))).UTC()
-	if now.Sub(started) > emptySessionTTL || started.Sub(now) > clockSkew {
+	alg, ok := algOf(b[20])
+	if !ok || !mayBeLive(id, now) {
 		return session{}, false
 	}
-	return session{Algorithm: alg, Started: started}, true
+	started, _ := signedStart(id)
+	return session{Repo: repo, Algorithm: alg, Started: started}, true
 }
 
 func validID(id string) bool { return signedIDRe.MatchString(id) || legacyIDRe.MatchString(id) }

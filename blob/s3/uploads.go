@@ -22,6 +22,8 @@ import (
 // can take the next request (rule 7). Hash is the marshaled hash state
 // after exactly the bytes of Chunks, in order.
 type session struct {
+	// Repo is the repository the session belongs to (sessionid.go).
+	Repo      string           `json:"repo,omitempty"`
 	Offset    int64            `json:"offset"`
 	Algorithm digest.Algorithm `json:"algorithm"`
 	Started   time.Time        `json:"started"`
@@ -67,10 +69,36 @@ func (st *session) hash() (hash.Hash, error) {
 	return h, nil
 }
 
-// load reads a session and the ETag of exactly that version, which the
-// next save must match. A signed ID with no state object is an empty
+// load reads a session of repo and the ETag of exactly that version, which
+// the next save must match. A signed ID with no state object is an empty
 // session, returned with an empty ETag: the first save creates the state.
-func (s *Store) load(ctx context.Context, id string) (session, string, error) {
+// A session of another repository is unknown.
+func (s *Store) load(ctx context.Context, repo, id string) (session, string, error) {
+	st, etag, err := s.loadState(ctx, id)
+	switch {
+	case errors.Is(err, errNoState):
+		if st, ok := s.emptySession(repo, id, s.now()); ok {
+			return st, "", nil
+		}
+		return session{}, "", blob.ErrUploadUnknown
+	case errors.Is(err, errDamaged):
+		if _, ok := s.signedFor(repo, id); !ok {
+			return session{}, "", blob.ErrUploadUnknown
+		}
+		return session{}, "", err
+	case err != nil:
+		return session{}, "", err
+	case st.Cancelled || st.Repo == "" || st.Repo != repo:
+		return session{}, "", blob.ErrUploadUnknown
+	}
+	return st, etag, nil
+}
+
+// errNoState means a session has no state object.
+var errNoState = errors.New("no upload state")
+
+// loadState reads a session's state object, whatever its repository.
+func (s *Store) loadState(ctx context.Context, id string) (session, string, error) {
 	if !validID(id) {
 		return session{}, "", blob.ErrUploadUnknown
 	}
@@ -82,10 +110,7 @@ func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 	b, err := io.ReadAll(io.LimitReader(obj, maxStateSize))
 	if err != nil {
 		if notFound(err) {
-			if st, ok := s.emptySession(id, s.now()); ok {
-				return st, "", nil
-			}
-			return session{}, "", blob.ErrUploadUnknown
+			return session{}, "", errNoState
 		}
 		return session{}, "", fmt.Errorf("s3 read upload %s: %w", id, err)
 	}
@@ -96,9 +121,6 @@ func (s *Store) load(ctx context.Context, id string) (session, string, error) {
 	var st session
 	if err := json.Unmarshal(b, &st); err != nil {
 		return session{}, "", fmt.Errorf("upload %s: %w: %v (cancel it and upload again)", id, errDamaged, err)
-	}
-	if st.Cancelled {
-		return session{}, "", blob.ErrUploadUnknown
 	}
 	return st, oi.ETag, nil
 }
@@ -135,16 +157,16 @@ func (s *Store) save(ctx context.Context, id string, st session, h hash.Hash, et
 }
 
 // StartUpload costs no request: see sessionid.go.
-func (s *Store) StartUpload(_ context.Context, alg digest.Algorithm) (blob.UploadStatus, error) {
+func (s *Store) StartUpload(_ context.Context, repo string, alg digest.Algorithm) (blob.UploadStatus, error) {
 	if _, err := newHash(alg); err != nil {
 		return blob.UploadStatus{}, err
 	}
 	started := s.now().UTC().Truncate(time.Millisecond)
-	return blob.UploadStatus{ID: s.newSignedID(alg, started), Algorithm: alg, Started: started}, nil
+	return blob.UploadStatus{ID: s.newSignedID(repo, alg, started), Algorithm: alg, Started: started}, nil
 }
 
-func (s *Store) UploadStatus(ctx context.Context, id string) (blob.UploadStatus, error) {
-	st, _, err := s.load(ctx, id)
+func (s *Store) UploadStatus(ctx context.Context, repo, id string) (blob.UploadStatus, error) {
+	st, _, err := s.load(ctx, repo, id)
 	if err != nil {
 		return blob.UploadStatus{}, err
 	}
@@ -155,8 +177,8 @@ func (s *Store) UploadStatus(ctx context.Context, id string) (blob.UploadStatus,
 // advances the state with a conditional write. A chunk that fails, or
 // whose state update loses a race, never counts: the loser removes its
 // object and gets an *OffsetError with the winner's offset.
-func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	st, etag, err := s.load(ctx, id)
+func (s *Store) Append(ctx context.Context, repo, id string, offset int64, r io.Reader) (int64, error) {
+	st, etag, err := s.load(ctx, repo, id)
 	if err != nil {
 		return 0, err
 	}
@@ -183,7 +205,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	err = s.save(ctx, id, st, h, etag)
 	if errors.Is(err, errConflict) {
 		s.removeKey(ctx, key)
-		cur, _, err := s.load(ctx, id)
+		cur, _, err := s.load(ctx, repo, id)
 		if err != nil {
 			return 0, err
 		}
@@ -227,8 +249,8 @@ func (s *Store) putChunk(ctx context.Context, key string, hr *hashReader) (int64
 
 // PutUpload of a signed empty session costs one GET that finds no state,
 // then Put; it leaves no tombstone (see sessionid.go).
-func (s *Store) PutUpload(ctx context.Context, id string, d digest.Digest, size int64, r io.Reader) (blob.Info, error) {
-	st, etag, err := s.load(ctx, id)
+func (s *Store) PutUpload(ctx context.Context, repo, id string, d digest.Digest, size int64, r io.Reader) (blob.Info, error) {
+	st, etag, err := s.load(ctx, repo, id)
 	if err != nil {
 		return blob.Info{}, err
 	}
@@ -245,8 +267,8 @@ func (s *Store) PutUpload(ctx context.Context, id string, d digest.Digest, size 
 	return info, err
 }
 
-func (s *Store) CancelUpload(ctx context.Context, id string) error {
-	_, etag, err := s.load(ctx, id)
+func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
+	_, etag, err := s.load(ctx, repo, id)
 	if err != nil && !errors.Is(err, errDamaged) {
 		return err
 	}

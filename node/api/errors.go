@@ -24,6 +24,7 @@ const (
 	codeNameInvalid         = "NAME_INVALID"
 	codeNameUnknown         = "NAME_UNKNOWN"
 	codeSizeInvalid         = "SIZE_INVALID"
+	codeTooManyRequests     = "TOOMANYREQUESTS"
 	codeUnsupported         = "UNSUPPORTED"
 	codeUnavailable         = "UNAVAILABLE"
 	codeUnknown             = "UNKNOWN"

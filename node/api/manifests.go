@@ -114,6 +114,10 @@ func (h *handler) readManifestBody(r *http.Request) ([]byte, error) {
 		return nil, tooLarge
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var stalled *apiError
+	if errors.As(err, &stalled) {
+		return nil, stalled // the body stopped arriving (body.go)
+	}
 	if err != nil {
 		return nil, newErr(http.StatusBadRequest, codeManifestInvalid, "reading manifest: "+err.Error())
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/events"
@@ -41,6 +42,9 @@ type Config struct {
 	// ReferrersPageSize caps the descriptors of one referrers response;
 	// more come with a Link to the next page.
 	ReferrersPageSize int
+	// BodyReadTimeout is how long a request body may send nothing before
+	// the request ends (body.go). Default DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 }
 
 // DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large
@@ -67,6 +71,9 @@ func New(cfg Config, p Proposer, r Reader, blobs blob.Store, logger *slog.Logger
 	}
 	if cfg.ReferrersPageSize <= 0 {
 		cfg.ReferrersPageSize = DefaultReferrersPageSize
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	h := &handler{cfg: cfg, props: p, reads: r, blobs: blobs, logger: logger, cache: newManifestCache(cfg.ManifestCacheBytes)}
 	return logRequests(logger, h)
@@ -97,6 +104,9 @@ func quote(s string) string {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if b := h.watchBody(w, r); b != nil {
+		defer b.finish()
+	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	switch {
 	case p == "/v2/" || p == "/v2":
@@ -173,6 +183,9 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
 	if err := validName(name); err != nil {
 		writeError(w, r, h.logger, err)
 		return
+	}
+	if b, ok := r.Body.(*progressBody); ok && ep == epManifest {
+		b.code = codeManifestInvalid
 	}
 	m := r.Method
 	switch ep {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -35,7 +36,15 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 			return
 		}
 	}
-	st, err := h.blobs.StartUpload(r.Context(), alg)
+	st, err := h.blobs.StartUpload(r.Context(), name, alg)
+	var full *blob.TooManyUploadsError
+	if errors.As(err, &full) {
+		secs := int64(max(full.RetryAfter, time.Second) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		writeError(w, r, h.logger, newErr(http.StatusTooManyRequests, codeTooManyRequests,
+			fmt.Sprintf("this node already keeps %d upload sessions that hold no data: finish or cancel yours, or retry in %d seconds", full.Limit, secs)))
+		return
+	}
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return
@@ -45,6 +54,15 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 
 // tryMount links a blob that another repository already has. It reports
 // false when the mount is impossible and a normal upload should start.
+//
+// Without `from`, the blob must already be linked in a repository of the
+// same namespace as name (see sameNamespaceLink): a client that merely
+// knows a digest must not be able to link any blob of the registry into
+// its repository, and so learn that it exists and read it. Anything else
+// falls back to an upload session (202), as the spec says for a mount that
+// cannot be done; the client then pushes the bytes, which proves it has
+// them. Access control will narrow this further to what the caller may
+// read.
 func (h *handler) tryMount(w http.ResponseWriter, r *http.Request, name, ds, from string) bool {
 	d, err := blob.ParseDigest(ds)
 	if err != nil {
@@ -61,7 +79,7 @@ func (h *handler) tryMount(w http.ResponseWriter, r *http.Request, name, ds, fro
 		link, found := view.BlobLink(from, d)
 		size, ok = link.Size, found
 	} else if from == "" {
-		link, found := view.FindBlobLink(d)
+		link, found := sameNamespaceLink(view, name, d)
 		size, ok = link.Size, found
 	}
 	if !ok {
@@ -120,7 +138,7 @@ func rangeHeader(offset int64) string {
 }
 
 func (h *handler) uploadStatus(w http.ResponseWriter, r *http.Request, name, id string) {
-	st, err := h.blobs.UploadStatus(r.Context(), id)
+	st, err := h.blobs.UploadStatus(r.Context(), name, id)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return
@@ -132,7 +150,7 @@ func (h *handler) uploadStatus(w http.ResponseWriter, r *http.Request, name, id 
 // where the session ends (else 416 and the current Range); without it the
 // body is streamed onto the end.
 func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id string) {
-	offset, err := h.appendChunk(r, id)
+	offset, err := h.appendChunk(r, name, id)
 	if err != nil {
 		h.chunkError(w, r, name, id, err)
 		return
@@ -142,8 +160,8 @@ func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id s
 
 // appendChunk writes the request body to the session, checking
 // Content-Range and Content-Length when given. It returns the new offset.
-func (h *handler) appendChunk(r *http.Request, id string) (int64, error) {
-	st, err := h.blobs.UploadStatus(r.Context(), id)
+func (h *handler) appendChunk(r *http.Request, name, id string) (int64, error) {
+	st, err := h.blobs.UploadStatus(r.Context(), name, id)
 	if err != nil {
 		return 0, err
 	}
@@ -163,7 +181,7 @@ func (h *handler) appendChunk(r *http.Request, id string) (int64, error) {
 		}
 		body = io.LimitReader(r.Body, n)
 	}
-	offset, err := h.blobs.Append(r.Context(), id, st.Offset, body)
+	offset, err := h.blobs.Append(r.Context(), name, id, st.Offset, body)
 	if err != nil {
 		return 0, err
 	}
@@ -202,7 +220,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 	if startsAtZero(r) {
 		// POST then a PUT with everything (what docker and crane do for
 		// small blobs): stream straight into place, no session bookkeeping.
-		info, err = h.blobs.PutUpload(r.Context(), id, d, r.ContentLength, r.Body)
+		info, err = h.blobs.PutUpload(r.Context(), name, id, d, r.ContentLength, r.Body)
 		switch {
 		case err == nil:
 			whole = true
@@ -213,12 +231,12 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 	}
 	if !whole {
 		if r.ContentLength != 0 {
-			if _, err := h.appendChunk(r, id); err != nil {
+			if _, err := h.appendChunk(r, name, id); err != nil {
 				h.chunkError(w, r, name, id, err)
 				return
 			}
 		}
-		if info, err = h.blobs.Commit(r.Context(), id, d); err != nil {
+		if info, err = h.blobs.Commit(r.Context(), name, id, d); err != nil {
 			writeError(w, r, h.logger, err)
 			return
 		}
@@ -245,7 +263,7 @@ func startsAtZero(r *http.Request) bool {
 }
 
 func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id string) {
-	if err := h.blobs.CancelUpload(r.Context(), id); err != nil {
+	if err := h.blobs.CancelUpload(r.Context(), name, id); err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}
