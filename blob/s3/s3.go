@@ -65,6 +65,10 @@ type Config struct {
 	// Prefix puts every key under a folder, to share a bucket; a trailing
 	// slash is added if missing.
 	Prefix string
+	// Timeout is how long any request may make no progress before it
+	// fails with blob.ErrUnavailable (deadline.go); 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // partSize is the multipart part size for large bodies, and the size up to
@@ -114,9 +118,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("s3 transport: %w", err)
 	}
 	tr.MaxIdleConnsPerHost = 64
-	// A server-side copy of a multi-GiB blob may take minutes before S3
-	// answers; the caller's context bounds the request instead.
-	tr.ResponseHeaderTimeout = 10 * time.Minute
+	// deadlineTransport bounds every request, a server-side copy of a
+	// multi-GiB blob included, so the transport's own limit stays out of
+	// its way.
+	tr.ResponseHeaderTimeout = 0
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
@@ -126,7 +135,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		Transport:    tr,
+		Transport:    &deadlineTransport{base: tr, timeout: timeout},
+		// One retry covers a pooled connection that a restarted S3 closed;
+		// more would multiply the deadline a client waits through when S3
+		// is stopped (minio-go's default is 10).
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w (check storage.s3.endpoint)", endpoint, err)
