@@ -77,6 +77,12 @@ type Config struct {
 // parts it caps a blob of unknown length at 160 GiB.
 const partSize = 16 << 20
 
+// maxRetries is how many times minio-go tries a request. A second try
+// covers a pooled connection that a restarted S3 closed; more would
+// multiply the deadline a client waits through while S3 is stopped
+// (minio-go's default is 10 tries).
+const maxRetries = 2
+
 // maxCopySize is the largest object one CopyObject request may copy;
 // larger ones go through a multipart copy (ComposeObject).
 const maxCopySize = 5 << 30
@@ -136,10 +142,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		Region:       cfg.Region,
 		BucketLookup: lookup,
 		Transport:    &deadlineTransport{base: tr, timeout: timeout},
-		// One retry covers a pooled connection that a restarted S3 closed;
-		// more would multiply the deadline a client waits through when S3
-		// is stopped (minio-go's default is 10).
-		MaxRetries: 2,
+		MaxRetries:   maxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w (check storage.s3.endpoint)", endpoint, err)
