@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,6 +47,7 @@ type diskGuard struct {
 	freeBytes func(dir string) (avail uint64, ok bool)
 	closed    chan struct{}
 	closeOnce sync.Once
+	low       atomic.Bool // below the reserve at the last check, to log changes once
 
 	mu          sync.Mutex
 	failedAt    time.Time // last out-of-space log write; zero when none
@@ -88,11 +90,23 @@ func (e *DiskFullError) Error() string {
 
 func (e *DiskFullError) Unwrap() error { return blob.ErrNoSpace }
 
+// Unavailable marks the refusal as temporary for callers that map errors
+// by that interface (the admin API answers 503): the write can succeed
+// once space is freed.
+func (e *DiskFullError) Unavailable() bool { return true }
+
 // check says whether a proposal may go to Raft now.
 func (g *diskGuard) check() error {
 	avail, ok := g.freeBytes(g.dir)
 	if ok && avail < g.reserve {
+		if !g.low.Swap(true) {
+			g.logger.Warn("data dir below its free-space reserve; refusing writes until space is freed (reads go on)",
+				"dir", g.dir, "free", avail, "reserve", g.reserve)
+		}
 		return &DiskFullError{Dir: g.dir, Avail: avail, Reserve: g.reserve}
+	}
+	if g.low.Swap(false) {
+		g.logger.Info("data dir has space again; accepting writes", "dir", g.dir, "free", avail)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
