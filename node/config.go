@@ -67,6 +67,11 @@ type StorageConfig struct {
 	// served from local disk (blob/cache). 0 turns it off. Unused with the
 	// filesystem driver, whose blobs are local already.
 	CacheSize int64 `yaml:"cachesize"`
+	// ReservedSpace is how many bytes must stay free in the data dir for
+	// the Raft log: below it writes are refused with 507 (reads go on), so
+	// the log never runs out of room mid-entry (node/diskguard.go). 0
+	// refuses only after a log write failed for lack of space.
+	ReservedSpace int64 `yaml:"reservedspace"`
 }
 
 // S3Config points the blob store at MinIO or any S3-compatible service.
@@ -84,6 +89,11 @@ type S3Config struct {
 	PathStyle     bool   `yaml:"pathstyle"`
 	// Prefix is prepended to every object key, to share a bucket.
 	Prefix string `yaml:"prefix"`
+	// Timeout is how long a request to S3 may make no progress (no byte
+	// sent or received) before it fails with 503, so a wedged object
+	// store cannot hang clients. Server-side copies may wait 20 times as
+	// long for S3's answer.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // RaftConfig tunes consensus.
@@ -202,9 +212,12 @@ type LogConfig struct {
 // DefaultConfig is the single-node default: `registryd serve` with no flags.
 func DefaultConfig() Config {
 	return Config{
-		Node:    NodeConfig{ID: "node-1"},
-		HTTP:    HTTPConfig{Addr: "127.0.0.1:5000", ShutdownTimeout: 30 * time.Second},
-		Storage: StorageConfig{DataDir: "./data", Driver: "filesystem", CacheSize: 4 << 30},
+		Node: NodeConfig{ID: "node-1"},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:5000", ShutdownTimeout: 30 * time.Second},
+		Storage: StorageConfig{
+			DataDir: "./data", Driver: "filesystem", CacheSize: 4 << 30, ReservedSpace: 32 << 20,
+			S3: S3Config{Timeout: 30 * time.Second},
+		},
 		Raft: RaftConfig{
 			SnapshotThreshold: 8192,
 			SnapshotInterval:  2 * time.Minute,
@@ -259,6 +272,9 @@ func (c Config) Validate() error {
 	if c.Storage.CacheSize < 0 {
 		errs = append(errs, errors.New("storage.cachesize: must be 0 (off) or a positive number of bytes"))
 	}
+	if c.Storage.ReservedSpace < 0 {
+		errs = append(errs, errors.New("storage.reservedspace: must be 0 or a positive number of bytes"))
+	}
 	switch c.Storage.Driver {
 	case "filesystem":
 		if c.Clustered() {
@@ -270,6 +286,9 @@ func (c Config) Validate() error {
 		}
 		if c.Storage.S3.Bucket == "" {
 			errs = append(errs, errors.New("storage.s3.bucket: required with storage.driver s3"))
+		}
+		if c.Storage.S3.Timeout <= 0 {
+			errs = append(errs, errors.New("storage.s3.timeout: must be a positive duration such as 30s"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("storage.driver: %q is not supported (use filesystem or s3)", c.Storage.Driver))

@@ -133,3 +133,35 @@ func TestEnvKeysCoverEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateFaultSettings: the free-space reserve and the S3 deadline
+// are checked, with the key named in the error.
+func TestValidateFaultSettings(t *testing.T) {
+	s3 := func(c *Config) {
+		c.Storage.Driver = "s3"
+		c.Storage.S3.Endpoint, c.Storage.S3.Bucket = "127.0.0.1:9000", "berth"
+	}
+	for _, tc := range []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"no reserve", func(c *Config) { c.Storage.ReservedSpace = 0 }, ""},
+		{"negative reserve", func(c *Config) { c.Storage.ReservedSpace = -1 }, "storage.reservedspace"},
+		{"s3 default timeout", s3, ""},
+		{"s3 no timeout", func(c *Config) { s3(c); c.Storage.S3.Timeout = 0 }, "storage.s3.timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want it to name %s", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -148,7 +148,7 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 		s3cfg := s3.Config{
 			Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region,
 			AccessKey: c.AccessKey, SecretKey: c.SecretKey,
-			Secure: c.Secure, PathStyle: c.PathStyle, Prefix: c.Prefix,
+			Secure: c.Secure, PathStyle: c.PathStyle, Prefix: c.Prefix, Timeout: c.Timeout,
 		}
 		// Object storage often starts alongside the registry (compose,
 		// Kubernetes): wait for it for a while rather than exit at once.

@@ -118,11 +118,17 @@ func (n *Node) applyLocal(b []byte) (uint64, error) {
 }
 
 func (n *Node) applyLocalUntil(b []byte, deadline time.Time) (uint64, error) {
+	if err := n.raft.disk.check(); err != nil {
+		return 0, err // don't hand Raft an entry it cannot store
+	}
 	if err := n.admit(b); err != nil {
 		return 0, err
 	}
 	f := n.raft.raft.Apply(b, time.Until(deadline))
 	if err := f.Error(); err != nil {
+		if derr := n.raft.disk.lastFailure(); derr != nil {
+			return 0, derr
+		}
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
@@ -179,20 +185,22 @@ func (n *Node) ReadView(ctx context.Context) (*fsm.View, error) {
 }
 
 // waitCaughtUp holds a single node's reads until it has committed its
-// barrier in the current term. After a restart Raft replays the log into
+// first barrier since start. After a restart Raft replays the log into
 // the FSM only once the node has won its election and committed, so until
 // then local state can trail writes acknowledged before the restart (a
-// kill -9 leaves no snapshot to restore from).
+// kill -9 leaves no snapshot to restore from). Once caught up, a single
+// node's state stays current through later elections (it is the only
+// writer), so reads do not wait for it to re-win one: a full disk that
+// makes it step down must not stop reads.
 func (n *Node) waitCaughtUp(ctx context.Context) error {
-	r := n.raft.raft
-	if n.readyTerm.Load() == r.CurrentTerm() {
+	if n.readyTerm.Load() != 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for n.readyTerm.Load() != r.CurrentTerm() {
+	for n.readyTerm.Load() == 0 {
 		select {
 		case <-ctx.Done():
 			return &UnavailableError{Err: errors.New("still replaying the log after start")}

@@ -30,6 +30,8 @@ type consensus struct {
 	logs      raft.LogStore
 	store     *raftboltdb.BoltStore
 	transport raft.Transport
+	// disk refuses proposals while the data dir is full (diskguard.go).
+	disk *diskGuard
 	// fresh is true when the node had no Raft state when it opened.
 	fresh bool
 }
@@ -61,8 +63,9 @@ func openLog(cfg Config) (*raftboltdb.BoltStore, error) {
 // work with no flags.
 func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
 	dir := filepath.Join(cfg.Storage.DataDir, "raft")
+	disk := newDiskGuard(dir, uint64(cfg.Storage.ReservedSpace), !cfg.Clustered(), logger)
 	// The cache saves a bolt read per entry when followers and the FSM catch up.
-	logs, err := raft.NewLogCache(1024, store)
+	logs, err := raft.NewLogCache(1024, disk.logStore(store))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft log cache: %w", err)
@@ -143,7 +146,7 @@ func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slo
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	return &consensus{raft: r, logs: logs, store: store, transport: trans, fresh: !has}, nil
+	return &consensus{raft: r, logs: logs, store: store, transport: trans, disk: disk, fresh: !has}, nil
 }
 
 // raftStream listens on raft.addr behind node/raftnet, so only peers with
@@ -190,6 +193,7 @@ func (c *consensus) waitLeader(ctx context.Context) error {
 // Raft and its stores down.
 func (c *consensus) close(logger *slog.Logger) error {
 	var errs []error
+	c.disk.close()
 	if err := c.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 		logger.Warn("final snapshot failed", "err", err)
 	}

@@ -65,6 +65,10 @@ type Config struct {
 	// Prefix puts every key under a folder, to share a bucket; a trailing
 	// slash is added if missing.
 	Prefix string
+	// Timeout is how long any request may make no progress before it
+	// fails with blob.ErrUnavailable (deadline.go); 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // partSize is the multipart part size for large bodies, and the size up to
@@ -72,6 +76,12 @@ type Config struct {
 // Memory per in-flight large upload is about twice this. With S3's 10,000
 // parts it caps a blob of unknown length at 160 GiB.
 const partSize = 16 << 20
+
+// maxRetries is how many times minio-go tries a request. A second try
+// covers a pooled connection that a restarted S3 closed; more would
+// multiply the deadline a client waits through while S3 is stopped
+// (minio-go's default is 10 tries).
+const maxRetries = 2
 
 // maxCopySize is the largest object one CopyObject request may copy;
 // larger ones go through a multipart copy (ComposeObject).
@@ -114,9 +124,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("s3 transport: %w", err)
 	}
 	tr.MaxIdleConnsPerHost = 64
-	// A server-side copy of a multi-GiB blob may take minutes before S3
-	// answers; the caller's context bounds the request instead.
-	tr.ResponseHeaderTimeout = 10 * time.Minute
+	// deadlineTransport bounds every request, a server-side copy of a
+	// multi-GiB blob included, so the transport's own limit stays out of
+	// its way.
+	tr.ResponseHeaderTimeout = 0
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
@@ -126,7 +141,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		Secure:       secure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
-		Transport:    tr,
+		Transport:    &deadlineTransport{base: tr, timeout: timeout},
+		MaxRetries:   maxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w (check storage.s3.endpoint)", endpoint, err)

@@ -22,12 +22,18 @@ type registry struct {
 
 func startRegistry(t *testing.T, dataDir, addr string) *registry {
 	t.Helper()
+	return startRegistryEnv(t, dataDir, addr, nil)
+}
+
+// startRegistryEnv starts registryd with extra BERTH_* settings in env.
+func startRegistryEnv(t *testing.T, dataDir, addr string, env []string) *registry {
+	t.Helper()
 	if addr == "" {
 		addr = fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	}
 	r := &registry{addr: addr, dataDir: dataDir}
 	r.p = harness.StartProc(t, "registryd", harness.Tool(t, "registryd"),
-		[]string{"serve", "--addr", addr, "--data-dir", dataDir}, nil)
+		[]string{"serve", "--addr", addr, "--data-dir", dataDir}, env)
 	harness.WaitFor(t, "registryd ready", 60*time.Second, func() error {
 		if r.p.Exited() {
 			t.Fatalf("registryd exited: %v\n%s", r.p.Err, harness.Tail(r.p.Out.String(), 4000))

@@ -11,8 +11,8 @@ import (
 )
 
 // OCI error codes (spec, "Error Codes"). UNAVAILABLE and UNKNOWN are not in
-// the spec's table: they are answered with 503 and 500 only, which are not
-// the client's fault.
+// the spec's table: they are answered with 503, 507 and 500 only, which are
+// not the client's fault.
 const (
 	codeBlobUnknown         = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
@@ -98,6 +98,14 @@ func toAPIError(err error) *apiError {
 		return newErr(http.StatusBadRequest, codeDigestInvalid, err.Error())
 	case errors.Is(err, blob.ErrSizeMismatch):
 		return newErr(http.StatusBadRequest, codeSizeInvalid, err.Error())
+	case blob.IsNoSpace(err):
+		// ENOSPC/EDQUOT from the blob driver, the Raft log or the node's
+		// free-space guard. The cause (with paths) is logged, not sent.
+		return newErr(http.StatusInsufficientStorage, codeUnavailable,
+			"the registry's disk is full; free space or grow the volume, then retry (reads still work)")
+	case blob.IsUnavailable(err):
+		return newErr(http.StatusServiceUnavailable, codeUnavailable,
+			"the registry's object storage is not answering; retry later (operators: check the S3/MinIO service)")
 	}
 	var u interface{ Unavailable() bool }
 	if errors.As(err, &u) && u.Unavailable() {
