@@ -27,6 +27,9 @@ type FSM struct {
 	// db is swapped wholesale by Restore; readers load it atomically.
 	db      atomic.Pointer[memdb.MemDB]
 	applied atomic.Uint64
+	// stateMu makes a commit and the advance of applied one step, so
+	// SnapshotAt never pairs a state with the index of another.
+	stateMu sync.Mutex
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every apply
@@ -51,6 +54,8 @@ func newDB() *memdb.MemDB {
 // *Refusal when a state check failed, or an error for an entry this binary
 // cannot decode (a log written by a newer Berth).
 func (f *FSM) Apply(l *raft.Log) interface{} {
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
 	defer f.advance(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
