@@ -94,6 +94,8 @@ func (f *FSM) applyEvent(ev events.Event) error {
 		err = w.resourceApplied(p)
 	case events.ResourceDeleted:
 		err = w.resourceDeleted(p)
+	case events.ResourcesApplied:
+		err = w.resourcesApplied(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

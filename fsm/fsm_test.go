@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,5 +280,46 @@ func TestUndecodableEntryIsReportedNotPanicked(t *testing.T) {
 	}
 	if h.f.AppliedIndex() != 1 {
 		t.Error("index must advance past a refused entry")
+	}
+}
+
+// A batch of resources is one step: a refusal of any leaves none applied,
+// and an accepted batch counts generations as single applies do.
+func TestResourcesAppliedIsAllOrNothing(t *testing.T) {
+	doc := func(name, url string) []byte {
+		return []byte(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"` + name + `"},"spec":{"url":"` + url + `"}}`)
+	}
+	h := newHarness(t)
+	h.seed()
+	before := h.snapshot()
+	err := h.apply(events.ResourcesApplied{Resources: []events.ResourceApplied{
+		{Kind: "Registry", Name: "new", Document: doc("new", "https://n")},
+		{Kind: "Registry", Name: "hub", Document: doc("hub", "https://c")},
+		{Kind: "Registry", Name: "bad", Document: []byte(`"str"`)},
+	}})
+	var r *Refusal
+	if !errors.As(err, &r) || r.Code != CodeInvalid || !strings.Contains(r.Message, `document 3 of 3 (Registry "bad")`) {
+		t.Fatalf("err = %v, want an INVALID refusal naming document 3", err)
+	}
+	if !bytes.Equal(snapshotRows(before), snapshotRows(h.snapshot())) {
+		t.Error("a refused batch applied some of its documents")
+	}
+	if err := h.apply(events.ResourcesApplied{}); !errors.As(err, &r) {
+		t.Errorf("empty batch: %v", err)
+	}
+
+	h.must(events.ResourcesApplied{Resources: []events.ResourceApplied{
+		{Kind: "Registry", Name: "new", Document: doc("new", "https://n")},
+		{Kind: "Registry", Name: "hub", Document: doc("hub", "https://c")},
+	}})
+	v := h.f.View()
+	if got, _ := v.Resource("Registry", "new"); got.Generation != 1 {
+		t.Errorf("new: generation %d, want 1", got.Generation)
+	}
+	if got, _ := v.Resource("Registry", "hub"); got.Generation != 3 {
+		t.Errorf("hub: generation %d, want 3", got.Generation)
+	}
+	if hist := v.ResourceHistory("Registry", "hub"); len(hist) != 2 {
+		t.Errorf("hub history %d, want 2", len(hist))
 	}
 }

@@ -192,7 +192,9 @@ func TestRestoreRefusesBadRows(t *testing.T) {
 		{"resource document not JSON", func(t *testing.T, b []byte) []byte {
 			return regexp.MustCompile(`("t":"resource","v":\{[^}]*"Document":)"[^"]*"`).ReplaceAll(b, []byte(`${1}"bm90IGpzb24="`))
 		}, "not a JSON object"},
-		{"resource generation zero", func(t *testing.T, b []byte) []byte { return replaceOnce(t, b, `"Name":"hub","Generation":2`, `"Name":"hub","Generation":0`) }, "generation"},
+		{"resource generation zero", func(t *testing.T, b []byte) []byte {
+			return replaceOnce(t, b, `"Name":"hub","Generation":2`, `"Name":"hub","Generation":0`)
+		}, "generation"},
 		{"history without a current resource", func(t *testing.T, b []byte) []byte { return dropLine(t, b, `{"t":"resource"`) }, "history"},
 		{"header index 2^64-1", func(t *testing.T, b []byte) []byte {
 			return replaceOnce(t, b, `"index":8}`, `"index":18446744073709551615}`)
