@@ -104,6 +104,18 @@ func (f *FSM) SnapshotAt() (raft.FSMSnapshot, uint64) {
 	return &snapshot{txn: f.db.Load().Txn(false), index: index}, index
 }
 
+// Empty reports whether the view holds no repository and no resource: a
+// restore into it loses nothing.
+func (v *View) Empty() bool {
+	for _, table := range []string{tRepo, tResource} {
+		it, err := v.txn.Get(table, idx)
+		if err != nil || it.Next() != nil {
+			return false
+		}
+	}
+	return true
+}
+
 type snapshot struct {
 	txn   *memdb.Txn
 	index uint64

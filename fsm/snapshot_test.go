@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/internal/golden"
 )
 
@@ -262,9 +263,20 @@ func TestCheckSnapshotReportsEmptiness(t *testing.T) {
 	if err != nil || !info.Empty || info.Version != snapshotVersion {
 		t.Errorf("empty state: %+v %v", info, err)
 	}
+	if !h.f.View().Empty() {
+		t.Error("a new FSM is not empty")
+	}
+	h.must(events.ResourceApplied{Kind: "Registry", Name: "r", Document: []byte(`{"metadata":{}}`)})
+	if h.f.View().Empty() {
+		t.Error("an FSM holding a resource is empty")
+	}
+	h.must(events.ResourceDeleted{Kind: "Registry", Name: "r"}, events.BlobLinked{Repo: "a", Digest: dg("b")})
+	if h.f.View().Empty() {
+		t.Error("an FSM holding a repository is empty")
+	}
 	h.seed()
 	info, err = CheckSnapshot(bytes.NewReader(h.snapshot()))
-	if err != nil || info.Empty || info.Index != h.f.AppliedIndex() || info.Rows != 14 {
+	if err != nil || info.Empty || info.Index != h.f.AppliedIndex() || info.Rows != 16 {
 		t.Errorf("seeded state: %+v %v", info, err)
 	}
 }
