@@ -298,8 +298,8 @@ func TestResourcesAppliedIsAllOrNothing(t *testing.T) {
 		{Kind: "Registry", Name: "bad", Document: []byte(`"str"`)},
 	}})
 	var r *Refusal
-	if !errors.As(err, &r) || r.Code != CodeInvalid || !strings.Contains(r.Message, `document 3 of 3 (Registry "bad")`) {
-		t.Fatalf("err = %v, want an INVALID refusal naming document 3", err)
+	if !errors.As(err, &r) || r.Code != CodeInvalid || !strings.Contains(r.Message, `Registry "bad" was refused, so none of the 3`) {
+		t.Fatalf("err = %v, want an INVALID refusal naming the bad resource", err)
 	}
 	if !bytes.Equal(snapshotRows(before), snapshotRows(h.snapshot())) {
 		t.Error("a refused batch applied some of its documents")

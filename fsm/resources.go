@@ -62,13 +62,13 @@ func (w writer) resourcesApplied(p events.ResourcesApplied) error {
 	if len(p.Resources) == 0 {
 		return refuse(CodeInvalid, "an apply of no resources")
 	}
-	for i, r := range p.Resources {
+	for _, r := range p.Resources {
 		err := w.resourceApplied(r)
 		var ref *Refusal
 		switch {
 		case errors.As(err, &ref):
-			return &Refusal{Code: ref.Code, Missing: ref.Missing, Message: fmt.Sprintf("document %d of %d (%s %q): %s; none of the %d resources was applied",
-				i+1, len(p.Resources), r.Kind, r.Name, ref.Message, len(p.Resources))}
+			return &Refusal{Code: ref.Code, Missing: ref.Missing, Message: fmt.Sprintf("%s %q was refused, so none of the %d resources of this apply was: %s",
+				r.Kind, r.Name, len(p.Resources), ref.Message)}
 		case err != nil:
 			return err
 		}
