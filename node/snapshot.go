@@ -140,7 +140,7 @@ func (n *Node) restore(ctx context.Context, body io.Reader, force bool) error {
 	}
 	switch {
 	case hdr.Version != 1:
-		return &restoreError{http.StatusBadRequest, fmt.Sprintf("snapshot file version %d is newer than this node understands: upgrade it", hdr.Version)}
+		return &restoreError{http.StatusBadRequest, fmt.Sprintf("snapshot file version %d is not one this node reads (1): a newer Berth wrote it, upgrade this node", hdr.Version)}
 	case hdr.Index > fsm.MaxIndex || hdr.Term > fsm.MaxIndex:
 		return &restoreError{http.StatusBadRequest, fmt.Sprintf("backup header index %d, term %d are beyond any real log: the file is damaged", hdr.Index, hdr.Term)}
 	}

@@ -78,6 +78,9 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 
 	results, status, msg := s.commit(r.Context(), docs, normalized)
 	if msg != "" {
+		if status >= 500 {
+			s.logger.Error("apply failed", "err", msg)
+		}
 		writeErr(w, status, msg)
 		return
 	}
