@@ -6,7 +6,9 @@
 //
 // The history comes from git, which every clone (CI included) has. A test
 // run outside a git work tree fails rather than silently trusting the
-// working copy.
+// working copy. In a shallow clone (CI's usual depth 1) the oldest commit
+// present stands in for the first, so there the check only catches an
+// uncommitted edit; a full clone catches a committed rewrite too.
 package golden
 
 import (
