@@ -308,3 +308,40 @@ func FuzzCheckSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// A backup's header index and its rows come from one FSM step: while
+// events are applied, every SnapshotAt holds exactly as many rows as the
+// index it reports (each event here links one new blob).
+func TestSnapshotAtPairsStateAndIndex(t *testing.T) {
+	h := newHarness(t)
+	const n = 3000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			h.must(events.BlobLinked{Repo: "r", Digest: dg(strconv.Itoa(i)), Size: 1})
+		}
+	}()
+	for checks := 0; ; checks++ {
+		select {
+		case <-done:
+			if checks == 0 {
+				t.Fatal("no snapshot taken while applying")
+			}
+			return
+		default:
+		}
+		s, index := h.f.SnapshotAt()
+		it, err := s.(*snapshot).txn.Get(tBlob, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := uint64(0)
+		for o := it.Next(); o != nil; o = it.Next() {
+			rows++
+		}
+		if rows != index {
+			t.Fatalf("snapshot at index %d holds %d blobs", index, rows)
+		}
+	}
+}
