@@ -17,7 +17,7 @@ DISTRIBUTION_VERSION := v3.1.2
 # Fuzz targets run briefly by `make test`: package:target pairs.
 FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML \
-	./node/admin:FuzzApply ./node/api:FuzzSplitRoute
+	./node/admin:FuzzApply ./node/api:FuzzSplitRoute ./fsm:FuzzCheckSnapshot
 FUZZTIME ?= 8s
 
 .PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster clean
@@ -65,14 +65,14 @@ lint: $(BIN)/staticcheck imports
 # Which internal packages each top-level package may import (docs/architecture.md).
 # A package may always import its own subpackages.
 ALLOWED_IMPORTS := events: fsm:events blob: node:events,fsm,blob,auth,gc,replication \
-	auth:fsm,events gc:fsm,events,blob replication:events,blob cmd:* e2e:
+	auth:fsm,events gc:fsm,events,blob replication:events,blob cmd:* e2e: internal:
 
 ## imports: fail on an import that points the wrong way
 imports:
 	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | sed 's#github.com/berth-registry/berth/##g' | \
 	awk -v rules="$(ALLOWED_IMPORTS)" 'BEGIN { n = split(rules, r, " "); for (i = 1; i <= n; i++) { split(r[i], kv, ":"); allow[kv[1]] = "," kv[2] "," } } \
 	{ split($$1, p, "/"); top = p[1]; if (!(top in allow)) { print "unknown top-level package " $$1; bad = 1; next } \
-	  for (i = 2; i <= NF; i++) { if ($$i ~ /\./ || $$i !~ /^(events|fsm|blob|node|auth|gc|replication|cmd|e2e)(\/|$$)/) continue; \
+	  for (i = 2; i <= NF; i++) { if ($$i ~ /\./ || $$i !~ /^(events|fsm|blob|node|auth|gc|replication|cmd|e2e|internal)(\/|$$)/) continue; \
 	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
 	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 

@@ -43,6 +43,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeRepositoryDeleted: {1: decodeAs[RepositoryDeleted]},
 	TypeResourceApplied:   {1: decodeAs[ResourceApplied]},
 	TypeResourceDeleted:   {1: decodeAs[ResourceDeleted]},
+	TypeResourcesApplied:  {1: decodeAs[ResourcesApplied]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

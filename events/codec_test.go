@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,11 +13,15 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/internal/golden"
 )
 
-// Run `go test ./events -update` only when adding a NEW schema version: the
-// files of versions already released must never change (rule 3).
-var update = flag.Bool("update", false, "rewrite golden files")
+// Run `go test ./events -update` to create the golden file of a NEW event
+// type or schema version. It refuses to rewrite a file git tracks: released
+// fixtures never change (rule 3), and the test compares against the bytes
+// as first committed (internal/golden).
+var update = flag.Bool("update", false, "create missing golden files (never rewrites a released one)")
 
 var (
 	t0   = time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
@@ -37,39 +42,39 @@ var (
 		RepositoryDeleted{Repo: "library/alpine"},
 		ResourceApplied{Kind: "Registry", Name: "dockerhub", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"dockerhub"},"spec":{"type":"dockerhub"}}`)},
 		ResourceDeleted{Kind: "Registry", Name: "dockerhub"},
+		ResourcesApplied{Resources: []ResourceApplied{
+			{Kind: "Registry", Name: "dockerhub", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"dockerhub"},"spec":{"type":"dockerhub"}}`)},
+			{Kind: "Registry", Name: "quay", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"quay"},"spec":{"type":"quay"}}`)},
+		}},
 	}
+	// olderVersions maps the golden file of each superseded schema version
+	// to the current payload it must decode (upgrade) to. Empty until a
+	// payload gains version 2.
+	olderVersions = map[string]Payload{}
 )
 
+func goldenName(p Payload) string {
+	return filepath.Join("testdata", fmt.Sprintf("%s.v%d.json", p.EventType(), p.SchemaVersion()))
+}
+
+// TestGoldenEncoding checks that the current encoding of every event type
+// is byte for byte the released one.
 func TestGoldenEncoding(t *testing.T) {
 	seen := map[Type]bool{}
 	for _, p := range samp {
 		seen[p.EventType()] = true
-		name := filepath.Join("testdata", string(p.EventType())+".v1.json")
+		name := goldenName(p)
 		t.Run(string(p.EventType()), func(t *testing.T) {
 			got, err := Encode(Event{Time: t0, Payload: p})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *update {
-				if err := os.WriteFile(name, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			if _, err := os.Stat(name); *update && errors.Is(err, os.ErrNotExist) {
+				golden.Write(t, name, append(got, '\n'))
 			}
-			want, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatalf("golden file missing (run with -update only for a new version): %v", err)
-			}
-			want = bytes.TrimRight(want, "\n")
+			want := bytes.TrimRight(golden.Released(t, name), "\n")
 			if !bytes.Equal(got, want) {
 				t.Errorf("encoding changed; old logs would no longer match.\n got: %s\nwant: %s", got, want)
-			}
-			// The released bytes must still decode into the same event.
-			ev, err := Decode(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ev.Time.Equal(t0) || !reflect.DeepEqual(ev.Payload, p) {
-				t.Errorf("decode(golden) = %+v, want %+v", ev, p)
 			}
 		})
 	}
@@ -77,6 +82,38 @@ func TestGoldenEncoding(t *testing.T) {
 		if !seen[typ] {
 			t.Errorf("event type %s has no golden sample", typ)
 		}
+	}
+}
+
+// TestEveryGoldenFileDecodes decodes every file in testdata, current and
+// superseded versions alike, into the event it was written from: a new
+// binary must replay every log ever written.
+func TestEveryGoldenFileDecodes(t *testing.T) {
+	want := map[string]Payload{}
+	for _, p := range samp {
+		want[goldenName(p)] = p
+	}
+	for name, p := range olderVersions {
+		want[name] = p
+	}
+	files := golden.Files(t, "testdata")
+	if len(files) < len(samp) {
+		t.Errorf("testdata holds %d files, want at least one per event type (%d)", len(files), len(samp))
+	}
+	for _, name := range files {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			p, ok := want[name]
+			if !ok {
+				t.Fatalf("no test knows what %s decodes to: add it to samp or olderVersions", name)
+			}
+			ev, err := Decode(bytes.TrimRight(golden.Released(t, name), "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ev.Time.Equal(t0) || !reflect.DeepEqual(ev.Payload, p) {
+				t.Errorf("decode(%s) = %+v, want %+v", name, ev, p)
+			}
+		})
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	TypeRepositoryDeleted Type = "RepositoryDeleted"
 	TypeResourceApplied   Type = "ResourceApplied"
 	TypeResourceDeleted   Type = "ResourceDeleted"
+	TypeResourcesApplied  Type = "ResourcesApplied"
 )
 
 // Payload is the body of one event. Each concrete payload names its type and
@@ -143,6 +144,18 @@ type ResourceApplied struct {
 
 func (ResourceApplied) EventType() Type    { return TypeResourceApplied }
 func (ResourceApplied) SchemaVersion() int { return 1 }
+
+// ResourcesApplied applies several resources in one log entry, in order:
+// Apply takes all of them or, if it refuses any, none. It is what a
+// multi-document `clusterctl apply -f` commits, so a file never ends up
+// half applied (rule 12). Each element is applied exactly as a
+// ResourceApplied event of its own would be.
+type ResourcesApplied struct {
+	Resources []ResourceApplied `json:"resources"`
+}
+
+func (ResourcesApplied) EventType() Type    { return TypeResourcesApplied }
+func (ResourcesApplied) SchemaVersion() int { return 1 }
 
 // ResourceDeleted removes a declarative resource.
 type ResourceDeleted struct {

@@ -26,6 +26,8 @@ var generations = map[Type]map[int]int{
 	TypeRepositoryDeleted: {1: 1},
 	TypeResourceApplied:   {1: 1},
 	TypeResourceDeleted:   {1: 1},
+	// Generation 2: one multi-document apply is one entry.
+	TypeResourcesApplied: {1: 2},
 }
 
 // Generation is the newest codec generation this binary decodes.

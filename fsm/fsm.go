@@ -27,6 +27,9 @@ type FSM struct {
 	// db is swapped wholesale by Restore; readers load it atomically.
 	db      atomic.Pointer[memdb.MemDB]
 	applied atomic.Uint64
+	// stateMu makes a commit and the advance of applied one step, so
+	// SnapshotAt never pairs a state with the index of another.
+	stateMu sync.Mutex
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every apply
@@ -61,6 +64,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	if h := f.halted.Load(); h != nil {
 		return h
 	}
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
 	if l.Type != raft.LogCommand {
 		f.advance(l.Index)
 		return nil
@@ -107,6 +112,8 @@ func (f *FSM) applyEvent(ev events.Event) error {
 		err = w.resourceApplied(p)
 	case events.ResourceDeleted:
 		err = w.resourceDeleted(p)
+	case events.ResourcesApplied:
+		err = w.resourcesApplied(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

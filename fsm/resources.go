@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -51,6 +52,27 @@ func (w writer) resourceApplied(p events.ResourceApplied) error {
 	}
 	res.Document = b
 	w.insert(tResource, &res)
+	return nil
+}
+
+// resourcesApplied applies several resources in one transaction, each as
+// resourceApplied would: if any is refused, the refusal names it and none
+// of the others is applied (a multi-document apply is all or nothing).
+func (w writer) resourcesApplied(p events.ResourcesApplied) error {
+	if len(p.Resources) == 0 {
+		return refuse(CodeInvalid, "an apply of no resources")
+	}
+	for _, r := range p.Resources {
+		err := w.resourceApplied(r)
+		var ref *Refusal
+		switch {
+		case errors.As(err, &ref):
+			return &Refusal{Code: ref.Code, Missing: ref.Missing, Message: fmt.Sprintf("%s %q was refused, so none of the %d resources of this apply was: %s",
+				r.Kind, r.Name, len(p.Resources), ref.Message)}
+		case err != nil:
+			return err
+		}
+	}
 	return nil
 }
 

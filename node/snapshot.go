@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/berth-registry/berth/fsm"
 )
 
 // A backup file is one JSON header line followed by the FSM's own snapshot
@@ -28,23 +32,25 @@ type backupHeader struct {
 
 const backupFormat = "berth-snapshot"
 
+// maxBackupHeader bounds the backup header line: a foreign file without
+// newlines is refused after this many bytes instead of being buffered.
+const maxBackupHeader = 64 << 10
+
 // handleSnapshotSave streams a point-in-time copy of the state. It is
 // taken from this node's FSM after a read-index barrier, so it holds every
-// write acknowledged before the request.
+// write acknowledged before the request. The header's index comes with the
+// rows from one FSM step (SnapshotAt): a restore resumes the log exactly
+// after the state it installs.
 func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
 	if _, err := n.ReadView(r.Context()); err != nil {
 		adminError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	snap, err := n.fsm.Snapshot()
-	if err != nil {
-		adminError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
+	snap, index := n.fsm.SnapshotAt()
 	defer snap.Release()
 	hdr := backupHeader{
 		Format: backupFormat, Version: 1,
-		Index: n.fsm.AppliedIndex(), Term: n.raft.raft.CurrentTerm(),
+		Index: index, Term: n.raft.raft.CurrentTerm(),
 		Node: n.cfg.Node.ID, Time: time.Now().UTC().Format(time.RFC3339),
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -61,36 +67,82 @@ func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// restoreError carries the HTTP status of a refused restore.
+type restoreError struct {
+	code int
+	msg  string
+}
+
+func (e *restoreError) Error() string { return e.msg }
+
+func restoreStatus(err error) int {
+	var re *restoreError
+	if errors.As(err, &re) {
+		return re.code
+	}
+	return statusFor(err)
+}
+
+// parseForce reads the force query parameter of a restore.
+func parseForce(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("force")
+	if v == "" {
+		return false, nil
+	}
+	force, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &restoreError{http.StatusBadRequest, fmt.Sprintf("force=%q is not true or false", v)}
+	}
+	return force, nil
+}
+
 // handleSnapshotRestore replaces the whole cluster's state with a backup.
 // It must run on the leader, which then ships the state to followers.
 func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
-	if n.raft.raft.State() != raft.Leader {
-		if err := n.forwardRestore(r.Context(), r.Body); err != nil {
-			adminError(w, statusFor(err), err.Error())
-			return
+	force, err := parseForce(r)
+	if err == nil {
+		if n.raft.raft.State() != raft.Leader {
+			err = n.forwardRestore(r.Context(), r.Body, force)
+		} else {
+			err = n.restore(r.Context(), r.Body, force)
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"restored": "ok"})
-		return
 	}
-	if err := n.restore(r.Body); err != nil {
-		adminError(w, http.StatusBadRequest, err.Error())
+	if err != nil {
+		adminError(w, restoreStatus(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"restored": "ok"})
 }
 
-func (n *Node) restore(body io.Reader) error {
-	br := bufio.NewReader(body)
-	line, err := br.ReadBytes('\n')
-	if err != nil {
+// restore checks a whole backup before Raft sees any of it: Raft saves
+// the snapshot first and panics if the FSM then refuses it, and a node
+// whose newest snapshots are bad can never start again. So a damaged,
+// truncated or foreign file, or a header Raft would choke on, is refused
+// here with the state untouched.
+func (n *Node) restore(ctx context.Context, body io.Reader, force bool) error {
+	if !force {
+		v, err := n.ReadView(ctx)
+		if err != nil {
+			return err
+		}
+		if !v.Empty() {
+			return &restoreError{http.StatusConflict, "the cluster already holds repositories or resources, and a restore replaces all of it: restore into a fresh cluster, or pass --force (force=true) to overwrite"}
+		}
+	}
+	br := bufio.NewReaderSize(body, maxBackupHeader)
+	line, err := br.ReadSlice('\n')
+	if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read backup header: %w", err)
 	}
 	var hdr backupHeader
-	if err := json.Unmarshal(line, &hdr); err != nil || hdr.Format != backupFormat {
-		return errors.New("not a Berth snapshot file (missing berth-snapshot header)")
+	if err != nil || json.Unmarshal(line, &hdr) != nil || hdr.Format != backupFormat {
+		return &restoreError{http.StatusBadRequest, "not a Berth snapshot file (no berth-snapshot header line): pass a file written by clusterctl snapshot save"}
 	}
-	if hdr.Version != 1 {
-		return fmt.Errorf("snapshot file version %d is newer than this node understands", hdr.Version)
+	switch {
+	case hdr.Version != 1:
+		return &restoreError{http.StatusBadRequest, fmt.Sprintf("snapshot file version %d is not one this node reads (1): a newer Berth wrote it, upgrade this node", hdr.Version)}
+	case hdr.Index > fsm.MaxIndex || hdr.Term > fsm.MaxIndex:
+		return &restoreError{http.StatusBadRequest, fmt.Sprintf("backup header index %d, term %d are beyond any real log: the file is damaged", hdr.Index, hdr.Term)}
 	}
 	// Raft wants the size up front; spool the state to the data dir.
 	tmp, err := os.CreateTemp(n.cfg.Storage.DataDir, "restore-*")
@@ -106,15 +158,28 @@ func (n *Node) restore(body io.Reader) error {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	info, err := fsm.CheckSnapshot(tmp)
+	if err != nil {
+		return &restoreError{http.StatusBadRequest, fmt.Sprintf("backup is damaged or incomplete, nothing was restored: %v", err)}
+	}
+	if info.Index > hdr.Index {
+		return &restoreError{http.StatusBadRequest, fmt.Sprintf("backup header index %d is below the index %d of its state: the file is damaged", hdr.Index, info.Index)}
+	}
+	if info.Version < 2 {
+		n.logger.Warn("restoring a version 1 backup: it has no checksum, so a file cut between rows cannot be detected", "rows", info.Rows)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: hdr.Index, Term: max(hdr.Term, 1), Size: size}
 	if err := n.raft.raft.Restore(meta, tmp, 5*time.Minute); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	n.logger.Info("restored state from backup", "index", hdr.Index, "from", hdr.Node, "taken", hdr.Time)
+	n.logger.Info("restored state from backup", "index", hdr.Index, "from", hdr.Node, "taken", hdr.Time, "rows", info.Rows, "forced", force)
 	return nil
 }
 
-func (n *Node) forwardRestore(ctx context.Context, body io.Reader) error {
+func (n *Node) forwardRestore(ctx context.Context, body io.Reader, force bool) error {
 	if n.members == nil {
 		return &UnavailableError{Err: raft.ErrNotLeader}
 	}
@@ -123,7 +188,7 @@ func (n *Node) forwardRestore(ctx context.Context, body io.Reader) error {
 	if leaderID == "" || !ok {
 		return &UnavailableError{Err: errors.New("no leader known")}
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+m.APIAddr+internalPrefix+"restore", body)
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+m.APIAddr+internalPrefix+"restore?force="+strconv.FormatBool(force), body)
 	if err != nil {
 		return err
 	}
@@ -135,7 +200,11 @@ func (n *Node) forwardRestore(ctx context.Context, body io.Reader) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("leader %s: %s", leaderID, b)
+		code := http.StatusBadGateway
+		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusConflict {
+			code = resp.StatusCode // the leader refused the file or the state: pass its answer on
+		}
+		return &restoreError{code, fmt.Sprintf("leader %s: %s", leaderID, bytes.TrimSpace(b))}
 	}
 	return nil
 }
@@ -145,8 +214,12 @@ func (n *Node) handleInternalRestore(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not the leader", http.StatusConflict)
 		return
 	}
-	if err := n.restore(r.Body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	force, err := parseForce(r)
+	if err == nil {
+		err = n.restore(r.Context(), r.Body, force)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), restoreStatus(err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

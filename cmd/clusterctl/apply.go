@@ -18,8 +18,9 @@ func applyCmd(g *globals) *cobra.Command {
 		Long: `Create or update the resources in FILE (multi-document YAML or JSON; - reads stdin).
 
 Every document is validated first: if any is invalid, nothing is applied and
-every problem is listed with its field path and line. Applying the same file
-again changes nothing.`,
+every problem is listed with its field path and line. The documents are then
+committed together, as one log entry: either all are applied or, if the
+cluster refuses any, none is. Applying the same file again changes nothing.`,
 		Example: `  clusterctl apply -f registries.yaml
   clusterctl get registry hub -o yaml | sed 's/old/new/' | clusterctl apply -f -`,
 		Args: cobra.NoArgs,
@@ -42,7 +43,7 @@ again changes nothing.`,
 			err := g.call(cmd.Context(), "POST", "/admin/v1/apply", r, &out)
 			var ae *apiError
 			if errors.As(err, &ae) {
-				out.Results = ae.Results // applied before the failure
+				out.Results = ae.Results // applied before the failure (servers before ResourcesApplied)
 			}
 			printApplied(cmd.OutOrStdout(), out.Results)
 			if err != nil && file != "-" && errors.As(err, &ae) && len(ae.Documents) > 0 {

@@ -232,22 +232,39 @@ func snapshotCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "saved %d bytes to %s\n", n, args[0])
 			return nil
 		},
-	}, &cobra.Command{
+	}, restoreCmd(g))
+	return cmd
+}
+
+func restoreCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the cluster's state with a backup (for a fresh cluster)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Replace the whole cluster's state with a backup written by snapshot save.
+
+The node checks the entire file (every row, and the checksum of a version 2
+file) before anything changes: a truncated, damaged or foreign file is refused
+and the cluster keeps its state. A cluster that already holds repositories or
+resources is refused too, unless --force says to overwrite it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			if err := g.call(cmd.Context(), "POST", "/admin/v1/cluster/snapshot", f, nil); err != nil {
-				return err
+			path := "/admin/v1/cluster/snapshot"
+			if force {
+				path += "?force=true"
+			}
+			if err := g.call(cmd.Context(), "POST", path, f, nil); err != nil {
+				return fmt.Errorf("restore %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "restored %s\n", args[0])
 			return nil
 		},
-	})
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite a cluster that already holds repositories or resources")
 	return cmd
 }

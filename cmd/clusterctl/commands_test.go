@@ -25,11 +25,31 @@ type fsmNode struct {
 	mu    sync.Mutex
 	f     *fsm.FSM
 	index uint64
+	// refuse names a resource whose document Apply is made to refuse, as
+	// a check only Apply can make (one that depends on state) would.
+	refuse string
+}
+
+func (n *fsmNode) spoil(r events.ResourceApplied) events.ResourceApplied {
+	if r.Name == n.refuse {
+		r.Document = []byte(`"not an object"`)
+	}
+	return r
 }
 
 func (n *fsmNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	switch q := p.(type) {
+	case events.ResourceApplied:
+		p = n.spoil(q)
+	case events.ResourcesApplied:
+		rs := make([]events.ResourceApplied, len(q.Resources))
+		for i, r := range q.Resources {
+			rs[i] = n.spoil(r)
+		}
+		p = events.ResourcesApplied{Resources: rs}
+	}
 	b, err := events.Encode(events.Event{Time: time.Now().UTC(), Payload: p})
 	if err != nil {
 		return 0, err
@@ -52,10 +72,15 @@ type cli struct {
 }
 
 func newCLI(t *testing.T) *cli {
+	c, _ := newCLIWithNode(t)
+	return c
+}
+
+func newCLIWithNode(t *testing.T) (*cli, *fsmNode) {
 	n := &fsmNode{f: fsm.New(slog.New(slog.DiscardHandler))}
 	srv := httptest.NewServer(admin.New(testToken, n, n, nil))
 	t.Cleanup(srv.Close)
-	return &cli{t: t, env: map[string]string{"BERTH_SERVER": srv.URL, "BERTH_TOKEN": testToken}}
+	return &cli{t: t, env: map[string]string{"BERTH_SERVER": srv.URL, "BERTH_TOKEN": testToken}}, n
 }
 
 func (c *cli) run(stdin string, args ...string) (string, error) {
@@ -108,6 +133,23 @@ spec:
   url: http://zot.internal:5000
   insecure: true
 `
+
+// When Apply refuses the second document of a file, clusterctl says that
+// nothing was applied, reports no document as applied, and none is.
+func TestApplyRefusedDocumentAppliesNothing(t *testing.T) {
+	c, n := newCLIWithNode(t)
+	n.refuse = "zot"
+	out, err := c.run(regs, "apply", "-f", "-")
+	if err == nil || !strings.Contains(err.Error(), "nothing was applied") || !strings.Contains(err.Error(), `Registry "zot" was refused`) {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(out, "created") {
+		t.Errorf("output claims a document was applied:\n%s", out)
+	}
+	if out, _ := c.run("", "get", "registries"); strings.Contains(out, "hub") {
+		t.Errorf("a document of the refused file was applied:\n%s", out)
+	}
+}
 
 func TestApplyGetDelete(t *testing.T) {
 	c := newCLI(t)

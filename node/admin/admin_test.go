@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,9 @@ type logNode struct {
 	// failAt makes the proposal with this index fail as an unavailable
 	// cluster would; a real FSM cannot produce that.
 	failAt uint64
+	// mutate, when set, sees (and may change) every payload before it is
+	// encoded, as a proposer with a different view of validity would.
+	mutate func(events.Payload) events.Payload
 }
 
 type unavailable struct{}
@@ -42,6 +46,9 @@ func (n *logNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
 	defer n.mu.Unlock()
 	if n.failAt != 0 && n.index+1 == n.failAt {
 		return 0, unavailable{}
+	}
+	if n.mutate != nil {
+		p = n.mutate(p)
 	}
 	b, err := events.Encode(events.Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Payload: p})
 	if err != nil {
@@ -191,9 +198,9 @@ func TestApplyIsIdempotentAndCountsGenerations(t *testing.T) {
 		}
 	}
 	// Unchanged documents are not proposed: a re-apply adds nothing to
-	// the log.
-	if n.proposals() != 5 {
-		t.Errorf("%d proposals, want one per created or changed document (5)", n.proposals())
+	// the log, and an apply that changes anything is one entry.
+	if n.proposals() != 4 {
+		t.Errorf("%d proposals, want one per apply that changes something (4)", n.proposals())
 	}
 
 	code, m := call(t, srv, "GET", "/admin/v1/resources/registry/hub", "")
@@ -274,25 +281,87 @@ spec: {type: quay}
 	}
 }
 
-// When the cluster fails half-way through a file, the answer says which
-// documents were applied and that the client may retry.
-func TestApplyReportsPartialFailure(t *testing.T) {
+// A file is applied whole or not at all: when Apply refuses one document,
+// or the cluster cannot commit, no document of the file is applied, and a
+// retry applies them all.
+func TestApplyIsAllOrNothing(t *testing.T) {
+	// refuseZot makes the real FSM refuse the second document, as a check
+	// that only Apply can make (one that depends on state) would.
+	refuseZot := func(p events.Payload) events.Payload {
+		switch p := p.(type) {
+		case events.ResourceApplied:
+			if p.Name == "zot" {
+				p.Document = []byte(`"not an object"`)
+			}
+			return p
+		case events.ResourcesApplied:
+			rs := slices.Clone(p.Resources)
+			for i := range rs {
+				if rs[i].Name == "zot" {
+					rs[i].Document = []byte(`"not an object"`)
+				}
+			}
+			return events.ResourcesApplied{Resources: rs}
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		setup   func(n *logNode)
+		code    int
+		message []string
+	}{
+		{"second document refused in Apply", func(n *logNode) { n.mutate = refuseZot }, http.StatusBadRequest,
+			[]string{"nothing was applied", `Registry "zot" was refused`}},
+		{"cluster unavailable", func(n *logNode) { n.failAt = 1 }, http.StatusServiceUnavailable,
+			[]string{"may not have been committed", "no leader", "run it again"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, n := newServer(t)
+			tt.setup(n)
+			code, h, m := callRaw(t, srv, "POST", "/admin/v1/apply", twoRegistries, "Bearer "+token)
+			if code != tt.code {
+				t.Fatalf("%d %v", code, m)
+			}
+			if code == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			for _, want := range tt.message {
+				if msg, _ := m["error"].(string); !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+			if _, ok := m["results"]; ok {
+				t.Errorf("a failed apply reports results: %v", m)
+			}
+			for _, name := range []string{"hub", "zot"} {
+				if code, m := call(t, srv, "GET", "/admin/v1/resources/registry/"+name, ""); code != http.StatusNotFound {
+					t.Errorf("%s after the failed apply: %d %v", name, code, m)
+				}
+			}
+			n.mu.Lock()
+			n.failAt, n.mutate = 0, nil
+			n.mu.Unlock()
+			code, m = call(t, srv, "POST", "/admin/v1/apply", twoRegistries)
+			if got := results(t, m); code != http.StatusOK || !equal(got, []result{{"Registry", "hub", "created", 1}, {"Registry", "zot", "created", 1}}) {
+				t.Errorf("retry: %d %+v", code, got)
+			}
+		})
+	}
+}
+
+// One changed document goes to the log as a plain ResourceApplied, which
+// every Berth version decodes; several as one ResourcesApplied.
+func TestApplyProposesOneEntry(t *testing.T) {
 	srv, n := newServer(t)
-	n.failAt = 2
-	code, h, m := callRaw(t, srv, "POST", "/admin/v1/apply", twoRegistries, "Bearer "+token)
-	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
-		t.Fatalf("%d %v %v", code, h, m)
-	}
-	if got := results(t, m); len(got) != 1 || got[0] != (result{"Registry", "hub", "created", 1}) {
-		t.Errorf("results = %+v", got)
-	}
-	if msg := m["error"].(string); !strings.Contains(msg, `Registry "zot" (document 2) was not applied`) || !strings.Contains(msg, "no leader") {
-		t.Errorf("error = %q", msg)
-	}
-	n.failAt = 0
-	code, m = call(t, srv, "POST", "/admin/v1/apply", twoRegistries)
-	if got := results(t, m); code != http.StatusOK || got[0].Action != "unchanged" || got[1].Action != "created" {
-		t.Errorf("retry: %d %+v", code, got)
+	var types []events.Type
+	n.mutate = func(p events.Payload) events.Payload { types = append(types, p.EventType()); return p }
+	call(t, srv, "POST", "/admin/v1/apply", twoRegistries)
+	call(t, srv, "POST", "/admin/v1/apply", strings.Replace(twoRegistries, "Docker Hub", "Docker Hub mirror", 1))
+	want := []events.Type{events.TypeResourcesApplied, events.TypeResourceApplied}
+	if !slices.Equal(types, want) {
+		t.Errorf("proposed %v, want %v", types, want)
 	}
 }
 

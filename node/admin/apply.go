@@ -45,13 +45,10 @@ type DocumentError struct {
 type applyError struct {
 	Error     string          `json:"error"`
 	Documents []DocumentError `json:"documents,omitempty"`
-	// Results lists the documents applied before a later one failed.
-	Results []ApplyResult `json:"results,omitempty"`
 }
 
-// apply validates every document before proposing any, so a file with one
-// bad document changes nothing. Each valid document becomes one
-// ResourceApplied event, in file order.
+// apply validates every document, then commits all that change something
+// in one log entry: a file is applied whole or not at all.
 func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxApplyBody))
 	var tooBig *http.MaxBytesError
@@ -79,26 +76,89 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	before, err := s.reads.ReadView(r.Context())
-	if err != nil {
-		s.fail(w, "read state", err)
+	results, status, msg := s.commit(r.Context(), docs, normalized)
+	if msg != "" {
+		if status >= 500 {
+			s.logger.Error("apply failed", "err", msg)
+		}
+		writeErr(w, status, msg)
 		return
 	}
-	results := make([]ApplyResult, 0, len(docs))
-	for i, d := range docs {
-		res, err := s.applyOne(r.Context(), d, normalized[i], before.Resource)
-		if err != nil {
-			msg := fmt.Sprintf("%s %q (document %d) was not applied: %v", d.Kind, d.Metadata.Name, i+1, err)
-			if i > 0 {
-				msg += fmt.Sprintf("; the %d document(s) before it were", i)
-			}
-			writeJSON(w, statusOf(err), applyError{Error: msg, Results: results})
-			s.logger.Warn("apply failed", "kind", d.Kind, "name", d.Metadata.Name, "err", err)
-			return
-		}
-		results = append(results, res)
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+}
+
+// commit proposes every document that changes something as one log entry,
+// so Apply takes all of them or none (rule 12): a single document as the
+// ResourceApplied every Berth version decodes, several as one
+// ResourcesApplied. Documents whose desired state is already stored are
+// answered from the (linearizable) read instead of appending a no-op to
+// the log, which would also go out to every event consumer; tools that
+// re-apply a directory every minute stay cheap. On failure it returns the
+// status and message to answer with.
+func (s *server) commit(ctx context.Context, docs []resource.Document, normalized [][]byte) ([]ApplyResult, int, string) {
+	before, err := s.reads.ReadView(ctx)
+	if err != nil {
+		return nil, statusOf(err), "read state: " + err.Error()
+	}
+	results := make([]ApplyResult, len(docs))
+	prev := make([]int64, len(docs)) // generation before, 0 if absent
+	var batch []events.ResourceApplied
+	var changed []int // positions of the documents in batch
+	for i, d := range docs {
+		results[i] = ApplyResult{Kind: d.Kind, Name: d.Metadata.Name}
+		old, existed := before.Resource(d.Kind, d.Metadata.Name)
+		if existed && sameDesiredState(old.Document, normalized[i]) {
+			results[i].Generation, results[i].Action = old.Generation, ActionUnchanged
+			continue
+		}
+		if existed {
+			prev[i] = old.Generation
+		}
+		batch = append(batch, events.ResourceApplied{Kind: d.Kind, Name: d.Metadata.Name, Document: normalized[i]})
+		changed = append(changed, i)
+	}
+	if len(batch) == 0 {
+		return results, http.StatusOK, ""
+	}
+	var p events.Payload = batch[0]
+	if len(batch) > 1 {
+		p = events.ResourcesApplied{Resources: batch}
+	}
+	index, err := s.props.Propose(ctx, p)
+	if err != nil {
+		s.logger.Warn("apply failed", "resources", len(batch), "err", err)
+		var ref *fsm.Refusal
+		if errors.As(err, &ref) {
+			return nil, statusOf(err), "nothing was applied: " + err.Error()
+		}
+		// Unavailable or abandoned: the entry may still commit later.
+		return nil, statusOf(err), fmt.Sprintf("the apply of %d resource(s) may not have been committed: %v; run it again (applying the same file twice changes nothing)", len(batch), err)
+	}
+	v, err := s.reads.ReadView(ctx)
+	if err != nil {
+		return nil, statusOf(err), fmt.Sprintf("applied at index %d, but reading the result failed: %v", index, err)
+	}
+	for _, i := range changed {
+		res := &results[i]
+		cur, ok := v.Resource(res.Kind, res.Name)
+		if !ok {
+			return nil, http.StatusConflict, fmt.Sprintf("applied at index %d, but %s %q was deleted since by another client", index, res.Kind, res.Name)
+		}
+		// The FSM bumps the generation only for a change of the desired
+		// state; if another client applied the same resource at the same
+		// moment, the action describes what this node saw.
+		res.Generation = cur.Generation
+		switch {
+		case prev[i] == 0:
+			res.Action = ActionCreated
+		case prev[i] == cur.Generation:
+			res.Action = ActionUnchanged
+		default:
+			res.Action = ActionConfigured
+		}
+		s.logger.Info("resource applied", "kind", res.Kind, "name", res.Name, "generation", res.Generation, "action", res.Action, "index", index)
+	}
+	return results, http.StatusOK, ""
 }
 
 // validateAll normalizes every document and lists the problems of those
@@ -129,46 +189,6 @@ func validateAll(docs []resource.Document) ([][]byte, []DocumentError) {
 		normalized[i] = n
 	}
 	return normalized, bad
-}
-
-// applyOne proposes one document and reports what happened to it. The
-// action compares the generation before and after: the FSM bumps it only
-// for a change of the desired state. If another client applies the same
-// resource at the same moment, the action describes what this node saw.
-func (s *server) applyOne(ctx context.Context, d resource.Document, normalized []byte, lookup func(kind, name string) (fsm.Resource, bool)) (ApplyResult, error) {
-	res := ApplyResult{Kind: d.Kind, Name: d.Metadata.Name}
-	prev, existed := lookup(d.Kind, d.Metadata.Name)
-	if existed && sameDesiredState(prev.Document, normalized) {
-		// Nothing to change: answer from the (linearizable) read instead
-		// of appending a no-op to the log, which would also go out to every
-		// event consumer. Tools that re-apply a directory every minute
-		// stay cheap.
-		res.Generation, res.Action = prev.Generation, ActionUnchanged
-		return res, nil
-	}
-	index, err := s.props.Propose(ctx, events.ResourceApplied{Kind: d.Kind, Name: d.Metadata.Name, Document: normalized})
-	if err != nil {
-		return res, err
-	}
-	v, err := s.reads.ReadView(ctx)
-	if err != nil {
-		return res, err
-	}
-	cur, ok := v.Resource(d.Kind, d.Metadata.Name)
-	if !ok {
-		return res, fmt.Errorf("applied at index %d but deleted since", index)
-	}
-	res.Generation = cur.Generation
-	switch {
-	case !existed:
-		res.Action = ActionCreated
-	case prev.Generation == cur.Generation:
-		res.Action = ActionUnchanged
-	default:
-		res.Action = ActionConfigured
-	}
-	s.logger.Info("resource applied", "kind", res.Kind, "name", res.Name, "generation", res.Generation, "action", res.Action, "index", index)
-	return res, nil
 }
 
 // sameDesiredState says whether a stored document (normalized, plus the
