@@ -17,6 +17,7 @@ type envelope struct {
 	Type    Type            `json:"type"`
 	Version int             `json:"v"`
 	Time    time.Time       `json:"time"`
+	Origin  *Origin         `json:"origin,omitempty"`
 	Data    json.RawMessage `json:"data"`
 }
 
@@ -63,12 +64,16 @@ func Encode(e Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", e.Payload.EventType(), err)
 	}
-	return json.Marshal(envelope{
+	env := envelope{
 		Type:    e.Payload.EventType(),
 		Version: e.Payload.SchemaVersion(),
 		Time:    e.Time.UTC(),
 		Data:    data,
-	})
+	}
+	if e.Origin != (Origin{}) {
+		env.Origin = &e.Origin
+	}
+	return json.Marshal(env)
 }
 
 // Decode parses a log entry written by any version of Berth.
@@ -89,7 +94,11 @@ func Decode(b []byte) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("decode event %s v%d: %w", env.Type, env.Version, err)
 	}
-	return Event{Time: env.Time, Payload: p}, nil
+	ev := Event{Time: env.Time, Payload: p}
+	if env.Origin != nil {
+		ev.Origin = *env.Origin
+	}
+	return ev, nil
 }
 
 // Header reads only an entry's type and schema version, for checks that

@@ -182,10 +182,10 @@ func TestMessageID(t *testing.T) {
 		index   uint64
 		want    string
 	}{
-		{"prod-eu", 7, "prod-eu-7"},
-		{"c1", 42, "c1-42"},
-		{"c2", 42, "c2-42"},
-		{"c1", 43, "c1-43"},
+		{"prod-eu", 7, "prod-eu:7"},
+		{"c1", 42, "c1:42"},
+		{"c2", 42, "c2:42"},
+		{"c1", 43, "c1:43"},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

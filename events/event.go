@@ -41,7 +41,10 @@ type Payload interface {
 // Event is one entry of the Raft log. Time is stamped by the proposer, never
 // by Apply, so that replaying the log is deterministic (rule 2).
 type Event struct {
-	Time    time.Time
+	Time time.Time
+	// Origin says who caused the event. Older binaries ignore it, so it
+	// needs no schema version of its own.
+	Origin  Origin
 	Payload Payload
 }
 

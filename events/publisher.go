@@ -19,5 +19,5 @@ type Publisher interface {
 // MessageID is an event's deduplication ID: the cluster ID and the Raft
 // index, which together name one event for all time.
 func MessageID(clusterID string, index uint64) string {
-	return clusterID + "-" + strconv.FormatUint(index, 10)
+	return clusterID + ":" + strconv.FormatUint(index, 10)
 }

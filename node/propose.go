@@ -36,7 +36,7 @@ func (n *Node) Propose(ctx context.Context, p events.Payload) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	b, err := events.Encode(events.Event{Time: time.Now().UTC(), Payload: p})
+	b, err := events.Encode(events.Event{Time: time.Now().UTC(), Origin: events.OriginFrom(ctx), Payload: p})
 	if err != nil {
 		return 0, fmt.Errorf("propose %s: %w", p.EventType(), err)
 	}

@@ -108,6 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer b.finish()
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	r = withOrigin(w, r)
 	switch {
 	case p == "/v2/" || p == "/v2":
 		h.methods(w, r, []string{"GET", "HEAD"}, h.ping)
