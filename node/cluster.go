@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	cs "github.com/berth-registry/berth/node/consensus"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // leaderLoop follows this node's leadership. On gaining it, it first
@@ -43,19 +47,13 @@ func (n *Node) leaderLoop(ctx context.Context) {
 }
 
 func (n *Node) lead(ctx context.Context) {
-	r := n.raft.raft
-	term := r.CurrentTerm()
-	for {
-		if err := r.Barrier(10 * time.Second).Error(); err == nil {
-			break
-		} else if r.State() != raft.Leader || ctx.Err() != nil {
-			return
-		} else {
-			n.logger.Warn("leader barrier failed; retrying", "err", err)
-		}
+	term, ok := n.engine.EstablishTerm(ctx, func(err error) {
+		n.logger.Warn("leader barrier failed; retrying", "err", err)
+	})
+	if !ok {
+		return
 	}
-	n.readyTerm.Store(term)
-	n.logger.Info("leading", "term", term, "commit", r.CommitIndex())
+	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	if n.members == nil {
 		return
 	}
@@ -240,9 +238,9 @@ func (n *Node) removeServer(id string) error {
 		return err
 	}
 	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == id }) {
-		return fmt.Errorf("node %q is not a member of the raft configuration", id)
+		return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
 	}
-	return r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+	return cs.Classify("remove "+id, r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error())
 }
 
 // transferLeadership hands leadership to id, or to the most up-to-date
@@ -253,7 +251,7 @@ func (n *Node) transferLeadership(id string) error {
 		return n.forwardToLeader("raft/transfer", id)
 	}
 	if id == "" {
-		return r.LeadershipTransfer().Error()
+		return cs.Classify("transfer leadership", r.LeadershipTransfer().Error())
 	}
 	if id == n.cfg.Node.ID {
 		return nil
@@ -264,25 +262,23 @@ func (n *Node) transferLeadership(id string) error {
 	}
 	for _, s := range f.Configuration().Servers {
 		if string(s.ID) == id {
-			return r.LeadershipTransferToServer(s.ID, s.Address).Error()
+			return cs.Classify("transfer leadership to "+id, r.LeadershipTransferToServer(s.ID, s.Address).Error())
 		}
 	}
-	return fmt.Errorf("node %q is not a member of the raft configuration", id)
+	return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
 }
 
+// forwardToLeader asks the leader to run a membership change on its
+// internal API.
 func (n *Node) forwardToLeader(path, id string) error {
-	if n.members == nil {
-		return &UnavailableError{Err: raft.ErrNotLeader}
-	}
-	_, leaderID := n.raft.raft.LeaderWithID()
-	m, ok := n.members.member(string(leaderID))
-	if leaderID == "" || !ok {
-		return &UnavailableError{Err: errors.New("no leader known")}
+	leader, err := n.engine.Leader()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	body := fmt.Appendf(nil, `{"id":%q}`, id)
-	return n.peers.do(ctx, "POST", m.APIAddr, path, body, nil)
+	return n.peers.do(ctx, "POST", leader.APIAddr, path, body, nil)
 }
 
 // Join asks this node to contact another node's gossip address.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // A backup file is one JSON header line followed by the FSM's own snapshot
@@ -66,7 +68,7 @@ func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
 	if n.raft.raft.State() != raft.Leader {
 		if err := n.forwardRestore(r.Context(), r.Body); err != nil {
-			adminError(w, statusFor(err), err.Error())
+			adminError(w, httperr.Status(err), err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"restored": "ok"})
@@ -115,38 +117,41 @@ func (n *Node) restore(body io.Reader) error {
 }
 
 func (n *Node) forwardRestore(ctx context.Context, body io.Reader) error {
-	if n.members == nil {
-		return &UnavailableError{Err: raft.ErrNotLeader}
+	leader, err := n.engine.Leader()
+	if err != nil {
+		return err
 	}
-	_, leaderID := n.raft.raft.LeaderWithID()
-	m, ok := n.members.member(string(leaderID))
-	if leaderID == "" || !ok {
-		return &UnavailableError{Err: errors.New("no leader known")}
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+m.APIAddr+internalPrefix+"restore", body)
+	leaderID := leader.ID
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+leader.APIAddr+internalPrefix+"restore", body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+n.cfg.Cluster.secret)
 	resp, err := n.peers.http.Do(req)
 	if err != nil {
+		if isDialError(err) {
+			return fmt.Errorf("%w: forward restore to leader %s: %v", errNotSent, leaderID, err)
+		}
 		return fmt.Errorf("forward restore to leader %s: %w", leaderID, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("leader %s: %s", leaderID, b)
+		if err := peerError(resp, "restore on leader "+leaderID, b); err != nil {
+			return err
+		}
+		return fmt.Errorf("leader %s: %s", leaderID, peerMessage(b))
 	}
 	return nil
 }
 
 func (n *Node) handleInternalRestore(w http.ResponseWriter, r *http.Request) {
 	if n.raft.raft.State() != raft.Leader {
-		http.Error(w, "not the leader", http.StatusConflict)
+		httperr.Write(w, http.StatusConflict, "not the leader")
 		return
 	}
 	if err := n.restore(r.Body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
