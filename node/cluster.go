@@ -240,7 +240,7 @@ func (n *Node) removeServer(id string) error {
 	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == id }) {
 		return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
 	}
-	return cs.Classify("remove "+id, r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error())
+	return membershipError("remove "+id, r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error())
 }
 
 // transferLeadership hands leadership to id, or to the most up-to-date
@@ -251,7 +251,7 @@ func (n *Node) transferLeadership(id string) error {
 		return n.forwardToLeader("raft/transfer", id)
 	}
 	if id == "" {
-		return cs.Classify("transfer leadership", r.LeadershipTransfer().Error())
+		return membershipError("transfer leadership", r.LeadershipTransfer().Error())
 	}
 	if id == n.cfg.Node.ID {
 		return nil
@@ -262,10 +262,23 @@ func (n *Node) transferLeadership(id string) error {
 	}
 	for _, s := range f.Configuration().Servers {
 		if string(s.ID) == id {
-			return cs.Classify("transfer leadership to "+id, r.LeadershipTransferToServer(s.ID, s.Address).Error())
+			return membershipError("transfer leadership to "+id, r.LeadershipTransferToServer(s.ID, s.Address).Error())
 		}
 	}
 	return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
+}
+
+// membershipError classifies a failed membership change: unavailable
+// (no longer the leader, shutting down: retry) or a request Raft cannot
+// carry out as asked (no peer to hand leadership to), which is 400 as it
+// always was.
+func membershipError(what string, err error) error {
+	err = cs.Classify(what, err)
+	var u *UnavailableError
+	if err == nil || errors.As(err, &u) {
+		return err
+	}
+	return &httperr.Error{Code: http.StatusBadRequest, Err: err}
 }
 
 // forwardToLeader asks the leader to run a membership change on its

@@ -179,16 +179,18 @@ func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body 
 
 // peerError maps a peer's error answer onto the forwarding protocol: 409
 // is errNotSent (the peer did nothing; retry elsewhere), 503 an
-// *UnavailableError, another 4xx the same status for the caller's client.
+// *UnavailableError, another 4xx but 401/403 the same status for the
+// caller's client.
 func peerError(resp *http.Response, what string, body []byte) error {
 	switch code := resp.StatusCode; {
 	case code == http.StatusConflict:
 		return fmt.Errorf("%w: %s: %s", errNotSent, what, peerMessage(body))
 	case code == http.StatusServiceUnavailable:
 		return &UnavailableError{Err: fmt.Errorf("%s: %s", what, peerMessage(body))}
-	case code >= 400 && code < 500:
+	case code >= 400 && code < 500 && code != http.StatusUnauthorized && code != http.StatusForbidden:
 		// The peer judged the request itself wrong: the caller's client
-		// made the same mistake, and sees the same status.
+		// made the same mistake, and sees the same status. (A 401 is this
+		// cluster's secret, not the client's token: that stays a 500.)
 		return httperr.Errorf(code, "%s: %s", what, peerMessage(body))
 	case code >= 300:
 		return fmt.Errorf("%s: %s: %s", what, resp.Status, peerMessage(body))
