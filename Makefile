@@ -37,9 +37,9 @@ run: build
 ## test: everything CI runs: lint, unit tests, fuzzing, end-to-end tests
 test: tools build lint unit fuzz e2e
 
-## unit: package tests (fsm, blob, events, node, api, ...)
+## unit: package tests (fsm, blob, events, node, api, ...), under the race detector
 unit:
-	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 
 ## fuzz: each fuzz target for $(FUZZTIME); a Fuzz function missing from FUZZ_TARGETS is an error
 fuzz:

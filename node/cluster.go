@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	cs "github.com/berth-registry/berth/node/consensus"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // leaderLoop follows this node's leadership. On gaining it, it first
@@ -43,19 +47,13 @@ func (n *Node) leaderLoop(ctx context.Context) {
 }
 
 func (n *Node) lead(ctx context.Context) {
-	r := n.raft.raft
-	term := r.CurrentTerm()
-	for {
-		if err := r.Barrier(10 * time.Second).Error(); err == nil {
-			break
-		} else if r.State() != raft.Leader || ctx.Err() != nil {
-			return
-		} else {
-			n.logger.Warn("leader barrier failed; retrying", "err", err)
-		}
+	term, ok := n.engine.EstablishTerm(ctx, func(err error) {
+		n.logger.Warn("leader barrier failed; retrying", "err", err)
+	})
+	if !ok {
+		return
 	}
-	n.readyTerm.Store(term)
-	n.logger.Info("leading", "term", term, "commit", r.CommitIndex())
+	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	if n.members == nil {
 		return
 	}
@@ -243,9 +241,9 @@ func (n *Node) removeServer(id string) error {
 		return err
 	}
 	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == id }) {
-		return fmt.Errorf("node %q is not a member of the raft configuration", id)
+		return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
 	}
-	return r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+	return membershipError("remove "+id, r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error())
 }
 
 // transferLeadership hands leadership to id, or to the most up-to-date
@@ -256,7 +254,7 @@ func (n *Node) transferLeadership(id string) error {
 		return n.forwardToLeader("raft/transfer", id)
 	}
 	if id == "" {
-		return r.LeadershipTransfer().Error()
+		return membershipError("transfer leadership", r.LeadershipTransfer().Error())
 	}
 	if id == n.cfg.Node.ID {
 		return nil
@@ -267,25 +265,36 @@ func (n *Node) transferLeadership(id string) error {
 	}
 	for _, s := range f.Configuration().Servers {
 		if string(s.ID) == id {
-			return r.LeadershipTransferToServer(s.ID, s.Address).Error()
+			return membershipError("transfer leadership to "+id, r.LeadershipTransferToServer(s.ID, s.Address).Error())
 		}
 	}
-	return fmt.Errorf("node %q is not a member of the raft configuration", id)
+	return httperr.Errorf(http.StatusBadRequest, "node %q is not a member of the raft configuration", id)
 }
 
-func (n *Node) forwardToLeader(path, id string) error {
-	if n.members == nil {
-		return &UnavailableError{Err: raft.ErrNotLeader}
+// membershipError classifies a failed membership change: unavailable
+// (no longer the leader, shutting down: retry) or a request Raft cannot
+// carry out as asked (no peer to hand leadership to), which is 400 as it
+// always was.
+func membershipError(what string, err error) error {
+	err = cs.Classify(what, err)
+	var u *UnavailableError
+	if err == nil || errors.As(err, &u) {
+		return err
 	}
-	_, leaderID := n.raft.raft.LeaderWithID()
-	m, ok := n.members.member(string(leaderID))
-	if leaderID == "" || !ok {
-		return &UnavailableError{Err: errors.New("no leader known")}
+	return &httperr.Error{Code: http.StatusBadRequest, Err: err}
+}
+
+// forwardToLeader asks the leader to run a membership change on its
+// internal API.
+func (n *Node) forwardToLeader(path, id string) error {
+	leader, err := n.engine.Leader()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	body := fmt.Appendf(nil, `{"id":%q}`, id)
-	return n.peers.do(ctx, "POST", m.APIAddr, path, body, nil)
+	return n.peers.do(ctx, "POST", leader.APIAddr, path, body, nil)
 }
 
 // Join asks this node to contact another node's gossip address.

@@ -1,12 +1,13 @@
 package node
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/berth-registry/berth/node/admin"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // clusterAdmin serves the membership part of the admin API that clusterctl
@@ -54,7 +55,7 @@ func (n *Node) clusterAdmin() http.Handler {
 			return
 		}
 		if err := n.removeServer(id); err != nil {
-			adminError(w, statusFor(err), err.Error())
+			adminError(w, httperr.Status(err), err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": id})
@@ -65,7 +66,7 @@ func (n *Node) clusterAdmin() http.Handler {
 			return
 		}
 		if err := n.transferLeadership(id); err != nil {
-			adminError(w, statusFor(err), err.Error())
+			adminError(w, httperr.Status(err), err.Error())
 			return
 		}
 		// Report who leads now, once the new leader is known.
@@ -82,14 +83,7 @@ func (n *Node) clusterAdmin() http.Handler {
 	})
 	mux.HandleFunc("GET "+p+"snapshot", n.handleSnapshotSave)
 	mux.HandleFunc("POST "+p+"snapshot", n.handleSnapshotRestore)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(n.token)) != 1 {
-			adminError(w, http.StatusUnauthorized, "admin token required: pass --token or set BERTH_TOKEN")
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return admin.Guard(n.token).Wrap(mux)
 }
 
 func readID(w http.ResponseWriter, r *http.Request, required bool) (string, bool) {
@@ -110,6 +104,4 @@ func readID(w http.ResponseWriter, r *http.Request, required bool) (string, bool
 	return req.ID, true
 }
 
-func adminError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]any{"error": msg})
-}
+func adminError(w http.ResponseWriter, code int, msg string) { httperr.Write(w, code, msg) }

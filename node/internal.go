@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/events"
+	cs "github.com/berth-registry/berth/node/consensus"
+	"github.com/berth-registry/berth/node/httpauth"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // The internal API is how nodes talk to each other over the same HTTP
@@ -23,15 +23,6 @@ import (
 // read index, or asks any peer for its status. Every call carries the
 // cluster secret; without one configured the internal API is off.
 const internalPrefix = "/internal/v1/"
-
-// applyResult is the leader's answer to a forwarded proposal.
-type applyResult struct {
-	Index   uint64       `json:"index"`
-	Refusal *fsm.Refusal `json:"refusal,omitempty"`
-	// Gate is set when a voter cannot decode the event yet.
-	Gate  *GateError `json:"gate,omitempty"`
-	Error string     `json:"error,omitempty"`
-}
 
 // NodeStatus is one node's view of Raft, served to peers and clusterctl.
 type NodeStatus struct {
@@ -64,15 +55,11 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"raft/remove", n.handleRemove)
 	mux.HandleFunc("POST "+internalPrefix+"raft/transfer", n.handleTransfer)
 	mux.HandleFunc("POST "+internalPrefix+"restore", n.handleInternalRestore)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret := n.cfg.Cluster.secret
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
-			http.Error(w, "cluster secret required", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return httpauth.Guard{
+		Token: n.cfg.Cluster.secret,
+		Realm: "berth-internal",
+		Hint:  "cluster secret missing or wrong: every node needs the same cluster.secret",
+	}.Wrap(mux)
 }
 
 // handleForwardedApply commits an encoded event on behalf of a follower.
@@ -81,49 +68,26 @@ func (n *Node) internalHandler() http.Handler {
 func (n *Node) handleForwardedApply(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	if n.raft.raft.State() != raft.Leader {
-		http.Error(w, "not the leader", http.StatusConflict)
+	if _, err := events.Decode(body); err != nil {
+		// Bytes no node can decode would halt every FSM that met them.
+		httperr.Write(w, http.StatusBadRequest, (&BadEntryError{Err: err}).Error())
 		return
 	}
-	idx, err := n.applyLocal(body)
-	res := applyResult{Index: idx}
-	var refusal *fsm.Refusal
-	var unavailable *UnavailableError
-	var bad *BadEntryError
-	var gate *GateError
-	switch {
-	case err == nil:
-	case errors.As(err, &bad):
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	res, err := n.engine.ServeApply(body, time.Now().Add(n.cfg.Raft.ApplyTimeout))
+	if err != nil {
+		internalError(w, err)
 		return
-	case errors.As(err, &gate):
-		res.Gate = gate
-	case errors.As(err, &refusal):
-		res.Refusal = refusal
-	case errors.As(err, &unavailable):
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	default:
-		res.Error = err.Error()
 	}
 	writeJSON(w, http.StatusOK, res)
 }
 
 func (n *Node) handleReadIndex(w http.ResponseWriter, r *http.Request) {
-	if n.raft.raft.State() != raft.Leader {
-		http.Error(w, "not the leader", http.StatusConflict)
-		return
-	}
-	ans, err := n.leaderReadIndexFor(r.Context(), r.URL.Query().Get("from"))
-	if errors.Is(err, errNotSent) {
-		http.Error(w, err.Error(), http.StatusConflict)
-		return
-	}
+	ans, err := n.engine.ServeReadIndex(r.Context(), r.URL.Query().Get("from"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		internalError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ans)
@@ -134,11 +98,11 @@ func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
 		ID string `json:"id"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID == "" {
-		http.Error(w, "body must be {\"id\": NODE}", http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, `body must be {"id": NODE}`)
 		return
 	}
 	if err := n.removeServer(req.ID); err != nil {
-		http.Error(w, err.Error(), statusFor(err))
+		internalError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -149,29 +113,31 @@ func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		ID string `json:"id"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, "body must be {\"id\": NODE} (id may be empty)", http.StatusBadRequest)
+		httperr.Write(w, http.StatusBadRequest, `body must be {"id": NODE} (id may be empty)`)
 		return
 	}
 	if err := n.transferLeadership(req.ID); err != nil {
-		http.Error(w, err.Error(), statusFor(err))
+		internalError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func statusFor(err error) int {
-	var u *UnavailableError
-	if errors.As(err, &u) {
-		return http.StatusConflict
+// internalError answers a failed internal call. It is the mapping of
+// node/httperr with one addition that the forwarding protocol needs: an
+// error wrapping errNotSent (this node is not the leader, so it did
+// nothing) is 409, on which the calling follower retries against the new
+// leader (peerClient.do, consensus.Peers).
+func internalError(w http.ResponseWriter, err error) {
+	code := httperr.Status(err)
+	if errors.Is(err, errNotSent) {
+		code = http.StatusConflict
 	}
-	return http.StatusBadRequest
+	httperr.Write(w, code, err.Error())
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
+// writeJSON answers v as JSON (node/httperr.JSON).
+func writeJSON(w http.ResponseWriter, code int, v any) { httperr.JSON(w, code, v) }
 
 // peerClient calls other nodes' internal API.
 type peerClient struct {
@@ -191,7 +157,7 @@ func newPeerClient(secret string) *peerClient {
 
 // errNotSent marks a call that certainly did not reach a leader that acted
 // on it (connection refused, peer not leader), so it is safe to retry.
-var errNotSent = errors.New("not delivered")
+var errNotSent = cs.ErrNotSent
 
 func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+apiAddr+internalPrefix+path, bytes.NewReader(body))
@@ -208,13 +174,8 @@ func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	switch {
-	case resp.StatusCode == http.StatusConflict:
-		return fmt.Errorf("%w: %s: %s", errNotSent, apiAddr, strings.TrimSpace(string(b)))
-	case resp.StatusCode == http.StatusServiceUnavailable:
-		return &UnavailableError{Err: fmt.Errorf("%s: %s", apiAddr, strings.TrimSpace(string(b)))}
-	case resp.StatusCode >= 300:
-		return fmt.Errorf("%s %s on %s: %s: %s", method, path, apiAddr, resp.Status, strings.TrimSpace(string(b)))
+	if err := peerError(resp, method+" "+path+" on "+apiAddr, b); err != nil {
+		return err
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -223,6 +184,39 @@ func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body 
 		return fmt.Errorf("decode %s answer from %s: %w", path, apiAddr, err)
 	}
 	return nil
+}
+
+// peerError maps a peer's error answer onto the forwarding protocol: 409
+// is errNotSent (the peer did nothing; retry elsewhere), 503 an
+// *UnavailableError, another 4xx but 401/403 the same status for the
+// caller's client.
+func peerError(resp *http.Response, what string, body []byte) error {
+	switch code := resp.StatusCode; {
+	case code == http.StatusConflict:
+		return fmt.Errorf("%w: %s: %s", errNotSent, what, peerMessage(body))
+	case code == http.StatusServiceUnavailable:
+		return &UnavailableError{Err: fmt.Errorf("%s: %s", what, peerMessage(body))}
+	case code >= 400 && code < 500 && code != http.StatusUnauthorized && code != http.StatusForbidden:
+		// The peer judged the request itself wrong: the caller's client
+		// made the same mistake, and sees the same status. (A 401 is this
+		// cluster's secret, not the client's token: that stays a 500.)
+		return httperr.Errorf(code, "%s: %s", what, peerMessage(body))
+	case code >= 300:
+		return fmt.Errorf("%s: %s: %s", what, resp.Status, peerMessage(body))
+	}
+	return nil
+}
+
+// peerMessage is the message of a peer's error answer: the "error" of a
+// JSON body (httperr.Write), or the text as it is.
+func peerMessage(b []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // isDialError reports whether the request never left this node: a failed

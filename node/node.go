@@ -6,7 +6,6 @@ package node
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +15,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,6 +26,7 @@ import (
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
+	cs "github.com/berth-registry/berth/node/consensus"
 	"github.com/berth-registry/berth/node/limit"
 )
 
@@ -48,12 +46,10 @@ type Node struct {
 	members *membership
 	peers   *peerClient
 
-	leaderReads   *batcher[uint64]
-	followerReads *batcher[uint64]
-	// readyTerm is the term in which this node, as leader, has committed
-	// its barrier; read-index reads are served only then.
-	readyTerm atomic.Uint64
-	stop      context.CancelFunc
+	// engine is the consensus surface (propose, read index, leadership)
+	// over raft; see node/consensus.
+	engine *cs.Engine
+	stop   context.CancelFunc
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -93,8 +89,6 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		}
 	}()
 	n := &Node{cfg: cfg, version: version, logger: logger, ln: limit.Listener(ln, cfg.Limits.MaxConnections), stop: func() {}}
-	n.leaderReads = newBatcher(n.verifiedReadIndex)
-	n.followerReads = newBatcher(n.forwardedReadIndex)
 
 	tokenFile := cfg.Admin.TokenFile
 	if tokenFile == "" {
@@ -131,6 +125,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			n.close()
 			return nil, err
 		}
+	}
+	if n.engine, err = n.openEngine(); err != nil {
+		n.close()
+		return nil, err
 	}
 	n.srv = &http.Server{
 		Handler:           n.handler(),
@@ -227,7 +225,7 @@ func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no raft leader", http.StatusServiceUnavailable)
 	case !st.Voter:
 		http.Error(w, "not (yet) a member of the raft configuration", http.StatusServiceUnavailable)
-	case st.Leader == st.ID && n.readyTerm.Load() != st.Term:
+	case st.Leader == st.ID && n.engine.ReadyTerm() != st.Term:
 		// A leader serves reads only after its barrier: before it, the FSM
 		// may not yet hold what was acknowledged before a restart.
 		http.Error(w, "leader still committing its first entry of the term", http.StatusServiceUnavailable)
@@ -317,14 +315,8 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 }
 
-// requireToken guards operator endpoints with the admin token.
+// requireToken guards operator endpoints with the admin token, the same
+// way as the admin API.
 func (n *Node) requireToken(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(n.token)) != 1 {
-			http.Error(w, "admin token required", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return admin.Guard(n.token).Wrap(h)
 }

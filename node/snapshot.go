@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // A backup file is one JSON header line followed by the FSM's own snapshot
@@ -80,7 +81,7 @@ func restoreStatus(err error) int {
 	if errors.As(err, &re) {
 		return re.code
 	}
-	return statusFor(err)
+	return httperr.Status(err)
 }
 
 // parseForce reads the force query parameter of a restore.
@@ -180,21 +181,21 @@ func (n *Node) restore(ctx context.Context, body io.Reader, force bool) error {
 }
 
 func (n *Node) forwardRestore(ctx context.Context, body io.Reader, force bool) error {
-	if n.members == nil {
-		return &UnavailableError{Err: raft.ErrNotLeader}
+	leader, err := n.engine.Leader()
+	if err != nil {
+		return err
 	}
-	_, leaderID := n.raft.raft.LeaderWithID()
-	m, ok := n.members.member(string(leaderID))
-	if leaderID == "" || !ok {
-		return &UnavailableError{Err: errors.New("no leader known")}
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+m.APIAddr+internalPrefix+"restore?force="+strconv.FormatBool(force), body)
+	leaderID := leader.ID
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+leader.APIAddr+internalPrefix+"restore?force="+strconv.FormatBool(force), body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+n.cfg.Cluster.secret)
 	resp, err := n.peers.http.Do(req)
 	if err != nil {
+		if isDialError(err) {
+			return fmt.Errorf("%w: forward restore to leader %s: %v", errNotSent, leaderID, err)
+		}
 		return fmt.Errorf("forward restore to leader %s: %w", leaderID, err)
 	}
 	defer resp.Body.Close()
@@ -211,7 +212,7 @@ func (n *Node) forwardRestore(ctx context.Context, body io.Reader, force bool) e
 
 func (n *Node) handleInternalRestore(w http.ResponseWriter, r *http.Request) {
 	if n.raft.raft.State() != raft.Leader {
-		http.Error(w, "not the leader", http.StatusConflict)
+		httperr.Write(w, http.StatusConflict, "not the leader")
 		return
 	}
 	force, err := parseForce(r)
@@ -219,7 +220,7 @@ func (n *Node) handleInternalRestore(w http.ResponseWriter, r *http.Request) {
 		err = n.restore(r.Context(), r.Body, force)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), restoreStatus(err))
+		httperr.Write(w, restoreStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -10,13 +10,13 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/node/httpauth"
 )
 
 // Proposer commits an event through the log. It returns once the event is
@@ -73,26 +73,19 @@ func New(token string, p Proposer, r Reader, logger *slog.Logger) http.Handler {
 	return s.authenticate(mux)
 }
 
+// Guard is how every admin endpoint of a node checks the admin token
+// (this API, the cluster admin API, pprof): the same 401 for all of them.
+func Guard(token string) httpauth.Guard {
+	return httpauth.Guard{
+		Token: token,
+		Realm: "berth-admin",
+		Hint:  "admin token missing or wrong: pass --token, set BERTH_TOKEN, or use the node's data/admin.token",
+	}
+}
+
 // authenticate lets a request through only with the node's admin token.
 // It runs before routing, so that without the token nothing is revealed,
 // not even which paths exist.
 func (s *server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r.Header.Get("Authorization")) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="berth-admin"`)
-			writeErr(w, http.StatusUnauthorized, "admin token missing or wrong: pass --token, set BERTH_TOKEN, or use the node's data/admin.token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *server) authorized(header string) bool {
-	scheme, got, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || s.token == "" {
-		return false
-	}
-	// Constant time, so the answer's timing says nothing about how much
-	// of a guess was right.
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.token)) == 1
+	return Guard(s.token).Wrap(next)
 }

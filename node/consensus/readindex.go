@@ -1,23 +1,22 @@
-package node
+package consensus
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// readIndex returns an FSM index that covers every write acknowledged
+// ReadIndex returns an FSM index that covers every write acknowledged
 // before the call began (rule 6): the leader confirms with a quorum that
 // it still leads (a lease alone is not enough), then reports its commit
 // index; a follower asks the leader, and its own term check can complete
 // the quorum (leaderReadIndexFor). Concurrent readers share one round.
-func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	idx, err := n.readIndexRound(ctx)
-	if err == nil || !errors.Is(err, errNotSent) {
+func (e *Engine) ReadIndex(ctx context.Context) (uint64, error) {
+	idx, err := e.readIndexRound(ctx)
+	if err == nil || !errors.Is(err, ErrNotSent) {
 		return idx, err
 	}
 	// Only a read that must wait for a leader pays for a deadline timer.
@@ -31,23 +30,23 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
-		idx, err = n.readIndexRound(ctx)
-		if err == nil || !errors.Is(err, errNotSent) {
+		idx, err = e.readIndexRound(ctx)
+		if err == nil || !errors.Is(err, ErrNotSent) {
 			return idx, err
 		}
 	}
 }
 
-func (n *Node) readIndexRound(ctx context.Context) (uint64, error) {
-	if n.raft.raft.State() == raft.Leader {
-		return n.leaderReads.call(ctx)
+func (e *Engine) readIndexRound(ctx context.Context) (uint64, error) {
+	if e.r.State() == raft.Leader {
+		return e.leaderReads.call(ctx)
 	}
-	return n.followerReads.call(ctx)
+	return e.followerReads.call(ctx)
 }
 
-// readIndexAnswer is the leader's answer to a follower: the index to wait
+// ReadIndexAnswer is the leader's answer to a follower: the index to wait
 // for, and the term in which the leader gave it.
-type readIndexAnswer struct {
+type ReadIndexAnswer struct {
 	Index uint64 `json:"index"`
 	Term  uint64 `json:"term"`
 }
@@ -64,32 +63,32 @@ type readIndexAnswer struct {
 // heartbeat round proves nothing more and is skipped; with more voters it
 // still runs. This removes a network round and the leader's batching wait
 // from two of every three reads behind a load balancer.
-func (n *Node) leaderReadIndexFor(ctx context.Context, from string) (readIndexAnswer, error) {
-	if n.pairIsMajority(from) {
-		term, idx, err := n.leaderCommit()
-		return readIndexAnswer{Index: idx, Term: term}, err
+func (e *Engine) leaderReadIndexFor(ctx context.Context, from string) (ReadIndexAnswer, error) {
+	if e.pairIsMajority(from) {
+		term, idx, err := e.leaderCommit()
+		return ReadIndexAnswer{Index: idx, Term: term}, err
 	}
-	term := n.raft.raft.CurrentTerm()
-	idx, err := n.leaderReads.call(ctx)
+	term := e.r.CurrentTerm()
+	idx, err := e.leaderReads.call(ctx)
 	if err != nil {
-		return readIndexAnswer{}, err
+		return ReadIndexAnswer{}, err
 	}
-	if n.raft.raft.CurrentTerm() != term {
-		return readIndexAnswer{}, &UnavailableError{Err: errors.New("term changed during the read index")}
+	if e.r.CurrentTerm() != term {
+		return ReadIndexAnswer{}, &UnavailableError{Err: errors.New("term changed during the read index")}
 	}
-	return readIndexAnswer{Index: idx, Term: term}, nil
+	return ReadIndexAnswer{Index: idx, Term: term}, nil
 }
 
 // pairIsMajority reports whether this leader and the voter from form a
 // majority of the latest configuration (the one the leader counts votes
 // by; Raft changes one server at a time, so its majorities and the
 // previous configuration's intersect).
-func (n *Node) pairIsMajority(from string) bool {
-	f := n.raft.raft.GetConfiguration()
+func (e *Engine) pairIsMajority(from string) bool {
+	f := e.r.GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}
-	return pairIsMajority(f.Configuration().Servers, n.cfg.Node.ID, from)
+	return pairIsMajority(f.Configuration().Servers, e.cfg.ID, from)
 }
 
 func pairIsMajority(servers []raft.Server, self, from string) bool {
@@ -113,85 +112,111 @@ func pairIsMajority(servers []raft.Server, self, from string) bool {
 // node that still leads the same term afterwards led it when it read, since
 // a node never leads twice in one term and moves to a newer term before it
 // grants any vote in it.
-func (n *Node) leaderCommit() (term, index uint64, err error) {
-	r := n.raft.raft
+func (e *Engine) leaderCommit() (term, index uint64, err error) {
+	r := e.r
 	term = r.CurrentTerm()
 	if r.State() != raft.Leader {
-		return 0, 0, fmt.Errorf("%w: not the leader", errNotSent)
+		return 0, 0, fmt.Errorf("%w: not the leader", ErrNotSent)
 	}
 	// Until the leader has committed an entry of its own term its commit
 	// index may trail what the previous leader acknowledged.
-	if n.readyTerm.Load() != term {
+	if e.readyTerm.Load() != term {
 		return 0, 0, &UnavailableError{Err: errors.New("new leader is still establishing its term")}
 	}
 	commit := r.CommitIndex()
-	if r.State() != raft.Leader || r.CurrentTerm() != term {
-		return 0, 0, fmt.Errorf("%w: lost leadership during the read index", errNotSent)
+	if h := e.hooks.afterCommitRead; h != nil {
+		h()
 	}
-	return term, n.lastCommandAtOrBelow(commit), nil
+	if r.State() != raft.Leader || r.CurrentTerm() != term {
+		return 0, 0, fmt.Errorf("%w: lost leadership during the read index", ErrNotSent)
+	}
+	return term, e.LastCommandAtOrBelow(commit), nil
 }
 
 // verifiedReadIndex is one leader round: read the commit index, then prove
 // leadership with a heartbeat round to a quorum.
-func (n *Node) verifiedReadIndex(context.Context) (uint64, error) {
-	_, idx, err := n.leaderCommit()
+func (e *Engine) verifiedReadIndex(context.Context) (uint64, error) {
+	_, idx, err := e.leaderCommit()
 	if err != nil {
 		return 0, err
 	}
-	if err := n.raft.raft.VerifyLeader().Error(); err != nil {
+	if h := e.hooks.verifiedRound; h != nil {
+		h()
+	}
+	if err := e.r.VerifyLeader().Error(); err != nil {
 		return 0, &UnavailableError{Err: fmt.Errorf("leadership not confirmed by a quorum: %w", err)}
 	}
 	return idx, nil
 }
 
 // forwardedReadIndex is one follower round: ask the leader.
-func (n *Node) forwardedReadIndex(ctx context.Context) (uint64, error) {
-	if n.members == nil {
-		return 0, &UnavailableError{Err: raft.ErrNotLeader}
-	}
-	_, leaderID := n.raft.raft.LeaderWithID()
-	if leaderID == "" {
-		return 0, fmt.Errorf("%w: no leader known", errNotSent)
-	}
-	leader, ok := n.members.member(string(leaderID))
-	if !ok || leader.APIAddr == "" {
-		return 0, fmt.Errorf("%w: leader %s not known through gossip", errNotSent, leaderID)
+func (e *Engine) forwardedReadIndex(ctx context.Context) (uint64, error) {
+	leader, err := e.Leader()
+	if err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	var res readIndexAnswer
-	if err := n.peers.do(ctx, "GET", leader.APIAddr, "readindex?from="+url.QueryEscape(n.cfg.Node.ID), nil, &res); err != nil {
-		if errors.Is(err, errNotSent) {
+	res, err := e.cfg.Peers.ReadIndex(ctx, leader.APIAddr, e.cfg.ID)
+	if err != nil {
+		if errors.Is(err, ErrNotSent) {
 			return 0, err
 		}
 		var u *UnavailableError
 		if errors.As(err, &u) {
 			return 0, err
 		}
-		return 0, &UnavailableError{Err: fmt.Errorf("read index from leader %s: %w", leaderID, err)}
+		return 0, &UnavailableError{Err: fmt.Errorf("read index from leader %s: %w", leader.ID, err)}
+	}
+	if h := e.hooks.afterLeaderAnswer; h != nil {
+		h(res)
 	}
 	// This node's half of the proof (leaderReadIndexFor): still in the term
 	// the leader answered in, so it has voted in no newer election. A leader
 	// that sends no term (an older version) proved it with a heartbeat round.
-	if cur := n.raft.raft.CurrentTerm(); res.Term != 0 && cur != res.Term {
-		return 0, fmt.Errorf("%w: term moved from %d to %d during the read index", errNotSent, res.Term, cur)
+	if cur := e.r.CurrentTerm(); res.Term != 0 && cur != res.Term {
+		return 0, fmt.Errorf("%w: term moved from %d to %d during the read index", ErrNotSent, res.Term, cur)
 	}
 	return res.Index, nil
 }
 
-// lastCommandAtOrBelow maps a Raft index to the FSM's index space. The FSM
+// ServeReadIndex is the leader's side of a follower's read-index request,
+// whatever carries it. An error wrapping ErrNotSent means this node does
+// not lead (any more): the follower asks again, of the new leader.
+func (e *Engine) ServeReadIndex(ctx context.Context, from string) (ReadIndexAnswer, error) {
+	if !e.IsLeader() {
+		return ReadIndexAnswer{}, fmt.Errorf("%w: not the leader", ErrNotSent)
+	}
+	return e.leaderReadIndexFor(ctx, from)
+}
+
+// WaitRead returns once this node's FSM holds every write acknowledged
+// before the call (rule 6): it obtains a read index and waits for the FSM
+// to apply it.
+func (e *Engine) WaitRead(ctx context.Context) error {
+	idx, err := e.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.cfg.FSM.WaitApplied(ctx, idx); err != nil {
+		return &UnavailableError{Err: fmt.Errorf("catching up to read index %d: %w", idx, err)}
+	}
+	return nil
+}
+
+// LastCommandAtOrBelow maps a Raft index to the FSM's index space. The FSM
 // only sees command entries; no-op, barrier and configuration entries never
 // reach it, so waiting for the FSM to reach such an index could wait
 // forever. The answer is the last command at or below idx, found by walking
 // back through the (cached) log; usually idx itself.
-func (n *Node) lastCommandAtOrBelow(idx uint64) uint64 {
-	applied := n.fsm.AppliedIndex()
+func (e *Engine) LastCommandAtOrBelow(idx uint64) uint64 {
+	applied := e.cfg.FSM.AppliedIndex()
 	if applied >= idx {
 		return idx
 	}
 	for i := idx; i > applied; i-- {
 		var l raft.Log
-		if err := n.raft.logs.GetLog(i, &l); err != nil {
+		if err := e.cfg.Logs.GetLog(i, &l); err != nil {
 			// Compacted into a snapshot, which the FSM already holds.
 			return applied
 		}
