@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // startTestNode runs a real single node with a known admin token and
@@ -34,6 +35,13 @@ func startTestNode(t *testing.T) string {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
+	// Ready means the leader committed its first barrier: before it, a
+	// read index is refused ("still establishing its term").
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := n.waitCaughtUp(wctx); err != nil {
+		t.Fatal(err)
+	}
 	return "http://" + n.Addr()
 }
 
