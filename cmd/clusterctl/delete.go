@@ -10,8 +10,8 @@ import (
 
 func deleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "delete KIND NAME [NAME...]",
-		Short:   "Delete resources: delete registry NAME, delete webhook NAME",
+		Use:   "delete KIND NAME [NAME...]",
+		Short: "Delete resources: delete registry NAME, delete webhook NAME",
 		Example: `  clusterctl delete registry hub
   clusterctl delete webhook ci`,
 		Args: func(_ *cobra.Command, args []string) error {

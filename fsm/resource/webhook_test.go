@@ -91,7 +91,7 @@ func TestWebhookValidationErrors(t *testing.T) {
 			[]string{`spec.url: "/hooks" must be an absolute http(s) URL`}},
 		{"userinfo and fragment", webhook("url: https://bob:pw@c.io/h#x"),
 			[]string{"spec.url: must not contain credentials", "spec.url: must not have a fragment"}},
-		{"long url", webhook("url: https://c.io/"+strings.Repeat("a", 2048)),
+		{"long url", webhook("url: https://c.io/" + strings.Repeat("a", 2048)),
 			[]string{"spec.url: 2061 characters, at most 2048 allowed"}},
 		{"bad events", webhook("url: https://c.io", "events: [manifest.pushed, dev.berth.tag.deleted, image.pushed, 3]"),
 			[]string{"spec.events[3]: must be a string, got number 3", `spec.events[1]: "dev.berth.tag.deleted" is written "tag.deleted" here`, `spec.events[2]: "image.pushed" is not one of manifest.pushed, manifest.deleted, tag.updated, tag.deleted, repository.deleted, resource.applied, resource.deleted, manifest.pulled, blob.pulled`}},
