@@ -388,6 +388,9 @@ func checkHeaders(o *object, p *problems) map[string][]string {
 		case string:
 			values = []string{val}
 		case []any:
+			if len(val) == 0 {
+				p.add(at, "no value: give at least one, or leave the header out")
+			}
 			for i, e := range val {
 				s, isStr := e.(string)
 				if !isStr {
@@ -405,9 +408,6 @@ func checkHeaders(o *object, p *problems) map[string][]string {
 				p.add(at, "value %q has a control character or line break", s)
 			}
 			size += len(name) + len(s)
-		}
-		if len(values) == 0 {
-			p.add(at, "no value: give at least one, or leave the header out")
 		}
 		out[name] = append([]string{}, values...)
 	}
