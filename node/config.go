@@ -31,6 +31,7 @@ type Config struct {
 	Admin   AdminConfig   `yaml:"admin"`
 	Limits  LimitsConfig  `yaml:"limits"`
 	Log     LogConfig     `yaml:"log"`
+	Secrets SecretsConfig `yaml:"secrets"`
 }
 
 // NodeConfig identifies this node.

@@ -28,6 +28,7 @@ import (
 	"github.com/berth-registry/berth/node/api"
 	cs "github.com/berth-registry/berth/node/consensus"
 	"github.com/berth-registry/berth/node/limit"
+	"github.com/berth-registry/berth/node/secrets"
 )
 
 // Node is one running registryd. Create it with New, then call Run.
@@ -200,7 +201,9 @@ func (n *Node) handler() http.Handler {
 	mux.Handle("/v2/", limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
 		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout}, n, n, n.blobs, n.logger)))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
-	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger))
+	// Webhook and Registry GETs show whether this node can read the
+	// secrets they reference (status.conditions).
+	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions)))
 	mux.Handle(internalPrefix, n.internalHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -10,9 +10,10 @@ import (
 
 func deleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "delete KIND NAME [NAME...]",
-		Short:   "Delete resources: delete registry NAME",
-		Example: `  clusterctl delete registry hub`,
+		Use:   "delete KIND NAME [NAME...]",
+		Short: "Delete resources: delete registry NAME, delete webhook NAME",
+		Example: `  clusterctl delete registry hub
+  clusterctl delete webhook ci`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return errors.New("delete needs a kind and a name, e.g. delete registry NAME")

@@ -12,10 +12,12 @@ func getCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
-		Short: "Show resources: get registries, get registry NAME",
+		Short: "Show resources: get registries, get registry NAME, get webhooks",
 		Example: `  clusterctl get registries
   clusterctl get registries -o wide
-  clusterctl get registry hub -o yaml`,
+  clusterctl get registry hub -o yaml
+  clusterctl get webhooks
+  clusterctl get webhook ci`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 || len(args) > 2 {
 				return errors.New("get needs a kind and at most one name, e.g. get registries, or get registry NAME")

@@ -104,6 +104,8 @@ func columns(kind string) (normal, wide []column) {
 	case "Registry":
 		return []column{name, {"TYPE", path("spec.type")}, {"URL", path("spec.url")}, {"ENABLED", path("spec.enabled")}, generation, {"AGE", ageOf}},
 			[]column{{"INSECURE", dashed("spec.insecure")}, {"CREDENTIALS", dashed("spec.credentials.type")}, labels, created, {"DESCRIPTION", dashed("spec.description")}}
+	case "Webhook":
+		return webhookColumns(name, generation, labels, created)
 	}
 	return []column{name, generation, {"AGE", ageOf}}, []column{labels, created}
 }
@@ -174,6 +176,10 @@ func printOne(w io.Writer, doc map[string]any, output string, now time.Time) err
 			{"Credentials:", credentials(doc)},
 		}...)
 	}
+	if kind == "Webhook" {
+		rows = append(rows, webhookDetails(doc)...)
+	}
+	rows = append(rows, conditionRows(doc)...)
 	rows = append(rows, [][2]string{
 		{"Labels:", orDash(str(doc, "metadata.labels"))},
 		{"Annotations:", orDash(str(doc, "metadata.annotations"))},

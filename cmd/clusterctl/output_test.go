@@ -98,9 +98,9 @@ Updated:     2026-03-15T11:59:30Z
 	}
 	// A kind without its own layout still shows its metadata.
 	got = render(t, func(b *bytes.Buffer) error {
-		return printOne(b, docs(t, `{"kind":"Webhook","metadata":{"name":"w","generation":1}}`)[0], "", now)
+		return printOne(b, docs(t, `{"kind":"Widget","metadata":{"name":"w","generation":1}}`)[0], "", now)
 	})
-	if !strings.HasPrefix(got, "Webhook Details\nName:        w\nLabels:") {
+	if !strings.HasPrefix(got, "Widget Details\nName:        w\nLabels:") {
 		t.Errorf("generic details:\n%s", got)
 	}
 }

@@ -66,6 +66,7 @@ type kindInfo struct {
 // kinds is the fixed table of known kinds; it is never modified.
 var kinds = []kindInfo{
 	{kind: "Registry", plural: "registries", aliases: []string{"reg", "regs"}, hasDescription: true, validate: validateRegistry},
+	{kind: "Webhook", plural: "webhooks", aliases: []string{"wh", "hook", "hooks"}, validate: validateWebhook},
 }
 
 func lookupKind(kind string) (kindInfo, bool) {
@@ -112,4 +113,14 @@ func Plural(kind string) string {
 		return k.plural
 	}
 	return strings.ToLower(kind)
+}
+
+// Condition is one observed fact about a resource, computed by the node
+// that answers (a secret it cannot read, say) and shown under
+// status.conditions. It is never part of the desired state or the log.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"` // "True", "False" or "Unknown"
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
 }

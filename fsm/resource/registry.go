@@ -82,7 +82,6 @@ var (
 	// namespaceRe is an OCI repository path prefix (distribution-spec).
 	namespaceRe  = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 	hostnameRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
-	secretKeyRe  = regexp.MustCompile(`^[-._A-Za-z0-9]{1,253}$`)
 	inlineSecret = []string{"username", "password", "token", "secret", "accessKey", "secretKey", "clientSecret"}
 )
 
@@ -244,17 +243,7 @@ func checkPEM(bundle string, p *problems) {
 func checkCredentials(o *object, p *problems) *Credentials {
 	c := &Credentials{Type: o.str("type"), Expires: o.str("expires")}
 	if ref, ok := o.object("secretRef"); ok {
-		c.SecretRef = &SecretRef{Name: ref.str("name"), Key: ref.str("key")}
-		ref.finish("name", "key")
-		switch {
-		case c.SecretRef.Name == "":
-			p.required("spec.credentials.secretRef.name", "required: the name of the secret")
-		case !nameRe.MatchString(c.SecretRef.Name):
-			p.add("spec.credentials.secretRef.name", "%q is not a valid secret name (1-63 lowercase letters, digits or '-')", c.SecretRef.Name)
-		}
-		if c.SecretRef.Key != "" && !secretKeyRe.MatchString(c.SecretRef.Key) {
-			p.add("spec.credentials.secretRef.key", "%q is not a valid key: letters, digits, '-', '_' or '.'", c.SecretRef.Key)
-		}
+		c.SecretRef = checkSecretRef(ref, "spec.credentials.secretRef", false, p)
 	}
 	refuseInlineSecrets(o, "spec.credentials.secretRef")
 	o.finish("type", "secretRef", "expires")

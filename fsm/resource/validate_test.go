@@ -147,11 +147,11 @@ func TestValidationErrors(t *testing.T) {
 		{"no apiVersion", strings.Replace(registry("type: zot", "url: https://z.io"), "apiVersion: berth.dev/v1\n", "", 1),
 			[]string{"apiVersion: required: apiVersion: berth.dev/v1"}},
 		{"unknown kind", strings.Replace(registry("type: zot"), "kind: Registry", "kind: Widget", 1),
-			[]string{`kind: "Widget" is not one of Registry`}},
+			[]string{`kind: "Widget" is not one of Registry, Webhook`}},
 		{"kind in wrong case", strings.Replace(registry("type: zot", "url: https://z.io"), "kind: Registry", "kind: registry", 1),
 			[]string{`kind: "registry" is spelled "Registry"`}},
 		{"no kind", strings.Replace(registry("type: zot"), "kind: Registry\n", "", 1),
-			[]string{"kind: required: one of Registry"}},
+			[]string{"kind: required: one of Registry, Webhook"}},
 		{"no name", strings.Replace(registry("type: zot", "url: https://z.io"), "  name: x\n", "  labels: {}\n", 1),
 			[]string{"metadata.name: required"}},
 		{"no metadata", strings.Replace(registry("type: zot", "url: https://z.io"), "metadata:\n  name: x\n", "", 1),
@@ -206,6 +206,10 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"spec.credentials.secretRef: not used with type none"}},
 		{"bad secret ref", registry("type: zot", "url: https://z.io", "credentials: {type: basic, secretRef: {name: Not_OK, key: 'a b', namespace: x}}"),
 			[]string{"spec.credentials.secretRef.namespace: unknown field; known fields here are name, key", `spec.credentials.secretRef.name: "Not_OK" is not a valid secret name`, `spec.credentials.secretRef.key: "a b" is not a valid key`}},
+		{"secret key escaping the secret", registry("type: zot", "url: https://z.io", "credentials: {type: basic, secretRef: {name: s, key: ..}}"),
+			[]string{`spec.credentials.secretRef.key: ".." is not a valid key`}},
+		{"secret key reserved by Kubernetes", registry("type: zot", "url: https://z.io", "credentials: {type: basic, secretRef: {name: s, key: ..data}}"),
+			[]string{`spec.credentials.secretRef.key: "..data" is not a valid key`}},
 		{"secret ref without name", registry("type: zot", "url: https://z.io", "credentials: {type: basic, secretRef: {key: k}}"),
 			[]string{"spec.credentials.secretRef.name: required"}},
 		{"bad expiry", registry("type: zot", "url: https://z.io", "credentials: {type: basic, secretRef: {name: s}, expires: next week}"),
@@ -298,7 +302,12 @@ func TestCanonicalKind(t *testing.T) {
 			t.Errorf("CanonicalKind(%q) = %q, want unknown", s, k)
 		}
 	}
-	if Plural("Registry") != "registries" || strings.Join(Kinds(), ",") != "Registry" {
+	for _, s := range []string{"Webhook", "webhook", "WEBHOOKS", "wh", "hook", "hooks"} {
+		if k, ok := CanonicalKind(s); !ok || k != "Webhook" {
+			t.Errorf("CanonicalKind(%q) = %q, %v", s, k, ok)
+		}
+	}
+	if Plural("Registry") != "registries" || Plural("Webhook") != "webhooks" || strings.Join(Kinds(), ",") != "Registry,Webhook" {
 		t.Errorf("Plural = %q, Kinds = %v", Plural("Registry"), Kinds())
 	}
 }

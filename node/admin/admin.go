@@ -39,16 +39,21 @@ type server struct {
 	props  Proposer
 	reads  Reader
 	logger *slog.Logger
+	// conditions, when set, adds status.conditions to what GET answers.
+	conditions ConditionsFunc
 }
 
 // New returns the handler for /admin/v1/..., guarded by a bearer token.
 // An empty token locks the API: nobody can use it. A nil logger logs
 // nothing.
-func New(token string, p Proposer, r Reader, logger *slog.Logger) http.Handler {
+func New(token string, p Proposer, r Reader, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &server{token: token, props: p, reads: r, logger: logger}
+	for _, o := range opts {
+		o(s)
+	}
 	mux := http.NewServeMux()
 	route := func(path string, handlers map[string]http.HandlerFunc) {
 		allow := make([]string, 0, len(handlers))

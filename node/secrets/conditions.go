@@ -1,0 +1,76 @@
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/berth-registry/berth/fsm/resource"
+)
+
+// ConditionSecretResolved is the condition type that says whether this
+// node can read the secret a resource references.
+const ConditionSecretResolved = "SecretResolved"
+
+// Conditions computes the observed conditions of a stored resource on this
+// node: for a Webhook with spec.signing and a Registry with
+// spec.credentials.secretRef, whether the secret can be read. A resource
+// that references no secret has no condition. It never fails: a problem is
+// what a condition reports.
+func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) []resource.Condition {
+	var d struct {
+		Spec struct {
+			Signing *struct {
+				SecretRef *resource.SecretRef `json:"secretRef"`
+			} `json:"signing"`
+			Credentials *struct {
+				SecretRef *resource.SecretRef `json:"secretRef"`
+			} `json:"credentials"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil
+	}
+	var ref *resource.SecretRef
+	switch {
+	case kind == "Webhook" && d.Spec.Signing != nil:
+		ref = d.Spec.Signing.SecretRef
+	case kind == "Registry" && d.Spec.Credentials != nil:
+		ref = d.Spec.Credentials.SecretRef
+	}
+	if ref == nil {
+		return nil
+	}
+	var err error
+	if kind == "Webhook" {
+		_, err = r.Resolve(ctx, *ref)
+	} else {
+		err = r.Exists(ctx, *ref)
+	}
+	return []resource.Condition{secretCondition(err)}
+}
+
+// secretCondition turns the outcome of reading a secret into a condition.
+// The message names the file but never its content.
+func secretCondition(err error) resource.Condition {
+	c := resource.Condition{Type: ConditionSecretResolved, Status: "False", Reason: "SecretUnreadable"}
+	switch {
+	case err == nil:
+		c.Status, c.Reason = "True", "SecretFound"
+		return c
+	case errors.Is(err, ErrNotFound):
+		c.Reason = "SecretNotFound"
+	case errors.Is(err, ErrTooLarge):
+		c.Reason = "SecretTooLarge"
+	case errors.Is(err, ErrEmpty):
+		c.Reason = "SecretEmpty"
+	case errors.Is(err, ErrInvalidRef):
+		c.Reason = "InvalidSecretRef"
+	case errors.Is(err, ErrNotFile):
+		c.Reason = "SecretNotAFile"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		c.Status, c.Reason = "Unknown", "Canceled"
+	}
+	c.Message = err.Error()
+	return c
+}
