@@ -121,15 +121,6 @@ func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) {
 // truncated or foreign file, or a header Raft would choke on, is refused
 // here with the state untouched.
 func (n *Node) restore(ctx context.Context, body io.Reader, force bool) error {
-	if !force {
-		v, err := n.ReadView(ctx)
-		if err != nil {
-			return err
-		}
-		if !v.Empty() {
-			return &restoreError{http.StatusConflict, "the cluster already holds repositories or resources, and a restore replaces all of it: restore into a fresh cluster, or pass --force (force=true) to overwrite"}
-		}
-	}
 	br := bufio.NewReaderSize(body, maxBackupHeader)
 	line, err := br.ReadSlice('\n')
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
@@ -165,6 +156,17 @@ func (n *Node) restore(ctx context.Context, body io.Reader, force bool) error {
 	}
 	if info.Index > hdr.Index {
 		return &restoreError{http.StatusBadRequest, fmt.Sprintf("backup header index %d is below the index %d of its state: the file is damaged", hdr.Index, info.Index)}
+	}
+	// The file first, then the state it would replace: a damaged file
+	// says so whether or not --force was given.
+	if !force {
+		v, err := n.ReadView(ctx)
+		if err != nil {
+			return err
+		}
+		if !v.Empty() {
+			return &restoreError{http.StatusConflict, "the cluster already holds repositories or resources, and a restore replaces all of it: restore into a fresh cluster, or pass --force (force=true) to overwrite"}
+		}
 	}
 	if info.Version < 2 {
 		n.logger.Warn("restoring a version 1 backup: it has no checksum, so a file cut between rows cannot be detected", "rows", info.Rows)
