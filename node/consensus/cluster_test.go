@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
 )
@@ -564,3 +566,47 @@ func (f fixedFSM) AppliedIndex() uint64                      { return uint64(f) 
 func (f fixedFSM) WaitApplied(context.Context, uint64) error { return nil }
 
 func errorsIsNotSent(err error) bool { return errors.Is(err, ErrNotSent) }
+
+// notNow is a leader-side error that says "not now" (a codec gate, a
+// halted FSM); diskFull is one that is also the leader's full disk.
+type notNow struct{ msg string }
+
+func (e notNow) Error() string     { return e.msg }
+func (e notNow) Unavailable() bool { return true }
+
+type diskFull struct{ notNow }
+
+func (diskFull) Unwrap() error { return blob.ErrNoSpace }
+
+// TestForwardedNotNowAnswers: what the leader's commit path refuses for
+// now travels back to the follower as such, once, without retries until
+// the deadline, and a full disk stays recognisable (the OCI API's 507).
+func TestForwardedNotNowAnswers(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	for _, tc := range []struct {
+		name        string
+		err         error
+		wantNoSpace bool
+	}{
+		{"gate or halt", notNow{"voter n2 cannot decode it yet"}, false},
+		{"leader's disk is full", diskFull{notNow{"disk full"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leader.eng.cfg.Local = func([]byte, time.Time) (uint64, error) { return 0, tc.err }
+			defer func() { leader.eng.cfg.Local = leader.eng.ApplyLocal }()
+			before := c.peers.applies.Load()
+			_, err := propose(t, c.follower(0), link("notnow/"+tc.name))
+			var u interface{ Unavailable() bool }
+			if !errors.As(err, &u) || !strings.Contains(err.Error(), tc.err.Error()) {
+				t.Fatalf("Propose = %v, want the leader's %q as unavailable", err, tc.err)
+			}
+			if got := errors.Is(err, blob.ErrNoSpace); got != tc.wantNoSpace {
+				t.Errorf("errors.Is(err, blob.ErrNoSpace) = %v, want %v", got, tc.wantNoSpace)
+			}
+			if n := c.peers.applies.Load() - before; n != 1 {
+				t.Errorf("forwarded %d times, want once (no retries for a lasting refusal)", n)
+			}
+		})
+	}
+}

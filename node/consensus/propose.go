@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/fsm"
 )
 
@@ -20,7 +21,10 @@ type ApplyResult struct {
 	// (a voter that cannot decode the event yet, a halted FSM): the
 	// follower answers 503 at once instead of retrying.
 	Unavailable string `json:"unavailable,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// NoSpace marks an Unavailable answer as the leader's full disk, so
+	// the follower's client gets the same 507 as the leader's would.
+	NoSpace bool   `json:"noSpace,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // unavailableAnswer is a forwarded ApplyResult.Unavailable.
@@ -28,6 +32,12 @@ type unavailableAnswer string
 
 func (u unavailableAnswer) Error() string     { return string(u) }
 func (u unavailableAnswer) Unavailable() bool { return true }
+
+// noSpaceAnswer is a forwarded disk-full refusal: it matches
+// blob.ErrNoSpace, which the OCI API answers with 507.
+type noSpaceAnswer struct{ unavailableAnswer }
+
+func (noSpaceAnswer) Unwrap() error { return blob.ErrNoSpace }
 
 // Propose commits one encoded event through the log and waits until this
 // node's FSM has applied it (rule 1), so the caller's next read on this
@@ -93,6 +103,8 @@ func (e *Engine) proposeOnce(ctx context.Context, b []byte, deadline time.Time) 
 		return 0, &UnavailableError{Err: fmt.Errorf("forward to leader %s: %w", leader.ID, err)}, false
 	case res.Refusal != nil:
 		return res.Index, res.Refusal, false
+	case res.Unavailable != "" && res.NoSpace:
+		return res.Index, noSpaceAnswer{unavailableAnswer(res.Unavailable)}, false
 	case res.Unavailable != "":
 		return res.Index, unavailableAnswer(res.Unavailable), false
 	case res.Error != "":
@@ -138,6 +150,7 @@ func (e *Engine) ServeApply(b []byte, deadline time.Time) (ApplyResult, error) {
 		var u interface{ Unavailable() bool }
 		if errors.As(err, &u) && u.Unavailable() {
 			res.Unavailable = err.Error()
+			res.NoSpace = errors.Is(err, blob.ErrNoSpace)
 		} else {
 			res.Error = err.Error()
 		}
