@@ -87,9 +87,11 @@ func (w Webhook) Normalize() (Webhook, error) {
 	default:
 		return w, fmt.Errorf("webhook %s: format %q is neither %q nor %q", w.Name, w.Format, FormatCloudEvents, FormatDistribution)
 	}
+	short := make([]string, len(w.Events))
 	for i, e := range w.Events {
-		w.Events[i] = events.ShortType(e)
+		short[i] = events.ShortType(e) // "dev.berth.tag.deleted" works too
 	}
+	w.Events = short
 	for _, p := range w.Repositories {
 		if !doublestar.ValidatePattern(strings.TrimPrefix(p, "!")) {
 			return w, fmt.Errorf("webhook %s: repository glob %q is malformed", w.Name, p)

@@ -27,6 +27,27 @@ const testCluster = "c1"
 // and creates the events stream the outbox would.
 func startJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
+	_, js := startJetStreamServer(t)
+	return js
+}
+
+// connect opens another client connection, as another node would.
+func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func startJetStreamServer(t *testing.T) (*server.Server, jetstream.JetStream) {
+	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 	})
@@ -38,22 +59,14 @@ func startJetStream(t *testing.T) jetstream.JetStream {
 		t.Fatal("nats-server did not start")
 	}
 	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := connect(t, s)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: DefaultEventsStream, Subjects: []string{"berth.>"}, Storage: jetstream.FileStorage,
 	}); err != nil {
 		t.Fatalf("create events stream: %v", err)
 	}
-	return js
+	return s, js
 }
 
 // publisher publishes events the way the outbox does (the contract in

@@ -24,6 +24,12 @@ type worker struct {
 	wh  Webhook
 	sem chan struct{}
 
+	// gate is closed until no event is held by a previous worker (one that
+	// crashed without handing its events back): their redeliveries must be
+	// queued before later events of their repositories go out.
+	gate        chan struct{}
+	gateWatched bool
+
 	mu      sync.Mutex
 	pending map[uint64]jetstream.Msg // stream sequence → held message
 	queues  map[string][]item        // repository → its events in order; present while draining
@@ -38,7 +44,7 @@ type item struct {
 
 func newWorker(m *Manager, wh Webhook) *worker {
 	return &worker{
-		m: m, wh: wh, sem: make(chan struct{}, m.opts.Concurrency),
+		m: m, wh: wh, sem: make(chan struct{}, m.opts.Concurrency), gate: make(chan struct{}),
 		pending: map[uint64]jetstream.Msg{}, queues: map[string][]item{},
 	}
 }
@@ -64,6 +70,10 @@ func (w *worker) consume(ctx context.Context) error {
 	cons, err := w.m.js.Consumer(ctx, w.m.opts.Stream, consumerName(w.wh.Name))
 	if err != nil {
 		return fmt.Errorf("open consumer %s: %w", consumerName(w.wh.Name), err)
+	}
+	if !w.gateWatched {
+		w.gateWatched = true
+		go w.watchGate(ctx, cons)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.m.opts.MaxPending, 256)))
 	if err != nil {
@@ -117,7 +127,11 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if !w.wh.Matches(ce) {
-		w.ack(msg)
+		// A lost ack only brings the message back to be filtered again,
+		// so this ack need not wait for the server.
+		if err := msg.Ack(); err != nil {
+			w.m.log.Debug("webhook: ack of a filtered event failed", "webhook", w.wh.Name, "err", err)
+		}
 		return
 	}
 	repo := ce.Data.Repository
@@ -148,6 +162,11 @@ func compareSeq(a, b uint64) int {
 // once delivered or dead-lettered, and only then does the next one go.
 func (w *worker) drain(ctx context.Context, repo string) {
 	defer w.wg.Done()
+	select {
+	case <-w.gate:
+	case <-ctx.Done():
+		return
+	}
 	for {
 		w.mu.Lock()
 		q := w.queues[repo]
@@ -181,6 +200,34 @@ func (w *worker) drain(ctx context.Context, repo string) {
 		w.queues[repo] = w.queues[repo][1:]
 		delete(w.pending, it.seq)
 		w.mu.Unlock()
+	}
+}
+
+// watchGate opens the gate once the server counts no more un-acked
+// events than this worker holds: everything a crashed predecessor held has
+// been redelivered here (after AckWait) and sits in its repository's queue
+// in order. A predecessor that stopped cleanly handed its events back, so
+// the gate opens at once.
+func (w *worker) watchGate(ctx context.Context, cons jetstream.Consumer) {
+	poll := min(max(w.m.opts.AckWait/10, 10*time.Millisecond), 500*time.Millisecond)
+	for {
+		info, err := cons.Info(ctx)
+		if err == nil {
+			w.mu.Lock()
+			held := len(w.pending)
+			w.mu.Unlock()
+			if info.NumAckPending <= held {
+				close(w.gate)
+				return
+			}
+		} else if ctx.Err() == nil {
+			w.m.log.Debug("webhook: reading consumer state", "webhook", w.wh.Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poll):
+		}
 	}
 }
 
