@@ -258,7 +258,7 @@ func TestManagerRestartResumesWithoutLosingEvents(t *testing.T) {
 				t.Errorf("webhook %s: unexpected event %s", name, id)
 			}
 		}
-		assertInLogOrder(t, c.rc.delivered())
+		t.Run(name, func(t *testing.T) { assertInLogOrder(t, c.rc.delivered()) })
 	}
 }
 

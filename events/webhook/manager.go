@@ -72,6 +72,9 @@ type Manager struct {
 	metrics Metrics
 	log     *slog.Logger
 
+	// opMu serializes Sync and RedeliverFrom, which both shape consumers.
+	opMu sync.Mutex
+
 	mu      sync.Mutex
 	hooks   map[string]Webhook
 	runCtx  context.Context // nil while Run is not running
@@ -137,6 +140,8 @@ func consumerName(webhook string) string { return ConsumerPrefix + webhook }
 // delivery. A webhook with a bad configuration is reported in the error
 // and its existing consumer is kept, so no event is lost while it is fixed.
 func (m *Manager) Sync(ctx context.Context, hooks []Webhook) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	var errs []error
 	keep := map[string]bool{}
 	valid := map[string]Webhook{}

@@ -71,6 +71,8 @@ func messageIndex(msg *jetstream.RawStreamMsg) (uint64, error) {
 // recreates the durable consumer at the first stream sequence whose index
 // is ≥ index and restarts delivery. It returns that sequence.
 func (m *Manager) RedeliverFrom(ctx context.Context, name string, index uint64) (uint64, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	if _, err := m.webhook(name); err != nil {
 		return 0, err
 	}

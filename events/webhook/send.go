@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -63,10 +64,14 @@ func (m *Manager) attempt(ctx context.Context, wh Webhook, ce events.CloudEvent,
 	resp, err := m.client.Do(req)
 	if err != nil {
 		rec.Latency = time.Since(start)
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+			rec.Error = "stopped: " + ctx.Err().Error()
+			return rec, false // not an outcome of the receiver: not counted
+		case errors.Is(err, context.DeadlineExceeded):
 			rec.Error = fmt.Sprintf("no response within the webhook timeout %s", wh.Timeout)
-		} else {
-			rec.Error = err.Error()
+		default:
+			rec.Error = redactURL(err).Error()
 		}
 		m.metrics.Delivered(wh.Name, "error")
 		return rec, false
@@ -80,6 +85,21 @@ func (m *Manager) attempt(ctx context.Context, wh Webhook, ce events.CloudEvent,
 	}
 	m.metrics.Delivered(wh.Name, strconv.Itoa(resp.StatusCode))
 	return rec, false
+}
+
+// redactURL drops the query and user info from the URL in a client
+// error: receivers often carry a token there, and records are shown to
+// operators.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return ue.Err
+	}
+	return fmt.Errorf("%s %s://%s%s: %w", ue.Op, u.Scheme, u.Host, u.EscapedPath(), ue.Err)
 }
 
 // backoff is the wait after failed attempt n (1-based): exponential from

@@ -24,10 +24,16 @@ type worker struct {
 	wh  Webhook
 	sem chan struct{}
 
-	// gate is closed until no event is held by a previous worker (one that
-	// crashed without handing its events back): their redeliveries must be
-	// queued before later events of their repositories go out.
+	// gate holds every delivery back until the events a previous worker
+	// of this webhook still held (gateWant of them, all at or below
+	// gateFrom) have been redelivered here: a worker that crashed cannot
+	// hand them back, and the server does not redeliver strictly in order,
+	// so they must all be queued (sorted) before anything goes out.
 	gate        chan struct{}
+	gateOnce    sync.Once
+	gateFrom    uint64
+	gateWant    int
+	oldSeen     map[uint64]struct{} // events at or below gateFrom received so far
 	gateWatched bool
 
 	mu      sync.Mutex
@@ -45,6 +51,7 @@ type item struct {
 func newWorker(m *Manager, wh Webhook) *worker {
 	return &worker{
 		m: m, wh: wh, sem: make(chan struct{}, m.opts.Concurrency), gate: make(chan struct{}),
+		oldSeen: map[uint64]struct{}{},
 		pending: map[uint64]jetstream.Msg{}, queues: map[string][]item{},
 	}
 }
@@ -73,7 +80,13 @@ func (w *worker) consume(ctx context.Context) error {
 	}
 	if !w.gateWatched {
 		w.gateWatched = true
-		go w.watchGate(ctx, cons)
+		info := cons.CachedInfo()
+		w.gateFrom, w.gateWant = info.Delivered.Stream, info.NumAckPending
+		if w.gateWant == 0 {
+			w.openGate() // nothing was outstanding
+		} else {
+			go w.watchGate(ctx, cons)
+		}
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.m.opts.MaxPending, 256)))
 	if err != nil {
@@ -109,6 +122,12 @@ func (w *worker) handle(ctx context.Context, msg jetstream.Msg) {
 	seq := md.Sequence.Stream
 	w.mu.Lock()
 	_, held := w.pending[seq]
+	if seq <= w.gateFrom {
+		w.oldSeen[seq] = struct{}{}
+		if len(w.oldSeen) >= w.gateWant {
+			w.openGate()
+		}
+	}
 	w.mu.Unlock()
 	if held {
 		return // a redelivery of what is being delivered: the first copy acks it
@@ -162,11 +181,6 @@ func compareSeq(a, b uint64) int {
 // once delivered or dead-lettered, and only then does the next one go.
 func (w *worker) drain(ctx context.Context, repo string) {
 	defer w.wg.Done()
-	select {
-	case <-w.gate:
-	case <-ctx.Done():
-		return
-	}
 	for {
 		w.mu.Lock()
 		q := w.queues[repo]
@@ -177,6 +191,14 @@ func (w *worker) drain(ctx context.Context, repo string) {
 		}
 		it := q[0]
 		w.mu.Unlock()
+		if !w.gateOpen() {
+			select {
+			case <-w.gate:
+			case <-ctx.Done():
+				return
+			}
+			continue // a redelivered, older event may now head the queue
+		}
 
 		rec, skip := w.m.deliver(ctx, w.wh, it.ce, w.sem)
 		if ctx.Err() != nil {
@@ -197,36 +219,58 @@ func (w *worker) drain(ctx context.Context, repo string) {
 		}
 		w.ack(it.msg)
 		w.mu.Lock()
-		w.queues[repo] = w.queues[repo][1:]
+		// By sequence, not position: a redelivered older event may have
+		// been queued ahead of this one meanwhile.
+		w.queues[repo] = slices.DeleteFunc(w.queues[repo], func(x item) bool { return x.seq == it.seq })
 		delete(w.pending, it.seq)
 		w.mu.Unlock()
 	}
 }
 
-// watchGate opens the gate once the server counts no more un-acked
-// events than this worker holds: everything a crashed predecessor held has
-// been redelivered here (after AckWait) and sits in its repository's queue
-// in order. A predecessor that stopped cleanly handed its events back, so
-// the gate opens at once.
+func (w *worker) gateOpen() bool {
+	select {
+	case <-w.gate:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *worker) openGate() {
+	w.gateOnce.Do(func() { close(w.gate) })
+}
+
+// watchGate is the fallback for when some of the events counted at the
+// start never come back here (the previous worker acked them after all):
+// once AckWait has passed, every event it held has expired and come back,
+// so when the server counts no un-acked event beyond those this worker
+// holds, nothing older is missing.
 func (w *worker) watchGate(ctx context.Context, cons jetstream.Consumer) {
+	start := time.Now()
 	poll := min(max(w.m.opts.AckWait/10, 10*time.Millisecond), 500*time.Millisecond)
-	for {
-		info, err := cons.Info(ctx)
-		if err == nil {
-			w.mu.Lock()
-			held := len(w.pending)
-			w.mu.Unlock()
-			if info.NumAckPending <= held {
-				close(w.gate)
-				return
-			}
-		} else if ctx.Err() == nil {
-			w.m.log.Debug("webhook: reading consumer state", "webhook", w.wh.Name, "err", err)
-		}
+	for !w.gateOpen() {
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.gate:
+			return
 		case <-time.After(poll):
+		}
+		if time.Since(start) < w.m.opts.AckWait+poll {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.m.log.Debug("webhook: reading consumer state", "webhook", w.wh.Name, "err", err)
+			}
+			continue
+		}
+		w.mu.Lock()
+		held := len(w.pending)
+		w.mu.Unlock()
+		if info.NumAckPending <= held {
+			w.openGate()
 		}
 	}
 }
@@ -280,6 +324,7 @@ func (w *worker) release() {
 	}
 	w.pending = map[uint64]jetstream.Msg{}
 	w.queues = map[string][]item{}
+	w.oldSeen = map[uint64]struct{}{}
 	w.mu.Unlock()
 	for _, msg := range msgs {
 		_ = msg.Nak()
