@@ -146,3 +146,33 @@ func TestBackoffStaysInBounds(t *testing.T) {
 		t.Errorf("backoff(10) = %s, want near MaxBackoff %s", d, wh.MaxBackoff)
 	}
 }
+
+// TestConcurrencyIsBounded: many repositories proceed in parallel, but no
+// more than Options.Concurrency requests to one webhook are in flight.
+func TestConcurrencyIsBounded(t *testing.T) {
+	js := startJetStream(t)
+	var inFlight, peak atomic.Int32
+	rc := newReceiver(t, func(int, *http.Request) int {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		return http.StatusOK
+	})
+	m := newTestManager(t, js, func(o *Options) { o.Concurrency = 3 })
+	mustSync(t, m, testHook("par", rc.URL))
+	runManager(t, m)
+	pub := &publisher{t: t, js: js}
+	for i := range 24 {
+		pub.publish(events.CETypeManifestPushed, "repo/"+string(rune('a'+i%12)))
+	}
+	waitFor(t, 10*time.Second, "24 deliveries", func() bool { return len(rc.delivered()) == 24 })
+	if p := peak.Load(); p != 3 {
+		t.Errorf("peak concurrent requests %d, want 3 (parallel across repositories, bounded)", p)
+	}
+}
