@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -164,12 +163,12 @@ func (j jwk) publicKey() (PublicKey, error) {
 		if len(x) != 32 || len(y) != 32 {
 			return PublicKey{}, errors.New("x and y of a P-256 key are 32 bytes each")
 		}
-		// ecdh checks that the point is on the curve.
-		raw := append(append([]byte{4}, x...), y...)
-		if _, err := ecdsaFromUncompressed(raw); err != nil {
-			return PublicKey{}, err
+		// The parser checks that the point is on the curve.
+		k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return PublicKey{}, fmt.Errorf("the EC point is not on P-256: %w", err)
 		}
-		pub = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pub = k
 	case "RSA":
 		n, err := b64(j.N, "n")
 		if err != nil {
@@ -209,13 +208,4 @@ func b64(s, field string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not base64url without padding", field)
 	}
 	return b, nil
-}
-// ecdsaFromUncompressed checks that an uncompressed P-256 point (0x04, X,
-// Y) is on the curve, which ecdsa.PublicKey alone does not.
-func ecdsaFromUncompressed(raw []byte) (*ecdh.PublicKey, error) {
-	k, err := ecdh.P256().NewPublicKey(raw)
-	if err != nil {
-		return nil, fmt.Errorf("the EC point is not on P-256: %w", err)
-	}
-	return k, nil
 }
