@@ -12,8 +12,11 @@ import (
 type IdentityKind int
 
 const (
+	// Anonymous sent no credentials (or a token without a subject).
 	Anonymous IdentityKind = iota
+	// UserIdentity signed in with a User's password.
 	UserIdentity
+	// RobotIdentity signed in with a Robot's secret.
 	RobotIdentity
 )
 

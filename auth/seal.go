@@ -112,3 +112,22 @@ func sealAEAD(secret, salt []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
+
+// SealSigningKey seals a signing key (PKCS #8) under the cluster secret:
+// the form in which a key may go into an event, a snapshot or a file.
+func SealSigningKey(secret []byte, k *SigningKey) ([]byte, error) {
+	der, err := k.MarshalPKCS8()
+	if err != nil {
+		return nil, fmt.Errorf("seal signing key: %w", err)
+	}
+	return Seal(secret, der)
+}
+
+// OpenSigningKey opens what SealSigningKey produced.
+func OpenSigningKey(secret, sealed []byte) (*SigningKey, error) {
+	der, err := Open(secret, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSigningKey(der)
+}

@@ -74,3 +74,25 @@ func TestSealOpen(t *testing.T) {
 	}
 	_ = rand.Reader
 }
+
+func TestSealSigningKey(t *testing.T) {
+	secret := []byte("cluster-secret-of-32-bytes-long!")
+	for _, alg := range []string{AlgEdDSA, AlgES256} {
+		k := newKey(t, alg)
+		sealed, err := SealSigningKey(secret, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := OpenSigningKey(secret, sealed)
+		if err != nil || back.ID != k.ID || back.Alg != alg {
+			t.Fatalf("%s: opened %+v, %v", alg, back, err)
+		}
+		// Another node opening the sealed key signs tokens this one verifies.
+		if _, err := verifier(t0, Trust{Issuer: "berth", Keys: keySet(t, k.PublicKey())}).Verify(issue(t, back, t0, pullA)); err != nil {
+			t.Errorf("%s: token of the opened key: %v", alg, err)
+		}
+		if _, err := OpenSigningKey([]byte("another-cluster-secret-32-bytes!"), sealed); !errors.Is(err, ErrSealedCorrupt) {
+			t.Errorf("%s: opened under another secret: %v", alg, err)
+		}
+	}
+}
