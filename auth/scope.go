@@ -151,8 +151,11 @@ func ParseScope(s string) (Scope, error) {
 // login asks for one).
 func ParseScopes(values []string) ([]Scope, error) {
 	var out []Scope
-	n := 0
+	n, size := 0, 0
 	for _, v := range values {
+		if size += len(v); size > MaxScopes*MaxScopeLength {
+			return nil, fmt.Errorf("scope parameters of %d bytes or more, at most %d allowed", size, MaxScopes*MaxScopeLength)
+		}
 		for _, f := range strings.Fields(v) {
 			if n++; n > MaxScopes {
 				return nil, fmt.Errorf("more than %d scopes in one request", MaxScopes)

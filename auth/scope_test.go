@@ -99,6 +99,9 @@ func TestParseScopes(t *testing.T) {
 	if _, err := ParseScopes([]string{many, "repository:a:pull"}); err == nil || !strings.Contains(err.Error(), "more than 16 scopes") {
 		t.Errorf("%d scopes: %v", MaxScopes+1, err)
 	}
+	if _, err := ParseScopes([]string{strings.Repeat(" ", MaxScopes*MaxScopeLength+1)}); err == nil || !strings.Contains(err.Error(), "at most 8192") {
+		t.Errorf("8 KiB of blanks: %v", err)
+	}
 	if _, err := ParseScopes([]string{"repository:a:pull", "repository:A:pull"}); err == nil {
 		t.Error("one bad scope among good ones accepted")
 	}
