@@ -29,8 +29,8 @@ func TestVerifyPassword(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if msg := resource.CheckPasswordHash(dummyHash); msg != "" {
-		t.Errorf("the dummy hash is not a valid cost-10 bcrypt hash: %s", msg)
+	if err := resource.CheckPasswordHash(dummyHash); err != nil {
+		t.Errorf("the dummy hash is not a valid cost-10 bcrypt hash: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,19 +78,19 @@ func DecodeRobot(doc []byte) (Robot, error) {
 }
 
 // CheckPasswordHash accepts a bcrypt hash ($2a$, $2b$ or $2y$) whose cost
-// is within MinBcryptCost..MaxBcryptCost.
-func CheckPasswordHash(h string) string {
+// is within MinBcryptCost..MaxBcryptCost; the error says what to do.
+func CheckPasswordHash(h string) error {
 	if !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
-		return "is not a bcrypt hash; never write a password into a resource: run `clusterctl user passwd NAME`, which stores only the hash"
+		return errors.New("is not a bcrypt hash; never write a password into a resource: run `clusterctl user passwd NAME`, which stores only the hash")
 	}
 	cost, err := bcrypt.Cost([]byte(h))
 	if err != nil || len(h) != 60 {
-		return "is not a well-formed bcrypt hash ($2b$12$ and 53 more characters); run `clusterctl user passwd NAME` to set one"
+		return errors.New("is not a well-formed bcrypt hash ($2b$12$ and 53 more characters); run `clusterctl user passwd NAME` to set one")
 	}
 	if cost < MinBcryptCost || cost > MaxBcryptCost {
-		return fmt.Sprintf("has bcrypt cost %d; the cost must be between %d and %d", cost, MinBcryptCost, MaxBcryptCost)
+		return fmt.Errorf("has bcrypt cost %d; the cost must be between %d and %d", cost, MinBcryptCost, MaxBcryptCost)
 	}
-	return ""
+	return nil
 }
 
 // CheckSecretHash accepts "sha256:" and 64 lower-case hex digits.
@@ -131,8 +132,8 @@ func validateUser(raw any, p *problems) any {
 	case s.PasswordHash == "":
 		p.required("spec.passwordHash", "required: a bcrypt hash; run `clusterctl user passwd NAME` to set it")
 	default:
-		if msg := CheckPasswordHash(s.PasswordHash); msg != "" {
-			p.add("spec.passwordHash", "%s", msg)
+		if err := CheckPasswordHash(s.PasswordHash); err != nil {
+			p.add("spec.passwordHash", "%v", err)
 		}
 	}
 	o.finish("passwordHash", "clusterAdmin", "disabled")
