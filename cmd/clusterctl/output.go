@@ -107,6 +107,9 @@ func columns(kind string) (normal, wide []column) {
 	case "Webhook":
 		return webhookColumns(name, generation, labels, created)
 	}
+	if n, w, ok := authColumns(kind, name, generation, labels, created); ok {
+		return n, w
+	}
 	return []column{name, generation, {"AGE", ageOf}}, []column{labels, created}
 }
 
@@ -179,6 +182,7 @@ func printOne(w io.Writer, doc map[string]any, output string, now time.Time) err
 	if kind == "Webhook" {
 		rows = append(rows, webhookDetails(doc)...)
 	}
+	rows = append(rows, authDetails(doc, now)...)
 	rows = append(rows, conditionRows(doc)...)
 	rows = append(rows, [][2]string{
 		{"Labels:", orDash(str(doc, "metadata.labels"))},

@@ -67,6 +67,9 @@ type kindInfo struct {
 var kinds = []kindInfo{
 	{kind: "Registry", plural: "registries", aliases: []string{"reg", "regs"}, hasDescription: true, validate: validateRegistry},
 	{kind: "Webhook", plural: "webhooks", aliases: []string{"wh", "hook", "hooks"}, validate: validateWebhook},
+	{kind: "Namespace", plural: "namespaces", aliases: []string{"ns"}, validate: validateNamespace},
+	{kind: "User", plural: "users", validate: validateUser},
+	{kind: "Robot", plural: "robots", aliases: []string{"rbt"}, validate: validateRobot},
 }
 
 func lookupKind(kind string) (kindInfo, bool) {

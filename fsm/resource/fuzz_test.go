@@ -17,6 +17,13 @@ func FuzzParseYAML(f *testing.F) {
 	f.Add(webhook("url: HTTP://C.io/h?x=1", "events: [blob.pulled, tag.updated, tag.updated]", "repositories: ['!tmp/**', '{a,b}/*']", "headers: {x-a: b, X-B: [c, d]}", "timeout: 1500ms"))
 	f.Add(webhook("url: https://c.io", "retry: {initialBackoff: 10m, maxBackoff: 1m, maxDeliveries: 2.5}", "signing: {secretRef: {name: a, key: ..}}", "format: distribution", "enabled: false"))
 	f.Add(`{"apiVersion":"berth.dev/v1","kind":"Webhook","metadata":{"name":"w"},"spec":{"url":"https://c.io","headers":{"X":[]}}}`)
+	f.Add(issueNamespace)
+	f.Add(doc("Namespace", "t", "public: true", "quota: {storage: 1073741824}", "members: [{robot: a, role: guest}, {user: a, role: Admin}, {user: a, robot: b}]"))
+	f.Add(doc("Namespace", "t", "quota: {storage: 9000000Ti}", "members: []"))
+	f.Add(doc("User", "alice", "passwordHash: '"+hash10+"'", "clusterAdmin: true", "disabled: false"))
+	f.Add(doc("User", "alice", "password: hunter2", "passwordHash: '$2a$15"+hash14[6:]+"'"))
+	f.Add(doc("Robot", "ci", "namespace: team-a", "role: developer", "secretHash: "+sha, "expires: '2027-03-01T02:00:00+02:00'"))
+	f.Add(doc("Robot", "robot$ci", "namespace: Team_A", "role: cluster-admin", "secret: x", "expires: 90d"))
 	f.Add("a: &x [*x]\n")
 	f.Add("spec: {<<: {type: zot}, url: 'https://z'}\nkind: Registry\napiVersion: berth.dev/v1\nmetadata: {name: m, labels: {1: 2}}\n")
 	f.Fuzz(func(t *testing.T, in string) {
@@ -41,6 +48,20 @@ func FuzzParseYAML(f *testing.F) {
 				if _, err := DecodeWebhook(norm); err != nil {
 					t.Fatalf("DecodeWebhook of an accepted webhook: %v\n%s", err, norm)
 				}
+			}
+			// The authorizer can decode every identity and namespace that
+			// apply accepts.
+			var decodeErr error
+			switch d.Kind {
+			case "Namespace":
+				_, decodeErr = DecodeNamespace(norm)
+			case "User":
+				_, decodeErr = DecodeUser(norm)
+			case "Robot":
+				_, decodeErr = DecodeRobot(norm)
+			}
+			if decodeErr != nil {
+				t.Fatalf("decode of an accepted %s: %v\n%s", d.Kind, decodeErr, norm)
 			}
 			// A valid document's normal form parses and normalizes to itself.
 			again, err := ParseYAML(bytes.NewReader(norm))
