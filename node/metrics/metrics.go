@@ -42,6 +42,9 @@ type Metrics struct {
 	readBatch   [2]prometheus.Observer   // [leader]
 	readLatency [2]prometheus.Observer   // [leader]
 
+	storeSeconds *prometheus.HistogramVec
+	storeErrors  *prometheus.CounterVec
+
 	mu    sync.Mutex
 	stops []func()
 }
@@ -61,6 +64,7 @@ func New(version string) *Metrics {
 	info.Set(1)
 	m.reg.MustRegister(info)
 	m.registerConsensus()
+	m.registerStorage()
 	return m
 }
 

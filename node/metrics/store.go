@@ -42,27 +42,28 @@ type store struct {
 
 // Store wraps s, a driver named driver ("filesystem", "s3"), so that its
 // calls feed registry_storage_action_seconds{driver,action} (Distribution's
-// name) and berth_storage_action_errors_total{driver,action}. Call it once
-// per driver.
+// name) and berth_storage_action_errors_total{driver,action}. Stores of
+// the same driver share their series.
 func (m *Metrics) Store(s blob.Store, driver string) blob.Store {
-	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:        "registry_storage_action_seconds",
-		Help:        "Blob store call latency by driver and action; open is the time until the reader is ready, put and upload_append include reading the client's body.",
-		Buckets:     latencyBuckets,
-		ConstLabels: prometheus.Labels{"driver": driver},
-	}, []string{"action"})
-	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name:        "berth_storage_action_errors_total",
-		Help:        "Blob store calls that failed in the driver, by driver and action. Answers about the request (not found, unknown upload, digest or size mismatch, a chunk out of order, too many uploads) and failures of the client's body or of its cancelled request are not counted.",
-		ConstLabels: prometheus.Labels{"driver": driver},
-	}, []string{"action"})
-	m.reg.MustRegister(seconds, errs)
 	st := &store{inner: s}
 	for i, a := range actionNames {
-		st.seconds[i] = seconds.WithLabelValues(a)
-		st.errors[i] = errs.WithLabelValues(a)
+		st.seconds[i] = m.storeSeconds.WithLabelValues(driver, a)
+		st.errors[i] = m.storeErrors.WithLabelValues(driver, a)
 	}
 	return st
+}
+
+func (m *Metrics) registerStorage() {
+	m.storeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "registry_storage_action_seconds",
+		Help:    "Blob store call latency by driver and action; open is the time until the reader is ready, put and upload_append include reading the client's body.",
+		Buckets: latencyBuckets,
+	}, []string{"driver", "action"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_storage_action_errors_total",
+		Help: "Blob store calls that failed in the driver, by driver and action. Answers about the request (not found, unknown upload, digest or size mismatch, a chunk out of order, too many uploads) and failures of the client's body or of its cancelled request are not counted.",
+	}, []string{"driver", "action"})
+	m.reg.MustRegister(m.storeSeconds, m.storeErrors)
 }
 
 // done records one call that started at start.
