@@ -25,12 +25,14 @@ const (
 // client cannot grow the label set.
 var methods = [...]string{"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "other"}
 
+const methodHEAD = 1
+
 func methodIndex(m string) int {
 	switch m {
 	case "GET":
 		return 0
 	case "HEAD":
-		return 1
+		return methodHEAD
 	case "PUT":
 		return 2
 	case "POST":
@@ -163,6 +165,9 @@ func (h *httpMetrics) observe(kind, method, status int, bytes int64, d time.Dura
 		if !h.series[kind][method].p.CompareAndSwap(nil, s) {
 			s = h.series[kind][method].p.Load()
 		}
+	}
+	if method == methodHEAD {
+		bytes = 0 // net/http discards what a HEAD handler writes
 	}
 	s.duration.Observe(d.Seconds())
 	s.size.Observe(float64(bytes))

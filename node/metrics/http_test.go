@@ -93,6 +93,9 @@ func TestHTTPLabels(t *testing.T) {
 	if n := testutil.CollectAndCount(m.reg, durationName); n == 0 {
 		t.Errorf("no %s series", durationName)
 	}
+	if n, _ := sample(t, m, sizeName, "handler", "manifest", "method", "HEAD"); n != 1 {
+		t.Errorf("HEAD response sizes: %v observations", n)
+	}
 	// Only combinations that occurred are listed: 11 requests, 11 kind/method pairs.
 	if n := testutil.CollectAndCount(m.reg, sizeName); n != 11 {
 		t.Errorf("%d %s series, want 11", n, sizeName)

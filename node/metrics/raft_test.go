@@ -17,31 +17,9 @@ import (
 // A single voter on in-memory stores: it elects itself, which the leader
 // observer counts, and its state is read when gathered.
 func TestWatchRaft(t *testing.T) {
-	rc := raft.DefaultConfig()
-	rc.LocalID = "a"
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
-	store := raft.NewInmemStore()
-	addr, trans := raft.NewInmemTransport("a")
-	r, err := raft.NewRaft(rc, &raft.MockFSM{}, store, store, raft.NewInmemSnapshotStore(), trans)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown()
 	m := New("test")
 	var halted error
-	m.WatchRaft(r, func() error { return halted })
-	defer m.Close()
-	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: addr}}}).Error(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for r.State() != raft.Leader || r.AppliedIndex() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r := newTestRaft(t, m, func() error { return halted })
 	if err := r.Apply([]byte("x"), time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +49,36 @@ func TestWatchRaft(t *testing.T) {
 	if got, _ := sample(t, m, "berth_fsm_halted"); got != 1 {
 		t.Errorf("berth_fsm_halted = %v after a halt, want 1", got)
 	}
+}
+
+// newTestRaft starts a single voter on in-memory stores, watched by m
+// from before its election, and waits until it leads.
+func newTestRaft(t *testing.T, m *Metrics, halted func() error) *raft.Raft {
+	t.Helper()
+	rc := raft.DefaultConfig()
+	rc.LocalID = "a"
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard})
+	store := raft.NewInmemStore()
+	addr, trans := raft.NewInmemTransport("a")
+	r, err := raft.NewRaft(rc, &raft.MockFSM{}, store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown().Error() })
+	m.WatchRaft(r, halted)
+	t.Cleanup(m.Close)
+	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "a", Address: addr}}}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.State() != raft.Leader || r.AppliedIndex() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return r
 }
 
 func TestObservePropose(t *testing.T) {
