@@ -29,6 +29,7 @@ func startMetricsNode(t *testing.T) (api, metricsURL string) {
 	cfg.HTTP.MetricsAddr = "127.0.0.1:0"
 	cfg.Storage.DataDir = t.TempDir()
 	cfg.Admin.Token = "admin-token"
+	cfg.Cluster.Secret = "cluster-secret"
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := New(ctx, cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
@@ -183,6 +184,13 @@ func TestMetricsAfterPush(t *testing.T) {
 	before := scrapeMetrics(t, metricsURL, "")
 	const repo = "secretteam/private-app"
 	mdigest := pushImage(t, base, repo)
+	// A read index asked for by a follower runs a leader round here (a
+	// single node's own reads need none).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := (httpPeers{newPeerClient("cluster-secret")}).ReadIndex(ctx, strings.TrimPrefix(base, "http://"), "some-follower"); err != nil {
+		t.Fatal(err)
+	}
 	after := scrapeMetrics(t, base, "admin-token") // the main listener, with the token
 
 	grew := []struct {
@@ -201,6 +209,9 @@ func TestMetricsAfterPush(t *testing.T) {
 		{"registry_storage_action_seconds", []string{"driver", "filesystem", "action", "upload_put"}, 2},
 		{"registry_storage_action_seconds", []string{"driver", "filesystem", "action", "open"}, 1},
 		{"berth_propose_duration_seconds", []string{"result", "ok"}, 3}, // two blob links, the manifest
+		{"berth_read_index_rounds_total", []string{"role", "leader", "result", "ok"}, 1},
+		{"berth_read_index_batch_size", []string{"role", "leader"}, 1},
+		{"berth_read_index_round_seconds", []string{"role", "leader"}, 1},
 		{"berth_raft_commit_index", nil, 3},
 		{"berth_raft_applied_index", nil, 3},
 		{"berth_raft_last_index", nil, 3},
