@@ -40,3 +40,28 @@ func sample(t testing.TB, m *Metrics, name string, labels ...string) (float64, b
 	}
 	return 0, false
 }
+
+// histogram returns the count and sum of the HTTP histogram name's series
+// for handler and method.
+func histogram(t testing.TB, m *Metrics, name, handler, method string) (uint64, float64) {
+	t.Helper()
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			if have["handler"] == handler && have["method"] == method {
+				return mt.GetHistogram().GetSampleCount(), mt.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return 0, 0
+}

@@ -93,8 +93,12 @@ func TestHTTPLabels(t *testing.T) {
 	if n := testutil.CollectAndCount(m.reg, durationName); n == 0 {
 		t.Errorf("no %s series", durationName)
 	}
-	if n, _ := sample(t, m, sizeName, "handler", "manifest", "method", "HEAD"); n != 1 {
-		t.Errorf("HEAD response sizes: %v observations", n)
+	// A HEAD's body is discarded by net/http: it counts as 0 bytes.
+	if n, sum := histogram(t, m, sizeName, "manifest", "HEAD"); n != 1 || sum != 0 {
+		t.Errorf("HEAD response sizes: %v observations of %v bytes, want 1 of 0", n, sum)
+	}
+	if n, sum := histogram(t, m, sizeName, "base", "GET"); n != 1 || sum != 5 {
+		t.Errorf("GET response sizes: %v observations of %v bytes, want 1 of 5", n, sum)
 	}
 	// Only combinations that occurred are listed: 11 requests, 11 kind/method pairs.
 	if n := testutil.CollectAndCount(m.reg, sizeName); n != 11 {
