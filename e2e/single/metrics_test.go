@@ -120,3 +120,56 @@ func TestMetricsDuringPushes(t *testing.T) {
 		t.Errorf("/metrics with the admin token lacks berth_raft_leader")
 	}
 }
+
+// TestMetricsS3Cache: on the S3 driver, storage timings carry
+// driver="s3" and the node-local blob cache counts a miss that fills it,
+// then hits.
+func TestMetricsS3Cache(t *testing.T) {
+	m := harness.StartMinIO(t, t.TempDir(), "")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	reg := startRegistryEnv(t, t.TempDir(), "", append(m.Env("berth"), "BERTH_HTTP_METRICSADDR="+metricsAddr))
+	ctx, cancel := harness.Ctx(time.Minute)
+	defer cancel()
+	im := harness.NewImage("cached/app", "v1")
+	if err := im.Push(ctx, reg.addr); err != nil {
+		t.Fatal(err)
+	}
+	// Each Verify reads the config and the layer: the first pass fills
+	// the cache, the next two are served from it. Fills finish in the
+	// background, so wait for them before the next pass.
+	if err := im.Verify(ctx, reg.addr); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "cache filled", 10*time.Second, func() error {
+		if v := scrape(t, "http://"+metricsAddr+"/metrics", nil)["berth_blob_cache_fills_total"]; v < 2 {
+			return fmt.Errorf("%v fills", v)
+		}
+		return nil
+	})
+	for range 2 {
+		if err := im.Verify(ctx, reg.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := scrape(t, "http://"+metricsAddr+"/metrics", nil)
+	want := map[string]float64{
+		"berth_blob_cache_misses_total":                                    2,
+		"berth_blob_cache_hits_total":                                      4,
+		"berth_blob_cache_hit_bytes_total":                                 float64(2 * (len(im.Config) + len(im.Layer))),
+		"berth_blob_cache_filled_bytes_total":                              float64(len(im.Config) + len(im.Layer)),
+		"berth_blob_cache_used_bytes":                                      float64(len(im.Config) + len(im.Layer)),
+		`registry_storage_action_seconds_count{action="open",driver="s3"}`: 2,
+		// The two blobs, and the manifest's bytes, stored as a blob too.
+		`registry_storage_action_seconds_count{action="put",driver="s3"}`: 3,
+	}
+	for series, v := range want {
+		if s[series] != v {
+			t.Errorf("%s = %v, want %v", series, s[series], v)
+		}
+	}
+	for series, v := range s {
+		if strings.HasPrefix(series, "berth_storage_action_errors_total") && v != 0 {
+			t.Errorf("%s = %v, want 0", series, v)
+		}
+	}
+}
