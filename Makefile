@@ -17,7 +17,8 @@ DISTRIBUTION_VERSION := v3.1.2
 # Fuzz targets run briefly by `make test`: package:target pairs.
 FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML \
-	./node/admin:FuzzApply ./node/api:FuzzSplitRoute ./fsm:FuzzCheckSnapshot ./auth:FuzzParseScope
+	./node/admin:FuzzApply ./node/api:FuzzSplitRoute ./fsm:FuzzCheckSnapshot ./auth:FuzzParseScope \
+	./node/api:FuzzRouteKind
 FUZZTIME ?= 8s
 
 .PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster clean

@@ -53,6 +53,11 @@ type HTTPConfig struct {
 	// Pprof serves Go's profiler under /debug/pprof/ (admin token
 	// required). Off by default.
 	Pprof bool `yaml:"pprof"`
+	// MetricsAddr, when set, serves /metrics (Prometheus) on a listener
+	// of its own WITHOUT authentication, for a scraper on loopback or a
+	// private network. /metrics on Addr is always there, behind the admin
+	// token.
+	MetricsAddr string `yaml:"metricsaddr"`
 }
 
 // StorageConfig says where state and blobs live.

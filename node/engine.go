@@ -19,6 +19,9 @@ func (n *Node) openEngine() (*cs.Engine, error) {
 		ID:           n.cfg.Node.ID,
 		ApplyTimeout: n.cfg.Raft.ApplyTimeout,
 		Local:        n.applyLocal,
+		// Metrics: proposal latency and read-index rounds.
+		OnPropose:        n.metrics.ObservePropose,
+		OnReadIndexRound: n.metrics.ObserveReadIndexRound,
 	}
 	if n.members != nil {
 		cfg.Peers = httpPeers{n.peers}

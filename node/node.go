@@ -28,6 +28,7 @@ import (
 	"github.com/berth-registry/berth/node/api"
 	cs "github.com/berth-registry/berth/node/consensus"
 	"github.com/berth-registry/berth/node/limit"
+	"github.com/berth-registry/berth/node/metrics"
 	"github.com/berth-registry/berth/node/secrets"
 )
 
@@ -42,6 +43,10 @@ type Node struct {
 	token   string
 	ln      net.Listener
 	srv     *http.Server
+	metrics *metrics.Metrics
+	// metricsLn serves /metrics without a token (http.metricsaddr); nil
+	// when unset.
+	metricsLn net.Listener
 
 	// Cluster parts; nil for a single node.
 	members *membership
@@ -74,6 +79,16 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			ln.Close()
 		}
 	}()
+	mln, err := listenMetrics(cfg.HTTP.MetricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && mln != nil {
+			mln.Close()
+		}
+	}()
+	m := metrics.New(version)
 	if err := os.MkdirAll(cfg.Storage.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -89,7 +104,8 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			store.Close()
 		}
 	}()
-	n := &Node{cfg: cfg, version: version, logger: logger, ln: limit.Listener(ln, cfg.Limits.MaxConnections), stop: func() {}}
+	n := &Node{cfg: cfg, version: version, logger: logger, ln: limit.Listener(ln, cfg.Limits.MaxConnections), stop: func() {},
+		metrics: m, metricsLn: mln}
 
 	tokenFile := cfg.Admin.TokenFile
 	if tokenFile == "" {
@@ -100,14 +116,18 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			return nil, err
 		}
 	}
-	if n.blobs, err = openBlobs(ctx, cfg, logger); err != nil {
+	if n.blobs, err = openBlobs(ctx, cfg, logger, m); err != nil {
 		return nil, err
+	}
+	if c, ok := n.blobs.(*cache.Store); ok {
+		m.WatchCache(c.Stats)
 	}
 	n.fsm = fsm.New(logger)
 	ownsStore = false
 	if n.raft, err = openRaft(cfg, store, n.fsm, logger, logOut); err != nil {
 		return nil, err
 	}
+	m.WatchRaft(n.raft.raft, n.fsm.Halted)
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
@@ -140,7 +160,9 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	return n, nil
 }
 
-func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store, error) {
+// openBlobs opens the configured driver, timed by m, with the cache (which
+// m does not time: it counts its own hits) in front of S3.
+func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger, m *metrics.Metrics) (blob.Store, error) {
 	switch cfg.Storage.Driver {
 	case "s3":
 		c := cfg.Storage.S3
@@ -155,10 +177,10 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 		for {
 			st, err := s3.New(ctx, s3cfg, logger)
 			if err == nil && cfg.Storage.CacheSize > 0 {
-				return cache.New(st, filepath.Join(cfg.Storage.DataDir, "blobcache"), cfg.Storage.CacheSize, logger)
+				return cache.New(m.Store(st, "s3"), filepath.Join(cfg.Storage.DataDir, "blobcache"), cfg.Storage.CacheSize, logger)
 			}
 			if err == nil {
-				return st, nil
+				return m.Store(st, "s3"), nil
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return nil, fmt.Errorf("open s3 blob store: %w", err)
@@ -174,7 +196,7 @@ func openBlobs(ctx context.Context, cfg Config, logger *slog.Logger) (blob.Store
 		if err != nil {
 			return nil, fmt.Errorf("open blob store: %w", err)
 		}
-		return st, nil
+		return m.Store(st, "filesystem"), nil
 	}
 }
 
@@ -198,8 +220,10 @@ func (n *Node) raftAdvertise() string {
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
-	mux.Handle("/v2/", limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout}, n, n, n.blobs, n.logger)))
+	// Metrics outermost, so requests refused with 429 are counted too.
+	mux.Handle("/v2/", n.metrics.HTTP(limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout}, n, n, n.blobs, n.logger)),
+		api.RouteKinds, api.RouteKind))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	// Webhook and Registry GETs show whether this node can read the
 	// secrets they reference (status.conditions).
@@ -209,6 +233,7 @@ func (n *Node) handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.requireToken(n.metrics.Handler()))
 	if n.cfg.HTTP.Pprof {
 		mux.Handle("/debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", n.requireToken(http.HandlerFunc(pprof.Profile)))
@@ -259,6 +284,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- n.srv.Serve(n.ln) }()
+	stopMetrics := n.serveMetrics()
 
 	var serveErr error
 	select {
@@ -277,6 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.srv.Shutdown(sctx); err != nil {
 		n.logger.Warn("drain incomplete", "err", err)
 	}
+	stopMetrics(sctx)
 	err := n.close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return errors.Join(fmt.Errorf("http server: %w", serveErr), err)
@@ -288,6 +315,10 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 func (n *Node) close() error {
+	if n.metricsLn != nil {
+		n.metricsLn.Close()
+	}
+	n.metrics.Close()
 	if n.members != nil {
 		n.members.list.Shutdown()
 	}

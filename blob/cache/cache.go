@@ -38,6 +38,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -57,6 +58,37 @@ type Store struct {
 	tick    uint64
 	filling map[digest.Digest]bool
 	fills   sync.WaitGroup
+
+	// Counters for Stats; atomics so Open pays no lock for them.
+	hits, misses, hitBytes, filled, filledBytes, evictions atomic.Uint64
+}
+
+// Stats are the cache's counters since New, for metrics (node/metrics
+// reads them when scraped). Counters only grow; Used is current.
+type Stats struct {
+	// Hits and Misses count Opens served from a local copy and those
+	// passed to the shared store.
+	Hits, Misses uint64
+	// HitBytes is the size of the blobs opened from local copies: the
+	// bytes the cache spared the shared store for whole pulls (a HEAD or
+	// Range request reads less). Counting at Open keeps the local file an
+	// *os.File, which the response copies with sendfile.
+	HitBytes uint64
+	// Fills and FilledBytes count verified copies that entered the cache.
+	Fills, FilledBytes uint64
+	// Evictions counts copies removed to stay within the size bound.
+	Evictions uint64
+	// Used is the bytes cached now.
+	Used int64
+}
+
+// Stats returns the counters.
+func (c *Store) Stats() Stats {
+	return Stats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), HitBytes: c.hitBytes.Load(),
+		Fills: c.filled.Load(), FilledBytes: c.filledBytes.Load(), Evictions: c.evictions.Load(),
+		Used: c.Used(),
+	}
 }
 
 type entry struct {
@@ -137,8 +169,11 @@ func (c *Store) path(d digest.Digest) string {
 // reads it through.
 func (c *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, blob.Info, error) {
 	if f, info, ok := c.local(d); ok {
+		c.hits.Add(1)
+		c.hitBytes.Add(uint64(info.Size))
 		return f, info, nil
 	}
+	c.misses.Add(1)
 	rc, info, err := c.Store.Open(ctx, d)
 	if err != nil {
 		return nil, info, err
@@ -231,6 +266,8 @@ func (c *Store) add(d digest.Digest, size int64, tmp string) {
 	c.tick++
 	c.entries[d] = &entry{size: size, lastUsed: c.tick}
 	c.mu.Unlock()
+	c.filled.Add(1)
+	c.filledBytes.Add(uint64(size))
 	c.evict()
 }
 
@@ -256,6 +293,7 @@ func (c *Store) evict() {
 			delete(c.entries, x.d)
 			c.used -= x.e.size
 			victims = append(victims, x.d)
+			c.evictions.Add(1)
 		}
 	}
 	c.mu.Unlock()

@@ -3,6 +3,7 @@ package consensus
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // batcher coalesces concurrent calls of an expensive round trip (a leader
@@ -14,6 +15,9 @@ import (
 // after its request began.
 type batcher[T any] struct {
 	do func(context.Context) (T, error)
+	// observe, if set, is told each round's batch size, duration and
+	// error (Config.OnReadIndexRound).
+	observe func(batch int, d time.Duration, err error)
 
 	mu      sync.Mutex
 	next    *round[T]
@@ -24,6 +28,7 @@ type round[T any] struct {
 	done chan struct{}
 	val  T
 	err  error
+	n    int // callers waiting on it
 }
 
 func newBatcher[T any](do func(context.Context) (T, error)) *batcher[T] {
@@ -36,6 +41,7 @@ func (b *batcher[T]) call(ctx context.Context) (T, error) {
 		b.next = &round[T]{done: make(chan struct{})}
 	}
 	r := b.next
+	r.n++
 	if !b.running {
 		b.running = true
 		go b.loop()
@@ -60,10 +66,14 @@ func (b *batcher[T]) loop() {
 			b.mu.Unlock()
 			return
 		}
-		b.mu.Unlock()
+		b.mu.Unlock() // r.n is final: no caller joins a round once it runs
 		// The round runs detached from any one caller's context: callers
 		// that give up must not cancel it for the others.
+		start := time.Now()
 		r.val, r.err = b.do(context.Background())
 		close(r.done)
+		if b.observe != nil {
+			b.observe(r.n, time.Since(start), r.err)
+		}
 	}
 }

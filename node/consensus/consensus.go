@@ -85,6 +85,27 @@ type Config struct {
 	// Local, when set, commits this node's own proposals while it leads
 	// instead of ApplyLocal, so the node can run its checks first.
 	Local func(event []byte, deadline time.Time) (uint64, error)
+	// OnPropose, when set, is told how long each Propose took, from the
+	// call until the event was applied here (or it failed), and how it
+	// ended. It runs on the proposer's goroutine, so it must be cheap
+	// (node/metrics observes a histogram). Nil by default.
+	OnPropose func(d time.Duration, err error)
+	// OnReadIndexRound, when set, is told about each read-index round
+	// this node ran; the same cost rule applies. Nil by default.
+	OnReadIndexRound func(ReadIndexRound)
+}
+
+// ReadIndexRound describes one coalesced read-index round: what metrics
+// need to show how well batching works and what a consistent read costs.
+type ReadIndexRound struct {
+	// Leader is true for a round this node verified as leader, false for
+	// one it asked of the leader as a follower.
+	Leader bool
+	// Batch is how many reads the round answered.
+	Batch int
+	// Duration is the round's own time, without the wait to join it.
+	Duration time.Duration
+	Err      error
 }
 
 // Engine is one node's consensus surface. It is safe for concurrent use.
@@ -131,6 +152,14 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.leaderReads = newBatcher(e.verifiedReadIndex)
 	e.followerReads = newBatcher(e.forwardedReadIndex)
+	if obs := cfg.OnReadIndexRound; obs != nil {
+		e.leaderReads.observe = func(n int, d time.Duration, err error) {
+			obs(ReadIndexRound{Leader: true, Batch: n, Duration: d, Err: err})
+		}
+		e.followerReads.observe = func(n int, d time.Duration, err error) {
+			obs(ReadIndexRound{Leader: false, Batch: n, Duration: d, Err: err})
+		}
+	}
 	return e, nil
 }
 

@@ -51,7 +51,15 @@ func (noSpaceAnswer) Unwrap() error { return blob.ErrNoSpace }
 // Once the event is handed to a leader the wait is not cut short by ctx:
 // the event may still commit, and the caller must learn the outcome to
 // answer the client truthfully.
-func (e *Engine) Propose(ctx context.Context, event []byte, deadline time.Time) (uint64, error) {
+func (e *Engine) Propose(ctx context.Context, event []byte, deadline time.Time) (idx uint64, err error) {
+	if obs := e.cfg.OnPropose; obs != nil {
+		start := time.Now()
+		defer func() { obs(time.Since(start), err) }()
+	}
+	return e.propose(ctx, event, deadline)
+}
+
+func (e *Engine) propose(ctx context.Context, event []byte, deadline time.Time) (uint64, error) {
 	backoff := 10 * time.Millisecond
 	for {
 		idx, err, retry := e.proposeOnce(ctx, event, deadline)
