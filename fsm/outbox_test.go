@@ -29,15 +29,15 @@ func TestOutboxKeepsOnlyAcceptedPublishedEntries(t *testing.T) {
 	if got := pendingIndexes(h.f.View()); len(got) != 0 {
 		t.Fatalf("outbox off, but rows %v are kept", got)
 	}
-	h.must(events.OutboxCursor{Index: 0})                                                    // 3: turns it on
+	h.must(events.OutboxCursor{Index: 0})                                                      // 3: turns it on
 	h.must(events.ManifestPut{Repo: "app", Digest: dg("m1"), Blobs: []digest.Digest{dg("c")}}) // 4
-	h.must(events.BlobLinked{Repo: "app", Digest: dg("d"), Size: 1})                          // 5: bookkeeping
+	h.must(events.BlobLinked{Repo: "app", Digest: dg("d"), Size: 1})                           // 5: bookkeeping
 	if err := h.apply(events.ManifestPut{Repo: "app", Digest: dg("m2"), Blobs: []digest.Digest{dg("missing")}}); err == nil {
 		t.Fatal("a manifest with a missing blob was accepted") // 6: refused
 	}
 	h.must(events.TagSet{Repo: "app", Tag: "t", Digest: dg("m1")}) // 7
-	h.must(events.ClusterIdentified{ID: "c0ffee"})                  // 8: bookkeeping
-	h.must(events.TagDeleted{Repo: "app", Tag: "t"})                // 9
+	h.must(events.ClusterIdentified{ID: "c0ffee"})                 // 8: bookkeeping
+	h.must(events.TagDeleted{Repo: "app", Tag: "t"})               // 9
 	if got, want := pendingIndexes(h.f.View()), []uint64{4, 7, 9}; !slices.Equal(got, want) {
 		t.Fatalf("pending = %v, want %v", got, want)
 	}
