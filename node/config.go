@@ -31,6 +31,7 @@ type Config struct {
 	Admin   AdminConfig   `yaml:"admin"`
 	Limits  LimitsConfig  `yaml:"limits"`
 	Log     LogConfig     `yaml:"log"`
+	Events  EventsConfig  `yaml:"events"`
 }
 
 // NodeConfig identifies this node.
@@ -231,7 +232,8 @@ func DefaultConfig() Config {
 			MaxEmptyUploads: 10000,
 			EmptyUploadTTL:  15 * time.Minute,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Events: EventsConfig{Stream: "BERTH_EVENTS", DuplicateWindow: 10 * time.Minute, Replicas: 1},
 	}
 }
 
@@ -356,6 +358,7 @@ func (c Config) Validate() error {
 	if c.Raft.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("raft.applytimeout: must be positive"))
 	}
+	errs = append(errs, c.validateEvents()...)
 	return errors.Join(errs...)
 }
 
@@ -485,5 +488,6 @@ func (c *Config) resolveFiles() error {
 		read("cluster.secretfile", c.Cluster.SecretFile, &c.Cluster.secret),
 		read("storage.s3.accesskeyfile", c.Storage.S3.AccessKeyFile, &c.Storage.S3.AccessKey),
 		read("storage.s3.secretkeyfile", c.Storage.S3.SecretKeyFile, &c.Storage.S3.SecretKey),
+		read("events.nats.tokenfile", c.Events.NATS.TokenFile, &c.Events.NATS.Token),
 	)
 }
