@@ -84,7 +84,11 @@ func (n *Node) runOutbox(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	o := outbox.New(outbox.Config{}, outbox.FSMSource{FSM: n.fsm}, cursorCommitter{n}, n.events.broker, n.logger)
+	cfg := outbox.Config{}
+	if len(n.cfg.Events.NATS.URLs) > 0 {
+		cfg.Window = 1 // index order across NATS leader changes (outbox.Config.Window)
+	}
+	o := outbox.New(cfg, outbox.FSMSource{FSM: n.fsm}, cursorCommitter{n}, n.events.broker, n.logger)
 	n.events.cur.Store(o)
 	defer n.events.cur.CompareAndSwap(o, nil)
 	o.Run(ctx)

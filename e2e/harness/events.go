@@ -19,6 +19,7 @@ type StreamEvent struct {
 	ID    string // the CloudEvent id and Nats-Msg-Id, "<cluster id>:<index>"
 	Index uint64 // the Berth-Index header
 	Type  string
+	Repo  string // data.repository
 }
 
 // ReadEvents reads every message of the stream, in stream order. opts
@@ -50,6 +51,9 @@ func ReadEvents(ctx context.Context, urls []string, stream string, opts ...nats.
 		var ce struct {
 			ID   string `json:"id"`
 			Type string `json:"type"`
+			Data struct {
+				Repository string `json:"repository"`
+			} `json:"data"`
 		}
 		if err := json.Unmarshal(m.Data, &ce); err != nil {
 			return nil, fmt.Errorf("message %d is not a CloudEvent: %w", seq, err)
@@ -61,23 +65,23 @@ func ReadEvents(ctx context.Context, urls []string, stream string, opts ...nats.
 		if m.Header.Get("Nats-Msg-Id") != ce.ID || !strings.HasSuffix(ce.ID, ":"+strconv.FormatUint(idx, 10)) {
 			return nil, fmt.Errorf("message %d: Nats-Msg-Id %q, id %q and Berth-Index %d disagree", seq, m.Header.Get("Nats-Msg-Id"), ce.ID, idx)
 		}
-		out = append(out, StreamEvent{ID: ce.ID, Index: idx, Type: ce.Type})
+		out = append(out, StreamEvent{ID: ce.ID, Index: idx, Type: ce.Type, Repo: ce.Data.Repository})
 	}
 	return out, nil
 }
 
-// CheckEvents compares the manifest.pushed events of a stream with the
-// acknowledged pushes: every acknowledged index is published exactly once,
+// CheckEvents compares the manifest.pushed events of a stream, of the
+// repositories under repoPrefix, with the acknowledged pushes: every acknowledged index is published exactly once,
 // all under one cluster ID, in index order, and any other push event is
 // one of at most maxInFlight pushes that were in flight at a kill (they
 // may have committed without their answer reaching the client).
-func CheckEvents(t testing.TB, got []StreamEvent, acked []uint64, maxInFlight int) {
+func CheckEvents(t testing.TB, got []StreamEvent, repoPrefix string, acked []uint64, maxInFlight int) {
 	t.Helper()
 	seen := map[uint64]int{}
 	cluster := ""
 	var last uint64
 	for _, e := range got {
-		if e.Type != "dev.berth.manifest.pushed" {
+		if e.Type != "dev.berth.manifest.pushed" || !strings.HasPrefix(e.Repo, repoPrefix) {
 			continue
 		}
 		seen[e.Index]++

@@ -44,7 +44,7 @@ func TestEventsSurviveKill9(t *testing.T) {
 	}
 	startRegistryEnv(t, data, addr, env)
 	got := waitEvents(t, natsURL, token, acked)
-	harness.CheckEvents(t, got, acked, inFlight)
+	harness.CheckEvents(t, got, "events/", acked, inFlight)
 	if len(acked) < 20 {
 		t.Errorf("only %d pushes acknowledged: the test did not exercise enough", len(acked))
 	}

@@ -58,7 +58,14 @@ type Stream interface {
 
 // Config tunes the outbox; zero values take the defaults.
 type Config struct {
-	// Window bounds the publishes awaiting an acknowledgement.
+	// Window bounds the publishes awaiting an acknowledgement. Above 1,
+	// the stream keeps index order only while one server processes them
+	// in order (the embedded server): on a NATS cluster, a stream leader
+	// change can refuse message k and store k+1, and the retried k lands
+	// after it. Nats-Expected-Last-Msg-Id would refuse k+1, but with
+	// nats-server 2.15.3 it turned the R3 stream's followers into
+	// "critical write error: last msgid mismatch" after such a change, so
+	// a cluster publishes one message at a time (docs/design.md).
 	Window int
 	// CommitEvery is how often a moved cursor is committed.
 	CommitEvery time.Duration
