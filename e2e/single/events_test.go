@@ -96,7 +96,11 @@ func waitEvents(t *testing.T, url, token string, want []uint64) []harness.Stream
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		if got, err = harness.ReadEvents(ctx, []string{url}, "BERTH_EVENTS", nats.Token(token)); err != nil {
+		var opts []nats.Option
+		if token != "" {
+			opts = append(opts, nats.Token(token))
+		}
+		if got, err = harness.ReadEvents(ctx, []string{url}, "BERTH_EVENTS", opts...); err != nil {
 			return err
 		}
 		have := map[uint64]bool{}
