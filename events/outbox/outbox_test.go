@@ -243,8 +243,14 @@ func TestResumeRepublishesOverlapAndJetStreamDropsIt(t *testing.T) {
 	if c, _ := l.f.View().OutboxCursor(); c != 0 {
 		t.Fatalf("cursor committed at %d; the test needs it behind", c)
 	}
-	// The second leader starts from cursor 0 and publishes everything again.
+	// Fenced: once its term's context is cancelled, the old leader's
+	// outbox publishes nothing more.
 	more := l.pushes("app2", 5)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(streamIndexes(t, js)); n != len(want) {
+		t.Fatalf("a stopped outbox published: %d messages, want %d", n, len(want))
+	}
+	// The second leader starts from cursor 0 and publishes everything again.
 	want = append(want, more...)
 	second := New(Config{CommitEvery: 20 * time.Millisecond}, FSMSource{l.f}, l, b, quiet)
 	stop = start(t, second)
