@@ -143,6 +143,18 @@ func (o *Outbox) Run(ctx context.Context) {
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		changed := o.src.Changed()
+		if c := o.src.Cursor(); c != committed {
+			// Only this outbox commits cursors in its term, and a commit
+			// returns once applied: a different cursor means the state
+			// was restored from a snapshot. Resume from its cursor (and
+			// its cluster ID); duplicates are dropped by the stream.
+			o.logger.Info("outbox cursor changed under the outbox (state restored); resuming from it", "cursor", c, "was", committed)
+			acked, committed = c, c
+			if id := o.src.ClusterID(); id != "" {
+				clusterID = id
+			}
+			o.update(func(s *Status) { s.Cursor, s.Committed = acked, committed })
+		}
 		var err error
 		full := false
 		if !ensured {

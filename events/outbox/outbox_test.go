@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -336,3 +337,51 @@ func TestIncompatibleStreamIsAClearError(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot restore under a running outbox moves the committed cursor
+// back; the outbox follows it and republishes, and the stream keeps one
+// copy of each event.
+func TestRestoreUnderTheOutboxResumesFromItsCursor(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	srv := natsServer(t, dir, port)
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	b, err := broker.Open(broker.Config{URLs: []string{url}, Stream: "BERTH_EVENTS", DuplicateWindow: 10 * time.Minute}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	l := newLog(t)
+	l.apply(events.ClusterIdentified{ID: "c1"})
+	l.apply(events.OutboxCursor{Index: 0})
+	want := l.pushes("app", 10)
+	snap, _ := l.f.SnapshotAt()
+	var buf bytes.Buffer
+	if err := snap.Persist(&sink{Buffer: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	o := New(Config{CommitEvery: 20 * time.Millisecond}, FSMSource{l.f}, l, b, quiet)
+	stop := start(t, o)
+	defer stop()
+	last := want[len(want)-1]
+	waitUntil(t, "the first commit", 10*time.Second, func() bool { c, _ := l.f.View().OutboxCursor(); return c == last })
+	published := o.Status().Published
+	l.mu.Lock()
+	err = l.f.Restore(io.NopCloser(&buf))
+	l.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the republish after the restore", 10*time.Second, func() bool { return o.Status().Published >= published+uint64(len(want)) })
+	js := connect(t, url)
+	if got := streamIndexes(t, js); !slices.Equal(got, want) {
+		t.Fatalf("stream holds %v, want %v", got, want)
+	}
+}
+
+// sink is a raft.SnapshotSink over a buffer.
+type sink struct{ *bytes.Buffer }
+
+func (sink) ID() string    { return "test" }
+func (sink) Cancel() error { return nil }
+func (sink) Close() error  { return nil }
