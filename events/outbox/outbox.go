@@ -136,7 +136,7 @@ func (o *Outbox) Run(ctx context.Context) {
 	defer o.update(func(s *Status) { s.Running = false })
 	o.logger.Info("outbox publishing", "cursor", acked)
 
-	ensured := false
+	ensured, commitFailing := false, false
 	backoff := 250 * time.Millisecond
 	lastCommit := time.Now()
 	tick := time.NewTicker(o.cfg.CommitEvery)
@@ -174,10 +174,16 @@ func (o *Outbox) Run(ctx context.Context) {
 		}
 		if acked > committed && time.Since(lastCommit) >= o.cfg.CommitEvery {
 			if cerr := o.commit.CommitCursor(ctx, acked); cerr != nil {
-				if ctx.Err() == nil {
-					o.logger.Warn("commit outbox cursor", "cursor", acked, "err", cerr)
+				// Logged once until a commit succeeds (a full disk refuses
+				// every write for a while); events still go out, and the
+				// next leader republishes from the older cursor.
+				if ctx.Err() == nil && !commitFailing {
+					o.logger.Warn("cannot commit the outbox cursor; retrying", "cursor", acked, "err", cerr)
 				}
+				commitFailing = true
+				lastCommit = time.Now()
 			} else {
+				commitFailing = false
 				committed, lastCommit = acked, time.Now()
 				o.update(func(s *Status) { s.Committed = committed })
 			}
