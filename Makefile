@@ -12,6 +12,7 @@ CRANE_VERSION        := v0.22.1
 REGCTL_VERSION       := v0.11.7
 STATICCHECK_VERSION  := v0.8.2
 MINIO_VERSION        := v0.0.0-20260212201848-7aac2a2c5b7c
+NATS_SERVER_VERSION  := v2.15.3
 DISTRIBUTION_VERSION := v3.1.2
 
 # Fuzz targets run briefly by `make test`: package:target pairs.
@@ -77,8 +78,8 @@ imports:
 	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
 	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 
-## tools: pinned crane, regctl, staticcheck and MinIO into ./bin; HAProxy from Debian
-tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck $(BIN)/minio haproxy
+## tools: pinned crane, regctl, staticcheck, MinIO and nats-server into ./bin; HAProxy from Debian
+tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy
 
 $(BIN)/crane:
 	$(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
@@ -89,6 +90,10 @@ $(BIN)/staticcheck:
 # MinIO builds from source in a few minutes; static so it runs FROM scratch.
 $(BIN)/minio:
 	CGO_ENABLED=0 $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+# The same nats-server release Berth embeds (go.mod), for e2e's external
+# three-node JetStream cluster.
+$(BIN)/nats-server:
+	CGO_ENABLED=0 $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 haproxy:
 	@command -v haproxy >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
 

@@ -34,6 +34,8 @@ func TestToCloudEvent(t *testing.T) {
 		{"resource deleted", ResourceDeleted{Kind: "Registry", Name: "hub"}, CETypeResourceDeleted, "Registry/hub", "berth.resource_deleted._", true},
 		{"blob linked is bookkeeping", BlobLinked{Repo: "a", Digest: d}, "", "", "", false},
 		{"blob unlinked is bookkeeping", BlobUnlinked{Repo: "a", Digest: d}, "", "", "", false},
+		{"outbox cursor is bookkeeping", OutboxCursor{Index: 7}, "", "", "", false},
+		{"cluster id is bookkeeping", ClusterIdentified{ID: "abc"}, "", "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ce, ok := ToCloudEvent("eu1", 42, Event{Time: at, Origin: origin, Payload: tc.p})

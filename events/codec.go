@@ -45,6 +45,8 @@ var decoders = map[Type]map[int]decoder{
 	TypeResourceApplied:   {1: decodeAs[ResourceApplied]},
 	TypeResourceDeleted:   {1: decodeAs[ResourceDeleted]},
 	TypeResourcesApplied:  {1: decodeAs[ResourcesApplied]},
+	TypeOutboxCursor:      {1: decodeAs[OutboxCursor]},
+	TypeClusterIdentified: {1: decodeAs[ClusterIdentified]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

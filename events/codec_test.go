@@ -46,6 +46,8 @@ var (
 			{Kind: "Registry", Name: "dockerhub", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"dockerhub"},"spec":{"type":"dockerhub"}}`)},
 			{Kind: "Registry", Name: "quay", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"quay"},"spec":{"type":"quay"}}`)},
 		}},
+		OutboxCursor{Index: 4242},
+		ClusterIdentified{ID: "3f2a9c1d7e6b5a40"},
 	}
 	// olderVersions maps the golden file of each superseded schema version
 	// to the current payload it must decode (upgrade) to. Empty until a

@@ -28,6 +28,9 @@ var generations = map[Type]map[int]int{
 	TypeResourceDeleted:   {1: 1},
 	// Generation 2: one multi-document apply is one entry.
 	TypeResourcesApplied: {1: 2},
+	// Generation 2 too: the event outbox's cursor and the cluster's ID.
+	TypeOutboxCursor:      {1: 2},
+	TypeClusterIdentified: {1: 2},
 }
 
 // Generation is the newest codec generation this binary decodes.

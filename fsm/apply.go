@@ -13,8 +13,9 @@ import (
 // writer applies one event inside one write transaction. Any error aborts
 // the transaction, so a refused event leaves no trace.
 type writer struct {
-	txn *memdb.Txn
-	ev  events.Event
+	txn   *memdb.Txn
+	ev    events.Event
+	index uint64 // the entry's log index
 }
 
 func (w writer) first(table string, args ...any) any {

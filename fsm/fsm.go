@@ -78,7 +78,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		f.wake()
 		return h
 	}
-	err = f.applyEvent(ev)
+	err = f.applyEvent(l.Index, l.Data, ev)
 	f.advance(l.Index)
 	if err != nil {
 		return err
@@ -88,10 +88,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 
 // applyEvent runs one event in a write transaction that commits only if
 // the event is accepted.
-func (f *FSM) applyEvent(ev events.Event) error {
+func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
-	w := writer{txn: txn, ev: ev}
+	w := writer{txn: txn, ev: ev, index: index}
 	var err error
 	switch p := ev.Payload.(type) {
 	case events.ManifestPut:
@@ -114,12 +114,17 @@ func (f *FSM) applyEvent(ev events.Event) error {
 		err = w.resourceDeleted(p)
 	case events.ResourcesApplied:
 		err = w.resourcesApplied(p)
+	case events.OutboxCursor:
+		err = w.outboxCursor(p)
+	case events.ClusterIdentified:
+		err = w.clusterIdentified(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}
 	if err != nil {
 		return err
 	}
+	w.recordOutbox(entry)
 	txn.Commit()
 	return nil
 }
@@ -135,6 +140,14 @@ func (f *FSM) wake() {
 	close(f.notify)
 	f.notify = make(chan struct{})
 	f.notifyMu.Unlock()
+}
+
+// Changed is closed after the next entry is applied (or the state is
+// restored): the outbox waits on it for new rows.
+func (f *FSM) Changed() <-chan struct{} {
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	return f.notify
 }
 
 // AppliedIndex is the index of the last log entry this FSM applied (or the

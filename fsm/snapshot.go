@@ -85,6 +85,10 @@ var snapshotTables = []struct {
 	{tReferrer, func() any { return new(referrerRow) }},
 	{tResource, func() any { return new(Resource) }},
 	{tHistory, func() any { return new(historyRow) }},
+	// The outbox's tables come last and are empty until events were
+	// configured, so older snapshots' bytes are unchanged.
+	{tCluster, func() any { return new(clusterRow) }},
+	{tOutbox, func() any { return new(OutboxRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read
@@ -276,7 +280,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, SnapshotInfo, error) {
 	db := newDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	ld := newLoader(txn)
+	ld := newLoader(txn, hdr.Index)
 	var trailer *snapshotTrailer
 	for {
 		line, err := lr.next()

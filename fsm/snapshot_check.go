@@ -55,10 +55,14 @@ type loader struct {
 	// counters.
 	manifests, blobs map[string]int
 	repos, resources int
+	// index is the snapshot's header index; clusterRow its cluster row,
+	// which the outbox rows are checked against.
+	index      uint64
+	clusterRow *clusterRow
 }
 
-func newLoader(txn *memdb.Txn) *loader {
-	return &loader{txn: txn, tags: tagLoader{txn: txn}, manifests: map[string]int{}, blobs: map[string]int{}}
+func newLoader(txn *memdb.Txn, index uint64) *loader {
+	return &loader{txn: txn, tags: tagLoader{txn: txn}, manifests: map[string]int{}, blobs: map[string]int{}, index: index}
 }
 
 func (l *loader) first(table string, args ...any) any {
@@ -106,6 +110,12 @@ func (l *loader) add(table string, obj any) error {
 	case *historyRow:
 		err = l.history(o)
 		key = []any{o.Kind, o.Name, o.Generation}
+	case *clusterRow:
+		err = l.cluster(o)
+		key = []any{o.Key}
+	case *OutboxRow:
+		err = l.outbox(o)
+		key = []any{o.Index}
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

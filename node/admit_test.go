@@ -58,6 +58,9 @@ func startSingle(t *testing.T) *Node {
 	cfg := DefaultConfig()
 	cfg.Storage.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	// No outbox: its own entries (cluster ID, cursors) would make the log
+	// grow behind the tests' backs.
+	cfg.Events.Enabled = "false"
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := New(ctx, cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
 	if err != nil {

@@ -54,6 +54,14 @@ func (n *Node) lead(ctx context.Context) {
 		return
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
+	if n.events != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			n.runOutbox(ctx)
+		}()
+		defer func() { <-done }()
+	}
 	if n.members == nil {
 		return
 	}
@@ -186,6 +194,7 @@ func (n *Node) localStatus() NodeStatus {
 	if err := n.fsm.Halted(); err != nil {
 		st.Halted = err.Error()
 	}
+	st.Events = n.eventsStatus()
 	if f := r.GetConfiguration(); f.Error() == nil {
 		st.Voter = slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
 			return string(s.ID) == n.cfg.Node.ID && s.Suffrage == raft.Voter

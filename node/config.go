@@ -32,6 +32,7 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Log     LogConfig     `yaml:"log"`
 	Secrets SecretsConfig `yaml:"secrets"`
+	Events  EventsConfig  `yaml:"events"`
 }
 
 // NodeConfig identifies this node.
@@ -237,7 +238,8 @@ func DefaultConfig() Config {
 			MaxEmptyUploads: 10000,
 			EmptyUploadTTL:  15 * time.Minute,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Events: EventsConfig{Stream: "BERTH_EVENTS", DuplicateWindow: 10 * time.Minute, Replicas: 1},
 	}
 }
 
@@ -362,6 +364,7 @@ func (c Config) Validate() error {
 	if c.Raft.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("raft.applytimeout: must be positive"))
 	}
+	errs = append(errs, c.validateEvents()...)
 	return errors.Join(errs...)
 }
 
@@ -491,5 +494,6 @@ func (c *Config) resolveFiles() error {
 		read("cluster.secretfile", c.Cluster.SecretFile, &c.Cluster.secret),
 		read("storage.s3.accesskeyfile", c.Storage.S3.AccessKeyFile, &c.Storage.S3.AccessKey),
 		read("storage.s3.secretkeyfile", c.Storage.S3.SecretKeyFile, &c.Storage.S3.SecretKey),
+		read("events.nats.tokenfile", c.Events.NATS.TokenFile, &c.Events.NATS.Token),
 	)
 }

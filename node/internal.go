@@ -43,6 +43,8 @@ type NodeStatus struct {
 	// Halted is set when this node stopped applying the log at an entry
 	// its binary cannot decode (fsm.HaltError).
 	Halted string `json:"halted,omitempty"`
+	// Events is the event outbox as this node sees it.
+	Events *EventsStatus `json:"events,omitempty"`
 }
 
 func (n *Node) internalHandler() http.Handler {

@@ -56,6 +56,9 @@ type Node struct {
 	// over raft; see node/consensus.
 	engine *cs.Engine
 	stop   context.CancelFunc
+
+	// events publishes to NATS; nil when events are off.
+	events *nodeEvents
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -148,6 +151,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		}
 	}
 	if n.engine, err = n.openEngine(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if n.events, err = openEvents(cfg, logger); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -325,7 +332,9 @@ func (n *Node) close() error {
 	if n.ln != nil {
 		n.ln.Close()
 	}
-	return n.raft.close(n.logger)
+	err := n.raft.close(n.logger)
+	n.events.close()
+	return err
 }
 
 // joinLoop contacts the configured peers until one answers, so nodes can

@@ -29,6 +29,13 @@ type nodeStatus struct {
 	Gossip       string `json:"gossip,omitempty"`
 	Error        string `json:"error,omitempty"`
 	Halted       string `json:"halted,omitempty"`
+	Events       *struct {
+		State     string `json:"state"`
+		Cursor    uint64 `json:"cursor"`
+		Published uint64 `json:"published"`
+		Lag       uint64 `json:"lag"`
+		Error     string `json:"error,omitempty"`
+	} `json:"events,omitempty"`
 }
 
 type clusterStatus struct {
@@ -86,6 +93,16 @@ func printStatus(w io.Writer, st clusterStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", n.ID, state, n.Term, n.CommitIndex, n.AppliedIndex, lag, orDash(n.Gossip), n.APIAddr, n.RaftAddr)
 	}
 	tw.Flush()
+	for _, n := range st.Nodes {
+		// The leader publishes; the others only show the committed cursor.
+		if e := n.Events; e != nil && (n.ID == st.Leader || e.Error != "") && e.State != "off" {
+			fmt.Fprintf(w, "\nEvents (%s): %s, cursor %d, lag %d, published %d this term", n.ID, e.State, e.Cursor, e.Lag, e.Published)
+			if e.Error != "" {
+				fmt.Fprintf(w, ": %s", e.Error)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	for _, n := range st.Nodes {
 		if n.Halted != "" {
 			fmt.Fprintf(w, "\n%s is not serving: %s\n", n.ID, n.Halted)

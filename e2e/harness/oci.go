@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,21 +55,52 @@ func (im Image) Push(ctx context.Context, base string) error {
 	return im.putManifest(ctx, base)
 }
 
+// PushIndexed pushes like Push and returns the Raft index of the
+// acknowledged manifest write (the Berth-Index response header), which
+// names its published event.
+func (im Image) PushIndexed(ctx context.Context, base string) (uint64, error) {
+	for _, b := range [][]byte{im.Config, im.Layer} {
+		code, _, body, err := HTTPStatus(ctx, "POST",
+			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)),
+			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
+		if err != nil {
+			return 0, err
+		}
+		if code != http.StatusCreated {
+			return 0, fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
+		}
+	}
+	hdr, err := im.putManifestHeader(ctx, base)
+	if err != nil {
+		return 0, err
+	}
+	index, err := strconv.ParseUint(hdr.Get("Berth-Index"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("manifest put acknowledged without a Berth-Index header: %w", err)
+	}
+	return index, nil
+}
+
 // putManifest pushes the manifest by tag once its blobs are in place.
 func (im Image) putManifest(ctx context.Context, base string) error {
+	_, err := im.putManifestHeader(ctx, base)
+	return err
+}
+
+func (im Image) putManifestHeader(ctx context.Context, base string) (http.Header, error) {
 	code, hdr, body, err := HTTPStatus(ctx, "PUT",
 		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
 		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(im.Manifest))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if code != http.StatusCreated {
-		return fmt.Errorf("manifest put: %d %s", code, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("manifest put: %d %s", code, strings.TrimSpace(string(body)))
 	}
 	if got := hdr.Get("Docker-Content-Digest"); got != im.ManifestDigest {
-		return fmt.Errorf("manifest digest %s, want %s", got, im.ManifestDigest)
+		return nil, fmt.Errorf("manifest digest %s, want %s", got, im.ManifestDigest)
 	}
-	return nil
+	return hdr, nil
 }
 
 // Verify pulls the image back through base and checks every byte.

@@ -81,7 +81,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, name, refS
 		writeError(w, r, h.logger, err)
 		return
 	}
-	_, err = h.props.Propose(r.Context(), events.ManifestPut{
+	index, err := h.props.Propose(r.Context(), events.ManifestPut{
 		Repo: name, Digest: d, MediaType: m.MediaType, Size: int64(len(body)),
 		ArtifactType: m.ArtifactType, Annotations: m.Annotations, Subject: m.Subject,
 		Blobs: m.Blobs, Manifests: m.Manifests, Tags: tags,
@@ -92,6 +92,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, name, refS
 	}
 	h.cache.put(d, body)
 	hd := w.Header()
+	setIndex(hd, index)
 	hd.Set("Location", "/v2/"+name+"/manifests/"+d.String())
 	hd.Set("Docker-Content-Digest", d.String())
 	if m.Subject != "" {
@@ -227,10 +228,23 @@ func (h *handler) deleteManifest(w http.ResponseWriter, r *http.Request, name, r
 	if ref.tag != "" {
 		p = events.TagDeleted{Repo: name, Tag: ref.tag}
 	}
-	if _, err := h.props.Propose(r.Context(), p); err != nil {
+	index, err := h.props.Propose(r.Context(), p)
+	if err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}
+	setIndex(w.Header(), index)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// IndexHeader names the Raft index of the write a response acknowledges:
+// the published event's ID is "<cluster id>:<index>", so a client (or a
+// test) can match its write with the event.
+const IndexHeader = "Berth-Index"
+
+func setIndex(h http.Header, index uint64) {
+	if index > 0 {
+		h.Set(IndexHeader, strconv.FormatUint(index, 10))
+	}
 }
