@@ -18,6 +18,10 @@ const (
 	CETypeResourceApplied   = "dev.berth.resource.applied"
 	CETypeResourceDeleted   = "dev.berth.resource.deleted"
 	CETypePing              = "dev.berth.ping"
+	// Pull events come from the serving node, not from the log
+	// (events/pulls); they are opt-in (events.pulls) and best effort.
+	CETypeManifestPulled = "dev.berth.manifest.pulled"
+	CETypeBlobPulled     = "dev.berth.blob.pulled"
 
 	// CEContentType is the media type of a CloudEvent in structured mode.
 	CEContentType = "application/cloudevents+json"
@@ -56,7 +60,13 @@ type CloudEventData struct {
 	Actor     string        `json:"actor,omitempty"`
 	UserAgent string        `json:"userAgent,omitempty"`
 	RequestID string        `json:"requestId,omitempty"`
-	Index     uint64        `json:"index"`
+	// RemoteAddr is the client's address (host:port) of a pull event.
+	RemoteAddr string `json:"remoteAddr,omitempty"`
+	// Node is the node that served a pull event.
+	Node string `json:"node,omitempty"`
+	// Index is the Raft index of a logged event; 0 for pull events,
+	// which do not go through the log.
+	Index uint64 `json:"index"`
 }
 
 // ResourceRef names one declarative resource.
