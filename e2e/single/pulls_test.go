@@ -23,7 +23,8 @@ func TestPullEventsFromCranePull(t *testing.T) {
 		t.Run(fmt.Sprintf("pulls=%v", on), func(t *testing.T) {
 			natsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 			const token = "e2e-pulls-token"
-			reg := startRegistryEnv(t, t.TempDir(), "", []string{
+			data := t.TempDir()
+			reg := startRegistryEnv(t, data, "", []string{
 				"BERTH_EVENTS_PULLS=" + fmt.Sprint(on), "BERTH_EVENTS_NATS_LISTEN=" + natsAddr, "BERTH_EVENTS_NATS_TOKEN=" + token,
 			})
 			idx, err := pushOne(reg.addr, "pulls/app", "v1")
@@ -52,8 +53,15 @@ func TestPullEventsFromCranePull(t *testing.T) {
 				}
 				return n
 			}
+			status := func() string {
+				env := []string{"BERTH_SERVER=http://" + reg.addr, "BERTH_TOKEN="}
+				return harness.Run(t, env, harness.Tool(t, "clusterctl"), "--token-file", filepath.Join(data, "admin.token"), "status")
+			}
 			if !on {
 				time.Sleep(500 * time.Millisecond) // several batch waits
+				if out := status(); strings.Contains(out, "Pull events") {
+					t.Errorf("events.pulls off, yet clusterctl status shows pull events:\n%s", out)
+				}
 				if n := count(); len(n) != 0 {
 					t.Fatalf("events.pulls off, yet the stream holds pull events: %v", n)
 				}
@@ -63,6 +71,13 @@ func TestPullEventsFromCranePull(t *testing.T) {
 				n := count()
 				if n["dev.berth.manifest.pulled"] < 1 || n["dev.berth.blob.pulled"] < 2 {
 					return fmt.Errorf("pull events so far: %v (want a manifest and the config and layer blobs)", n)
+				}
+				return nil
+			})
+			harness.WaitFor(t, "clusterctl status to count the pulls", 10*time.Second, func() error {
+				out := status()
+				if !strings.Contains(out, "Pull events (node-1): published ") || strings.Contains(out, "published 0,") {
+					return fmt.Errorf("status:\n%s", out)
 				}
 				return nil
 			})
