@@ -28,6 +28,31 @@ const (
 	ceTypePrefix  = "dev.berth."
 )
 
+// LoggedTypes are the types the outbox publishes from the Raft log, in
+// index order; pull events are not among them.
+var LoggedTypes = []string{
+	CETypeManifestPushed, CETypeManifestDeleted, CETypeTagUpdated, CETypeTagDeleted,
+	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted,
+}
+
+// IsPullSubject reports whether a stream subject holds a pull event
+// (berth.manifest_pulled.…, berth.blob_pulled.…): not from the log, no
+// index.
+func IsPullSubject(subject string) bool {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	typ, _, _ := strings.Cut(rest, ".")
+	return strings.HasSuffix(typ, "_pulled")
+}
+
+// TypeSubjects is the subject filter of one type's events, every
+// repository: "berth.manifest_pushed.>".
+func TypeSubjects(ceType string) string {
+	return SubjectPrefix + "." + strings.ReplaceAll(ShortType(ceType), ".", "_") + ".>"
+}
+
 // CloudEvent is one published event in CloudEvents 1.0 structured JSON.
 // Its ID, "<cluster id>:<raft index>", names the event for all time: it is
 // JetStream's Nats-Msg-Id (so a republished index is dropped) and what a
