@@ -64,3 +64,26 @@ func TestSeqForIndexSkipsPullEvents(t *testing.T) {
 		t.Errorf("past the last push: sequence %d, want after 21", got)
 	}
 }
+
+// Pull events in the Distribution format are its "pull" action, with the
+// client's address and the blob or manifest URL.
+func TestDistributionFormatOfPulls(t *testing.T) {
+	src := Source{BaseURL: "https://registry.example.com"}
+	d := digest.FromString("x")
+	for _, tc := range []struct {
+		kind events.PullKind
+		url  string
+	}{
+		{events.PullManifest, "https://registry.example.com/v2/team-a/app/manifests/" + d.String()},
+		{events.PullBlob, "https://registry.example.com/v2/team-a/app/blobs/" + d.String()},
+	} {
+		ce := events.PullCloudEvent("c1", "node-1", "c1:node-1:b:1", events.Pull{
+			Kind: tc.kind, Repository: "team-a/app", Digest: d, UserAgent: "crane", RemoteAddr: "10.0.0.1:4000",
+		})
+		ev, ok := toDistribution(ce, src)
+		if !ok || ev.Action != "pull" || ev.Request.Method != "GET" || ev.Request.Addr != "10.0.0.1:4000" ||
+			ev.Request.UserAgent != "crane" || ev.Target.URL != tc.url || ev.ID != ce.ID {
+			t.Errorf("%s: ok %v, %+v", ce.Type, ok, ev)
+		}
+	}
+}
