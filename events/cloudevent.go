@@ -18,11 +18,40 @@ const (
 	CETypeResourceApplied   = "dev.berth.resource.applied"
 	CETypeResourceDeleted   = "dev.berth.resource.deleted"
 	CETypePing              = "dev.berth.ping"
+	// Pull events come from the serving node, not from the log
+	// (events/pulls); they are opt-in (events.pulls) and best effort.
+	CETypeManifestPulled = "dev.berth.manifest.pulled"
+	CETypeBlobPulled     = "dev.berth.blob.pulled"
 
 	// CEContentType is the media type of a CloudEvent in structured mode.
 	CEContentType = "application/cloudevents+json"
 	ceTypePrefix  = "dev.berth."
 )
+
+// LoggedTypes are the types the outbox publishes from the Raft log, in
+// index order; pull events are not among them.
+var LoggedTypes = []string{
+	CETypeManifestPushed, CETypeManifestDeleted, CETypeTagUpdated, CETypeTagDeleted,
+	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted,
+}
+
+// IsPullSubject reports whether a stream subject holds a pull event
+// (berth.manifest_pulled.…, berth.blob_pulled.…): not from the log, no
+// index.
+func IsPullSubject(subject string) bool {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	typ, _, _ := strings.Cut(rest, ".")
+	return strings.HasSuffix(typ, "_pulled")
+}
+
+// TypeSubjects is the subject filter of one type's events, every
+// repository: "berth.manifest_pushed.>".
+func TypeSubjects(ceType string) string {
+	return SubjectPrefix + "." + strings.ReplaceAll(ShortType(ceType), ".", "_") + ".>"
+}
 
 // CloudEvent is one published event in CloudEvents 1.0 structured JSON.
 // Its ID, "<cluster id>:<raft index>", names the event for all time: it is
@@ -56,7 +85,13 @@ type CloudEventData struct {
 	Actor     string        `json:"actor,omitempty"`
 	UserAgent string        `json:"userAgent,omitempty"`
 	RequestID string        `json:"requestId,omitempty"`
-	Index     uint64        `json:"index"`
+	// RemoteAddr is the client's address (host:port) of a pull event.
+	RemoteAddr string `json:"remoteAddr,omitempty"`
+	// Node is the node that served a pull event.
+	Node string `json:"node,omitempty"`
+	// Index is the Raft index of a logged event; 0 for pull events,
+	// which do not go through the log.
+	Index uint64 `json:"index"`
 }
 
 // ResourceRef names one declarative resource.

@@ -22,6 +22,10 @@ type EventsConfig struct {
 	// Replicas of the stream when Berth creates it (3 on a NATS cluster).
 	Replicas int              `yaml:"replicas"`
 	NATS     EventsNATSConfig `yaml:"nats"`
+	// Pulls turns on pull events (manifest.pulled, blob.pulled), which
+	// every node publishes itself, best effort (events/pulls). Off by
+	// default: a busy registry serves far more pulls than pushes.
+	Pulls bool `yaml:"pulls"`
 }
 
 // EventsNATSConfig is the NATS connection.
@@ -66,6 +70,9 @@ func (c Config) validateEvents() []error {
 		errs = append(errs, fmt.Errorf("events.enabled: %q is not true or false", e.Enabled))
 	}
 	if !c.EventsEnabled() {
+		if e.Pulls {
+			errs = append(errs, errors.New("events.pulls: pull events need events; turn events on or drop events.pulls"))
+		}
 		return errs
 	}
 	if e.Stream == "" {

@@ -37,6 +37,9 @@ func TestEventsConfig(t *testing.T) {
 			c.Events.NATS.URLs = []string{"nats://a:4222"}
 			c.Events.NATS.TLS.CertFile = "c.pem"
 		}, true, "events.nats.tls"},
+		{"pulls on a single node", func(c *Config) { c.Events.Pulls = true }, true, ""},
+		{"pulls with events off", func(c *Config) { c.Events.Enabled = "false"; c.Events.Pulls = true }, false, "events.pulls"},
+		{"pulls in a cluster without NATS", func(c *Config) { cluster(c); c.Events.Pulls = true }, false, "events.pulls"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -60,11 +63,14 @@ func TestEventsConfigFromYAMLAndEnv(t *testing.T) {
 	if err := os.WriteFile(path, []byte("events:\n  enabled: false\n  duplicatewindow: 15m\n  nats:\n    urls: [nats://a:4222, nats://b:4222]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadConfig(path, []string{"BERTH_EVENTS_NATS_URLS=nats://x:4222,nats://y:4222", "BERTH_EVENTS_REPLICAS=3"})
+	c, err := LoadConfig(path, []string{"BERTH_EVENTS_NATS_URLS=nats://x:4222,nats://y:4222", "BERTH_EVENTS_REPLICAS=3", "BERTH_EVENTS_PULLS=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Events.Enabled != "false" || c.Events.DuplicateWindow != 15*time.Minute || c.Events.Replicas != 3 ||
+	if DefaultConfig().Events.Pulls {
+		t.Error("pull events are on by default")
+	}
+	if c.Events.Enabled != "false" || c.Events.DuplicateWindow != 15*time.Minute || c.Events.Replicas != 3 || !c.Events.Pulls ||
 		strings.Join(c.Events.NATS.URLs, ",") != "nats://x:4222,nats://y:4222" {
 		t.Errorf("events config = %+v", c.Events)
 	}

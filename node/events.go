@@ -13,6 +13,7 @@ import (
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/events/broker"
 	"github.com/berth-registry/berth/events/outbox"
+	"github.com/berth-registry/berth/events/pulls"
 	"github.com/berth-registry/berth/fsm"
 )
 
@@ -21,6 +22,7 @@ import (
 type nodeEvents struct {
 	broker *broker.Broker
 	cur    atomic.Pointer[outbox.Outbox] // the outbox of the current term, if leading
+	pulls  *pulls.Publisher              // nil unless events.pulls (pulls.go)
 }
 
 // EventsStatus is what a node shows of the event outbox (clusterctl
@@ -32,6 +34,8 @@ type EventsStatus struct {
 	Published uint64 `json:"published"`
 	Lag       uint64 `json:"lag"`
 	Error     string `json:"error,omitempty"`
+	// Pulls counts pull events when events.pulls is on.
+	Pulls *pulls.Stats `json:"pulls,omitempty"`
 }
 
 // openEvents connects to NATS (starting the embedded server on a single
@@ -141,6 +145,7 @@ func (n *Node) eventsStatus() *EventsStatus {
 		if st.Error != "" {
 			es.State = "unavailable"
 		}
+		es.Pulls = n.pullStats()
 		return es
 	}
 	cursor, _ := n.fsm.View().OutboxCursor()
@@ -148,6 +153,7 @@ func (n *Node) eventsStatus() *EventsStatus {
 	if !n.events.broker.Connected() {
 		es.Error = "not connected to NATS"
 	}
+	es.Pulls = n.pullStats()
 	return es
 }
 

@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		n.close()
 		return nil, err
 	}
+	n.openPulls()
 	n.srv = &http.Server{
 		Handler:           n.handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
@@ -229,7 +230,7 @@ func (n *Node) handler() http.Handler {
 	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
 	// Metrics outermost, so requests refused with 429 are counted too.
 	mux.Handle("/v2/", n.metrics.HTTP(limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout}, n, n, n.blobs, n.logger)),
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger)),
 		api.RouteKinds, api.RouteKind))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	// Webhook and Registry GETs show whether this node can read the
@@ -283,6 +284,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.stop()
 	n.logger.Info("registry listening", "addr", n.Addr(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
 	go n.leaderLoop(ctx)
+	n.runPulls(ctx)
 	if n.members != nil {
 		go n.joinLoop(ctx)
 		if n.raft.fresh {

@@ -35,6 +35,9 @@ type nodeStatus struct {
 		Published uint64 `json:"published"`
 		Lag       uint64 `json:"lag"`
 		Error     string `json:"error,omitempty"`
+		Pulls     *struct {
+			Published, Dropped, Failed uint64
+		} `json:"pulls,omitempty"`
 	} `json:"events,omitempty"`
 }
 
@@ -101,6 +104,12 @@ func printStatus(w io.Writer, st clusterStatus) {
 				fmt.Fprintf(w, ": %s", e.Error)
 			}
 			fmt.Fprintln(w)
+		}
+	}
+	for _, n := range st.Nodes {
+		// Every node publishes the pulls it serves (events.pulls).
+		if e := n.Events; e != nil && e.Pulls != nil {
+			fmt.Fprintf(w, "Pull events (%s): published %d, dropped %d, failed %d\n", n.ID, e.Pulls.Published, e.Pulls.Dropped, e.Pulls.Failed)
 		}
 	}
 	for _, n := range st.Nodes {

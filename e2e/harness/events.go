@@ -58,6 +58,14 @@ func ReadEvents(ctx context.Context, urls []string, stream string, opts ...nats.
 		if err := json.Unmarshal(m.Data, &ce); err != nil {
 			return nil, fmt.Errorf("message %d is not a CloudEvent: %w", seq, err)
 		}
+		if strings.HasSuffix(ce.Type, ".pulled") {
+			// Pull events are not in the log: no index (events/pulls).
+			if m.Header.Get("Nats-Msg-Id") != ce.ID || m.Header.Get("Berth-Index") != "" {
+				return nil, fmt.Errorf("message %d: pull event %q has Nats-Msg-Id %q and Berth-Index %q", seq, ce.ID, m.Header.Get("Nats-Msg-Id"), m.Header.Get("Berth-Index"))
+			}
+			out = append(out, StreamEvent{ID: ce.ID, Type: ce.Type, Repo: ce.Data.Repository})
+			continue
+		}
 		idx, err := strconv.ParseUint(m.Header.Get("Berth-Index"), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("message %d: Berth-Index: %w", seq, err)

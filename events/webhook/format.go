@@ -119,11 +119,18 @@ func toDistribution(ce events.CloudEvent, src Source) (DistributionEvent, bool) 
 		ev.Action, ev.Request.Method = "push", "PUT"
 	case events.CETypeManifestDeleted, events.CETypeTagDeleted, events.CETypeRepositoryDeleted:
 		ev.Action, ev.Request.Method = "delete", "DELETE"
+	case events.CETypeManifestPulled, events.CETypeBlobPulled:
+		// Distribution reports manifest and blob fetches as "pull".
+		ev.Action, ev.Request.Method, ev.Request.Addr = "pull", "GET", d.RemoteAddr
 	default:
 		return DistributionEvent{}, false
 	}
 	if src.BaseURL != "" && d.Repository != "" && d.Digest != "" {
-		ev.Target.URL = strings.TrimSuffix(src.BaseURL, "/") + "/v2/" + d.Repository + "/manifests/" + url.PathEscape(d.Digest.String())
+		kind := "/manifests/"
+		if ce.Type == events.CETypeBlobPulled {
+			kind = "/blobs/"
+		}
+		ev.Target.URL = strings.TrimSuffix(src.BaseURL, "/") + "/v2/" + d.Repository + kind + url.PathEscape(d.Digest.String())
 	}
 	return ev, true
 }

@@ -17,7 +17,8 @@ const IndexHeader = "Berth-Index"
 
 // seqForIndex finds the first stream sequence whose event has a Raft index
 // ≥ index, by binary search: the outbox publishes in index order, so the
-// index grows with the sequence. Past the end it returns last+1.
+// index grows with the sequence. Pull events, which have no index, are
+// looked past (firstLogged). Past the end it returns last+1.
 func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, index uint64) (uint64, error) {
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -30,7 +31,7 @@ func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, inde
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		// The first message at or after mid: sequences can have gaps.
-		msg, err := stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(">"))
+		msg, err := firstLogged(ctx, stream, mid)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			hi = mid
 			continue
@@ -48,7 +49,47 @@ func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, inde
 			lo = msg.Sequence + 1
 		}
 	}
+	// lo may be a pull event's sequence: start at the logged event after it.
+	if lo <= info.State.LastSeq {
+		msg, err := firstLogged(ctx, stream, lo)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return info.State.LastSeq + 1, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read events stream %s at sequence %d: %w", m.opts.Stream, lo, err)
+		}
+		return msg.Sequence, nil
+	}
 	return lo, nil
+}
+
+// firstLogged returns the first message at or after seq that came from
+// the log. Pull events (events/pulls) sit between them with no index, so
+// the bisection looks past them: it asks for the next message of each
+// logged type and takes the earliest, a bounded number of requests however
+// many pulls there are.
+func firstLogged(ctx context.Context, stream jetstream.Stream, seq uint64) (*jetstream.RawStreamMsg, error) {
+	msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
+	if err != nil || !events.IsPullSubject(msg.Subject) {
+		return msg, err
+	}
+	var first *jetstream.RawStreamMsg
+	for _, typ := range events.LoggedTypes {
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(events.TypeSubjects(typ)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if first == nil || m.Sequence < first.Sequence {
+			first = m
+		}
+	}
+	if first == nil {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return first, nil
 }
 
 func messageIndex(msg *jetstream.RawStreamMsg) (uint64, error) {

@@ -53,11 +53,23 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ds strin
 			h.logger.Warn("blob download cut short", "repo", name, "digest", d, "err", err)
 			panic(http.ErrAbortHandler)
 		}
+		if h.cfg.Pulls != nil {
+			h.blobPulled(r, name, events.Pull{Digest: d, Size: info.Size})
+		}
 		return
 	}
 	// ServeContent answers Range with 206, If-None-Match with 304 and HEAD
 	// without a body, and sets Content-Length.
-	http.ServeContent(w, r, "", time.Time{}, f)
+	if h.cfg.Pulls == nil || r.Method != http.MethodGet {
+		http.ServeContent(w, r, "", time.Time{}, f)
+		return
+	}
+	// The status ServeContent chose (log.go's writer keeps sendfile).
+	sw := &statusWriter{ResponseWriter: w}
+	http.ServeContent(sw, r, "", time.Time{}, f)
+	if sw.status == http.StatusOK || sw.status == http.StatusPartialContent && rangeFromStart(r) {
+		h.blobPulled(r, name, events.Pull{Digest: d, Size: info.Size})
+	}
 }
 
 // plainGet reports a whole-blob GET, with nothing for ServeContent to

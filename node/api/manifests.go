@@ -191,7 +191,9 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, name, refS
 		return
 	}
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	if _, err := w.Write(body); err == nil && h.cfg.Pulls != nil {
+		h.manifestPulled(r, name, ref, m)
+	}
 }
 
 func (h *handler) manifestBytes(r *http.Request, m fsm.Manifest) ([]byte, error) {

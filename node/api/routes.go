@@ -45,6 +45,9 @@ type Config struct {
 	// BodyReadTimeout is how long a request body may send nothing before
 	// the request ends (body.go). Default DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
+	// Pulls, if set, hears of every successful pull (pull.go); nil turns
+	// pull events off at the cost of one nil check per read.
+	Pulls PullHook
 }
 
 // DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large
