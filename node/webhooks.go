@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/events/webhook"
 	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/fsm/resource"
@@ -36,12 +37,8 @@ type nodeWebhooks struct {
 
 	mu  sync.Mutex
 	mgr *webhook.Manager
-	// firstSeen is the applied index at which this node first saw each
-	// webhook (by name and creation time). The FSM does not record the
-	// index a resource was created at, so this stands in for it as the
-	// StartIndex of a webhook whose consumer does not exist yet: events
-	// accepted between the apply and that moment (a debounce, normally)
-	// are not delivered to a brand-new webhook.
+	// firstSeen is the StartIndex of each webhook (by name and creation
+	// time), fixed when this node first sees it (createdIndex).
 	firstSeen map[webhookKey]uint64
 	// secretErr is the last secret problem logged per webhook, so each
 	// is logged once, not on every resync.
@@ -175,7 +172,7 @@ func (n *Node) desiredWebhooks(ctx context.Context, resolver *secrets.Resolver) 
 		key := webhookKey{r.Name, r.Created}
 		seen[key], names[r.Name] = true, true
 		if _, ok := w.firstSeen[key]; !ok {
-			w.firstSeen[key] = v.Index()
+			w.firstSeen[key] = createdIndex(v, r.Name)
 		}
 		out = append(out, n.mapWebhook(ctx, r, resolver, w.firstSeen[key]))
 	}
@@ -250,4 +247,38 @@ func (n *Node) leaderWebhookManager(ctx context.Context) (*webhook.Manager, erro
 		return nil, fmt.Errorf("%w: this node is not the leader", errNotSent)
 	}
 	return n.webhookManager(ctx)
+}
+
+// maxCreationScan bounds the unpublished entries createdIndex decodes.
+const maxCreationScan = 100000
+
+// createdIndex is where a webhook first seen now starts: the index of the
+// entry that applied it. The FSM does not record that index for a
+// resource, but it keeps every entry the outbox has not published yet, and
+// the apply is normally among them (the engine looks a debounce after the
+// apply; the cursor is committed about once a second). If it is not (the
+// webhook was applied long before, and its consumer is gone), delivery
+// starts after the cursor: events published between the apply and then
+// are not delivered to it.
+func createdIndex(v *fsm.View, name string) uint64 {
+	cursor, _ := v.OutboxCursor()
+	for _, row := range v.Pending(cursor, maxCreationScan) {
+		ev, err := events.Decode(row.Entry)
+		if err != nil {
+			continue
+		}
+		switch p := ev.Payload.(type) {
+		case events.ResourceApplied:
+			if p.Kind == "Webhook" && p.Name == name {
+				return row.Index
+			}
+		case events.ResourcesApplied:
+			for _, r := range p.Resources {
+				if r.Kind == "Webhook" && r.Name == name {
+					return row.Index
+				}
+			}
+		}
+	}
+	return cursor + 1
 }
