@@ -161,6 +161,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	n.webhooks = newNodeWebhooks()
+	n.metrics.WatchEvents(n.eventsStats, n.webhooks.counters)
 	n.srv = &http.Server{
 		Handler:           n.handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,

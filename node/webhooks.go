@@ -34,6 +34,8 @@ const (
 // it (runWebhooks, in the term's context).
 type nodeWebhooks struct {
 	counters *webhook.Counters
+	// published counts the outbox's publishes for /metrics.
+	published publishedCounter
 
 	mu  sync.Mutex
 	mgr *webhook.Manager

@@ -3,6 +3,8 @@ package single
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -100,6 +102,27 @@ func TestWebhookDeadLettersAndRedeliver(t *testing.T) {
 		if !slices.Equal(attempts[id], []int{1, 2, 3}) {
 			t.Errorf("recorded attempts of %s: %v, want [1 2 3]", id, attempts[id])
 		}
+	}
+
+	// /metrics counts the attempts and the dead letters.
+	tok, err := os.ReadFile(c.tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := harness.Ctx(10 * time.Second)
+	defer cancel()
+	code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+reg.addr+"/metrics", map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(tok))}, nil)
+	if err != nil || code != 200 {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, series := range []string{`berth_webhook_deliveries_total{status="500",webhook="broken"} 9`, `berth_webhook_dead_letters_total{webhook="broken"} 3`,
+		`berth_events_outbox_state{state="publishing"} 1`} {
+		if !strings.Contains(string(body), series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^berth_events_published_total [1-9]`).Match(body) {
+		t.Error("/metrics: berth_events_published_total is not positive")
 	}
 
 	broken.Store(false)
