@@ -201,4 +201,3 @@ func waitDelivered(t *testing.T, r *receiver, want []string, timeout time.Durati
 		return nil
 	})
 }
-
