@@ -110,7 +110,8 @@ func (n *Node) handleEventStream(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		seq, err = webhook.SeqForIndex(sctx, stream, q.since)
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(seq, 1)}
+	// The server removes the consumer once the request stops pulling.
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(seq, 1), InactiveThreshold: 30 * time.Second}
 	if q.typ != "" {
 		cfg.FilterSubjects = []string{events.SubjectPrefix + "." + strings.ReplaceAll(q.typ, ".", "_") + ".>"}
 	}

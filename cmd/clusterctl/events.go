@@ -65,7 +65,7 @@ printing new events as they are published, until Ctrl-C.
 			if limit > 0 {
 				q.Set("limit", strconv.Itoa(limit))
 			}
-			return streamEvents(cmd.Context(), g, "/admin/v1/events?"+q.Encode(), cmd.OutOrStdout(), output == "json")
+			return streamEvents(cmd.Context(), g, "/admin/v1/events?"+q.Encode(), cmd.OutOrStdout(), output == "json", follow)
 		},
 	}
 	f := cmd.Flags()
@@ -80,8 +80,12 @@ printing new events as they are published, until Ctrl-C.
 
 // streamEvents prints the NDJSON answer line by line as it arrives, so
 // that --follow shows each event at once. Ctrl-C ends it without error.
-func streamEvents(ctx context.Context, g *globals, path string, w io.Writer, raw bool) error {
-	resp, err := g.do(ctx, "GET", path, nil)
+func streamEvents(ctx context.Context, g *globals, path string, w io.Writer, raw, follow bool) error {
+	timeout := 30 * time.Minute
+	if follow {
+		timeout = 0 // until Ctrl-C
+	}
+	resp, err := g.doTimeout(ctx, "GET", path, nil, timeout)
 	if err != nil {
 		return err
 	}
