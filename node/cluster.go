@@ -61,6 +61,12 @@ func (n *Node) lead(ctx context.Context) {
 			n.runOutbox(ctx)
 		}()
 		defer func() { <-done }()
+		hooksDone := make(chan struct{})
+		go func() {
+			defer close(hooksDone)
+			n.runWebhooks(ctx)
+		}()
+		defer func() { <-hooksDone }()
 	}
 	if n.members == nil {
 		return

@@ -57,6 +57,7 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"raft/remove", n.handleRemove)
 	mux.HandleFunc("POST "+internalPrefix+"raft/transfer", n.handleTransfer)
 	mux.HandleFunc("POST "+internalPrefix+"restore", n.handleInternalRestore)
+	mux.HandleFunc("POST "+internalPrefix+"webhooks/{name}/{action}", n.handleInternalWebhook)
 	return httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",

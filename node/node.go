@@ -59,6 +59,8 @@ type Node struct {
 
 	// events publishes to NATS; nil when events are off.
 	events *nodeEvents
+	// webhooks delivers webhooks on the leader (node/webhooks.go).
+	webhooks *nodeWebhooks
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -159,6 +161,8 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	n.openPulls()
+	n.webhooks = newNodeWebhooks()
+	n.metrics.WatchEvents(n.eventsStats, n.webhooks.counters)
 	n.srv = &http.Server{
 		Handler:           n.handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
@@ -233,6 +237,8 @@ func (n *Node) handler() http.Handler {
 		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger)),
 		api.RouteKinds, api.RouteKind))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
+	mux.Handle("/admin/v1/webhooks/", n.webhooksAdmin())
+	mux.Handle("/admin/v1/events", n.webhooksAdmin())
 	// Webhook and Registry GETs show whether this node can read the
 	// secrets they reference (status.conditions).
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions)))

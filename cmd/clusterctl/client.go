@@ -175,6 +175,14 @@ func (g *globals) call(ctx context.Context, method, path string, body io.Reader,
 
 // do sends one authenticated request. The caller closes the body.
 func (g *globals) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	// Generous: a snapshot of a large registry takes a while. Ctrl-C
+	// cancels through ctx.
+	return g.doTimeout(ctx, method, path, body, 30*time.Minute)
+}
+
+// doTimeout is do with its own bound on the whole exchange; 0 means none
+// (events --follow, which runs until Ctrl-C).
+func (g *globals) doTimeout(ctx context.Context, method, path string, body io.Reader, timeout time.Duration) (*http.Response, error) {
 	server, err := g.resolveServer()
 	if err != nil {
 		return nil, err
@@ -188,9 +196,7 @@ func (g *globals) do(ctx context.Context, method, path string, body io.Reader) (
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	// Generous: a snapshot of a large registry takes a while. Ctrl-C
-	// cancels through ctx.
-	client := &http.Client{Timeout: 30 * time.Minute}
+	client := &http.Client{Timeout: timeout}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w (is registryd running? set --server or BERTH_SERVER)", server, err)

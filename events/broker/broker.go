@@ -237,6 +237,10 @@ func (b *Broker) PublishMsgAsync(m *nats.Msg) (jetstream.PubAckFuture, error) {
 	return b.js.PublishMsgAsync(m)
 }
 
+// JetStream is the broker's JetStream handle, for the webhook engine and
+// for reading the stream (clusterctl events) on any node.
+func (b *Broker) JetStream() jetstream.JetStream { return b.js }
+
 // Connected reports whether the connection to NATS is up.
 func (b *Broker) Connected() bool { return b.nc != nil && b.nc.IsConnected() }
 

@@ -20,9 +20,18 @@ const IndexHeader = "Berth-Index"
 // index grows with the sequence. Pull events, which have no index, are
 // looked past (firstLogged). Past the end it returns last+1.
 func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, index uint64) (uint64, error) {
+	return SeqForIndex(ctx, stream, index)
+}
+
+// SeqForIndex is the first sequence of the events stream whose Raft index
+// is at least index (the stream's next sequence if there is none), found
+// by binary search: the outbox publishes in index order. clusterctl events
+// --since starts there.
+func SeqForIndex(ctx context.Context, stream jetstream.Stream, index uint64) (uint64, error) {
+	name := stream.CachedInfo().Config.Name
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read events stream %s: %w", m.opts.Stream, err)
+		return 0, fmt.Errorf("read events stream %s: %w", name, err)
 	}
 	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
 	if info.State.Msgs == 0 {
@@ -37,11 +46,11 @@ func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, inde
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read events stream %s at sequence %d: %w", m.opts.Stream, mid, err)
+			return 0, fmt.Errorf("read events stream %s at sequence %d: %w", name, mid, err)
 		}
 		idx, err := messageIndex(msg)
 		if err != nil {
-			return 0, fmt.Errorf("events stream %s sequence %d: %w", m.opts.Stream, msg.Sequence, err)
+			return 0, fmt.Errorf("events stream %s sequence %d: %w", name, msg.Sequence, err)
 		}
 		if idx >= index {
 			hi = mid
@@ -56,7 +65,7 @@ func (m *Manager) seqForIndex(ctx context.Context, stream jetstream.Stream, inde
 			return info.State.LastSeq + 1, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read events stream %s at sequence %d: %w", m.opts.Stream, lo, err)
+			return 0, fmt.Errorf("read events stream %s at sequence %d: %w", name, lo, err)
 		}
 		return msg.Sequence, nil
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/blob/cache"
+	"github.com/berth-registry/berth/events/webhook"
 	"github.com/berth-registry/berth/node/api"
 )
 
@@ -35,6 +36,10 @@ func exported(t *testing.T) map[string]bool {
 	m := New("test")
 	newTestRaft(t, m, func() error { return nil })
 	m.WatchCache(func() cache.Stats { return cache.Stats{} })
+	hooks := webhook.NewCounters()
+	hooks.Delivered("ci", "200")
+	hooks.DeadLettered("ci")
+	m.WatchEvents(func() EventsStats { return EventsStats{State: "publishing"} }, hooks)
 	fs, err := blob.NewFS(t.TempDir(), nil, blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +116,8 @@ func TestAlertRules(t *testing.T) {
 			alerts[r.Alert] = true
 		}
 	}
-	for _, a := range []string{"BerthNoLeader", "BerthFSMHalted", "BerthFollowerLag", "BerthHigh5xxRate", "BerthDiskFilling"} {
+	for _, a := range []string{"BerthNoLeader", "BerthFSMHalted", "BerthFollowerLag", "BerthHigh5xxRate", "BerthDiskFilling",
+		"BerthEventsPublishLag", "BerthWebhookDeadLetters"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing", a)
 		}
