@@ -22,7 +22,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzRouteKind
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster bench-events clean
 
 all: build
 
@@ -114,8 +114,13 @@ bench-cluster: build tools $(BIN)/registry
 		--minio $(BIN)/minio --haproxy $$(command -v haproxy) \
 		--rounds 3 --duration 5s --markdown bench-cluster-results.md --json bench-cluster-results.json
 
+## bench-events: one node: push-small without and with a webhook, outbox events/s, push-to-webhook latency
+bench-events: build
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench events --berth $(BIN)/registryd --rounds 3 --duration 5s --json bench-events-results.json
+
 $(BIN)/registry:
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 clean:
-	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.*
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json

@@ -42,7 +42,7 @@ type EventsResult struct {
 func eventsCmd() *cobra.Command {
 	var berthBin, jsonOut string
 	var dur time.Duration
-	var conc int
+	var conc, rounds int
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "Single node: push-to-webhook latency, outbox events/s, push-small with and without a webhook",
@@ -69,29 +69,55 @@ func eventsCmd() *cobra.Command {
 				}
 			}
 
-			res.PushNoWebhook = runWorkload(ctx, b.c, push, srv.url, dur, time.Minute, conc)
-			printResult(out, res.PushNoWebhook)
-
 			recv, err := newBenchReceiver()
 			if err != nil {
 				return err
 			}
 			defer recv.close()
-			if err := b.applyWebhook(ctx, recv.url); err != nil {
-				return err
+			// Rounds alternate without and with the webhook (A B, B A, ...),
+			// as compare does between registries, so the node's growing
+			// state and the machine's drift weigh on both sides alike. The
+			// webhook is deleted for the rounds without it, so nothing is
+			// delivered then.
+			var ratios []float64
+			var published, onTime float64
+			for r := range rounds {
+				order := []bool{false, true}
+				if r%2 == 1 {
+					order = []bool{true, false}
+				}
+				var off, on Result
+				for _, hook := range order {
+					if err := b.setWebhook(ctx, recv.url, hook); err != nil {
+						return err
+					}
+					if !hook {
+						off = runWorkload(ctx, b.c, push, srv.url, dur, time.Minute, conc)
+						continue
+					}
+					pub0, _ := b.metric(ctx, "berth_events_published_total")
+					stopLag := b.watchLag(ctx)
+					start := time.Now()
+					on = runWorkload(ctx, b.c, push, srv.url, dur, time.Minute, conc)
+					onTime += time.Since(start).Seconds()
+					res.OutboxMaxLag = max(res.OutboxMaxLag, stopLag())
+					pub1, _ := b.metric(ctx, "berth_events_published_total")
+					published += pub1 - pub0
+				}
+				off.Workload, on.Workload = fmt.Sprintf("push-small r%d", r+1), fmt.Sprintf("push-small (webhook) r%d", r+1)
+				printResult(out, off)
+				printResult(out, on)
+				res.PushNoWebhook, res.PushWithWebhook = off, on
+				if off.OpsPerS > 0 {
+					ratios = append(ratios, on.OpsPerS/off.OpsPerS)
+				}
 			}
-			pub0, _ := b.metric(ctx, "berth_events_published_total")
-			stopLag := b.watchLag(ctx)
-			start := time.Now()
-			res.PushWithWebhook = runWorkload(ctx, b.c, push, srv.url, dur, time.Minute, conc)
-			elapsed := time.Since(start)
-			res.OutboxMaxLag = stopLag()
-			pub1, _ := b.metric(ctx, "berth_events_published_total")
-			res.OutboxEventsPerS = (pub1 - pub0) / elapsed.Seconds()
-			res.PushWithWebhook.Workload = "push-small (webhook)"
-			printResult(out, res.PushWithWebhook)
-			if res.PushNoWebhook.OpsPerS > 0 {
-				res.PushRatio = res.PushWithWebhook.OpsPerS / res.PushNoWebhook.OpsPerS
+			res.PushRatio = median(ratios)
+			if onTime > 0 {
+				res.OutboxEventsPerS = published / onTime
+			}
+			if err := b.setWebhook(ctx, recv.url, true); err != nil {
+				return err
 			}
 
 			// Latency at a moderate rate (4 pushers), after the backlog of
@@ -107,8 +133,8 @@ func eventsCmd() *cobra.Command {
 			res.LatencyP50, res.LatencyP99 = percentile(lat, 50), percentile(lat, 99)
 			res.Delivered, res.Missing = len(lat), missing
 
-			fmt.Fprintf(out, "push-small with a webhook: %.0f%% of without (%.1f vs %.1f ops/s)\n", 100*res.PushRatio,
-				res.PushWithWebhook.OpsPerS, res.PushNoWebhook.OpsPerS)
+			fmt.Fprintf(out, "push-small with a webhook: %.0f%% of without (median of %d alternating rounds; per round %s)\n",
+				100*res.PushRatio, len(ratios), formatRatios(ratios))
 			fmt.Fprintf(out, "outbox: %.0f events/s published during full-speed pushes, publish lag at most %.0f entries\n",
 				res.OutboxEventsPerS, res.OutboxMaxLag)
 			fmt.Fprintf(out, "push-to-webhook latency: p50 %s p99 %s (%d events, %d not delivered within 30 s)\n",
@@ -122,6 +148,7 @@ func eventsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&berthBin, "berth", "bin/registryd", "registryd binary")
 	cmd.Flags().DurationVar(&dur, "duration", 10*time.Second, "length of each round")
+	cmd.Flags().IntVar(&rounds, "rounds", 3, "alternating rounds without and with the webhook")
 	cmd.Flags().IntVar(&conc, "concurrency", 0, "push-small clients (default: the workload's 16)")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "also write the result as JSON to this file")
 	return cmd
@@ -139,6 +166,27 @@ func (b *eventsBench) admin(ctx context.Context, method, path string, body []byt
 
 // applyWebhook applies a webhook for every push and waits until the leader
 // delivers its test ping.
+// setWebhook applies the bench webhook (and waits until a test ping gets
+// through) or deletes it.
+func (b *eventsBench) setWebhook(ctx context.Context, url string, on bool) error {
+	if on {
+		return b.applyWebhook(ctx, url)
+	}
+	code, out, err := b.admin(ctx, "DELETE", "/admin/v1/resources/Webhook/bench", nil)
+	if err != nil || (code != 200 && code != 204 && code != 404) {
+		return fmt.Errorf("delete the bench webhook: %d %s %v", code, out, err)
+	}
+	return nil
+}
+
+func formatRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (b *eventsBench) applyWebhook(ctx context.Context, url string) error {
 	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: Webhook\nmetadata: {name: bench}\nspec: {url: %q, events: [manifest.pushed]}\n", url)
 	if code, out, err := b.admin(ctx, "POST", "/admin/v1/apply", []byte(doc)); err != nil || code != 200 {
