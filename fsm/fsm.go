@@ -92,6 +92,9 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
 	w := writer{txn: txn, ev: ev, index: index}
+	if err := w.gcGuard(ev.Payload); err != nil {
+		return err
+	}
 	var err error
 	switch p := ev.Payload.(type) {
 	case events.ManifestPut:
@@ -118,6 +121,16 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.outboxCursor(p)
 	case events.ClusterIdentified:
 		err = w.clusterIdentified(p)
+	case events.GCStarted:
+		err = w.gcStarted(p)
+	case events.GCMarked:
+		err = w.gcMarked(p)
+	case events.GCSweepStarted:
+		err = w.gcSweepStarted(p)
+	case events.GCSwept:
+		err = w.gcSwept(p)
+	case events.GCCancelled:
+		err = w.gcCancelled(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}
