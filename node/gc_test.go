@@ -1,0 +1,209 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// startGCNode runs a real single node (Raft, filesystem driver) whose GC
+// has no grace period, so a layer is garbage the moment no manifest
+// references it: the harshest setting for the race between pushes and
+// sweeps.
+func startGCNode(t *testing.T) (*Node, string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Storage.DataDir = t.TempDir()
+	cfg.Admin.Token = "admin-token"
+	cfg.Cluster.Secret = "cluster-secret"
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := New(ctx, cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	n.cfg.GC.UploadMaxAge = 0 // below what Validate allows: tests only
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := n.waitCaughtUp(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return n, "http://" + n.Addr()
+}
+
+type pushed struct {
+	repo, tag string
+	blobs     map[digest.Digest][]byte
+}
+
+// client is a registry client that, like docker and crane, skips blobs a
+// HEAD finds and starts an image over when the registry refuses a step.
+type client struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+}
+
+func (c *client) do(method, url string, body []byte, hdr ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+func (c *client) pushBlob(repo string, b []byte) error {
+	d := digest.FromBytes(b)
+	if resp, _, err := c.do("HEAD", c.base+"/v2/"+repo+"/blobs/"+d.String(), nil); err == nil && resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	resp, _, err := c.do("POST", c.base+"/v2/"+repo+"/blobs/uploads/", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST upload: %v %v", resp, err)
+	}
+	loc := c.base + resp.Header.Get("Location")
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	resp, body, err := c.do("PUT", loc+sep+"digest="+d.String(), b)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT upload: %v %s %v", resp.Status, body, err)
+	}
+	return nil
+}
+
+// pushImage pushes config and layers, then the manifest by tag; ok is
+// true only for a 201 on the manifest, the registry's acknowledgement.
+func (c *client) pushImage(repo, tag string, blobs [][]byte) (ok bool) {
+	for _, b := range blobs {
+		if err := c.pushBlob(repo, b); err != nil {
+			return false
+		}
+	}
+	desc := func(mt string, b []byte) map[string]any {
+		return map[string]any{"mediaType": mt, "digest": digest.FromBytes(b), "size": len(b)}
+	}
+	var layers []any
+	for _, l := range blobs[1:] {
+		layers = append(layers, desc("application/vnd.oci.image.layer.v1.tar", l))
+	}
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": desc("application/vnd.oci.image.config.v1+json", blobs[0]), "layers": layers})
+	resp, _, err := c.do("PUT", c.base+"/v2/"+repo+"/manifests/"+tag, m, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	return err == nil && resp.StatusCode == http.StatusCreated
+}
+
+// TestGCRacesConcurrentPushers: pushers of the same layers run while GC
+// runs back to back with no grace period. Afterwards every acknowledged
+// manifest and each of its blobs is readable, through the API and in the
+// store: no acknowledged link points at deleted bytes.
+func TestGCRacesConcurrentPushers(t *testing.T) {
+	n, base := startGCNode(t)
+	c := &client{t: t, base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+	const pushers, rounds = 4, 12
+	var (
+		mu    sync.Mutex
+		acked []pushed
+		wg    sync.WaitGroup
+		stop  atomic.Bool
+	)
+	for p := range pushers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			repo := fmt.Sprintf("team/app%d", p)
+			for r := range rounds {
+				// The same config and layers for every pusher in a round.
+				blobs := [][]byte{[]byte(fmt.Sprintf(`{"round":%d}`, r)), []byte(fmt.Sprintf("shared layer A of round %d", r)), []byte(fmt.Sprintf("shared layer B of round %d", r))}
+				// A layer whose manifest never comes: garbage for the sweep.
+				c.pushBlob(repo, []byte(fmt.Sprintf("orphan %d/%d", p, r)))
+				tag := fmt.Sprintf("r%d", r)
+				for attempt := 0; attempt < 20; attempt++ {
+					if c.pushImage(repo, tag, blobs) {
+						m := map[digest.Digest][]byte{}
+						for _, b := range blobs {
+							m[digest.FromBytes(b)] = b
+						}
+						mu.Lock()
+						acked = append(acked, pushed{repo, tag, m})
+						mu.Unlock()
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	var runs, deleted int
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		for i := 0; !stop.Load(); i++ {
+			a, err := n.RunGC(context.Background(), GCRunRequest{Wait: true, DeleteUntagged: i%2 == 1})
+			if err != nil {
+				t.Errorf("gc run: %v", err)
+				return
+			}
+			runs++
+			deleted += a.Deleted
+		}
+	}()
+	wg.Wait()
+	stop.Store(true)
+	<-gcDone
+	if _, err := n.RunGC(context.Background(), GCRunRequest{Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) < pushers*rounds/2 {
+		t.Errorf("only %d of %d pushes were acknowledged", len(acked), pushers*rounds)
+	}
+	if runs < 3 || deleted == 0 {
+		t.Errorf("GC ran %d times and deleted %d blobs: the race was not exercised", runs, deleted)
+	}
+	for _, a := range acked {
+		resp, _, err := c.do("GET", base+"/v2/"+a.repo+"/manifests/"+a.tag, nil, "Accept", "application/vnd.oci.image.manifest.v1+json")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s:%s acknowledged but GET manifest: %v %v", a.repo, a.tag, resp.Status, err)
+		}
+		for d, want := range a.blobs {
+			resp, body, err := c.do("GET", base+"/v2/"+a.repo+"/blobs/"+d.String(), nil)
+			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+				t.Errorf("%s:%s acknowledged but blob %s: %v %v", a.repo, a.tag, d, resp.Status, err)
+			}
+			if _, err := n.blobs.Stat(context.Background(), d); err != nil {
+				t.Errorf("%s:%s acknowledged but the store lost %s: %v", a.repo, a.tag, d, err)
+			}
+		}
+	}
+	t.Logf("%d pushes acknowledged, %d GC runs deleted %d blobs", len(acked), runs, deleted)
+}
