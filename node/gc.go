@@ -32,6 +32,15 @@ type nodeGC struct {
 type gcLoop struct {
 	job  *gc.Job
 	reqs chan gcRequest
+	// busy is set while a run (scheduled or requested) is in progress.
+	busy atomic.Bool
+}
+
+// run runs one job, marked busy for status and requests.
+func (l *gcLoop) run(ctx context.Context, opt gc.Options) (gc.Result, error) {
+	l.busy.Store(true)
+	defer l.busy.Store(false)
+	return l.job.Run(ctx, opt)
 }
 
 type gcRequest struct {
@@ -129,13 +138,13 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			if _, err := l.job.Run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge}); err != nil {
+			if _, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge}); err != nil {
 				n.gcFailed(err)
 			}
 		case <-purge.C:
 			n.purgeUploads(ctx, l)
 		case req := <-l.reqs:
-			res, err := l.job.Run(ctx, req.opt)
+			res, err := l.run(ctx, req.opt)
 			if err != nil {
 				n.gcFailed(err)
 			}
@@ -204,10 +213,15 @@ func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error)
 		return GCRunAnswer{State: "dry-run", Index: r.Index, Blobs: r.Blobs, Manifests: r.Manifests, Bytes: r.Bytes}, nil
 	}
 	gr := gcRequest{opt: opt, reply: make(chan gcReply, 1)}
+	if l.busy.Load() {
+		return GCRunAnswer{}, ErrGCBusy
+	}
+	// The loop may be between two steps (a purge, the reply to the last
+	// run): wait for it, as long as the caller does.
 	select {
 	case l.reqs <- gr:
-	default:
-		return GCRunAnswer{}, ErrGCBusy
+	case <-ctx.Done():
+		return GCRunAnswer{}, ctx.Err()
 	}
 	if !req.Wait {
 		return GCRunAnswer{State: "started"}, nil
