@@ -207,3 +207,57 @@ func TestGCRacesConcurrentPushers(t *testing.T) {
 	}
 	t.Logf("%d pushes acknowledged, %d GC runs deleted %d blobs", len(acked), runs, deleted)
 }
+
+// TestGCAdminEndpoints: a dry run lists exactly what the run then
+// deletes, status shows the run, bad input is a 400 and nothing else.
+func TestGCAdminEndpoints(t *testing.T) {
+	n, base := startGCNode(t)
+	c := &client{t: t, base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+	if !c.pushImage("app", "v1", [][]byte{[]byte(`{}`), []byte("kept layer")}) {
+		t.Fatal("push failed")
+	}
+	orphan := []byte("orphan layer")
+	if err := c.pushBlob("app", orphan); err != nil {
+		t.Fatal(err)
+	}
+	admin := func(method, path string) (int, []byte) {
+		resp, body, err := c.do(method, base+path, nil, "Authorization", "Bearer admin-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	code, body := admin("POST", "/admin/v1/gc/run?dryRun=true")
+	var dry GCRunAnswer
+	if code != http.StatusOK || json.Unmarshal(body, &dry) != nil {
+		t.Fatalf("dry run: %d %s", code, body)
+	}
+	if len(dry.Blobs) != 1 || dry.Blobs[0] != digest.FromBytes(orphan) || dry.Bytes != int64(len(orphan)) {
+		t.Fatalf("dry run lists %v (%d bytes), want only the orphan", dry.Blobs, dry.Bytes)
+	}
+	if _, err := n.blobs.Stat(context.Background(), digest.FromBytes(orphan)); err != nil {
+		t.Fatalf("the dry run deleted the orphan: %v", err)
+	}
+	code, body = admin("POST", "/admin/v1/gc/run?wait=true")
+	var run GCRunAnswer
+	if code != http.StatusOK || json.Unmarshal(body, &run) != nil || run.Deleted != 1 || fmt.Sprint(run.Blobs) != fmt.Sprint(dry.Blobs) {
+		t.Fatalf("run: %d %s, want the dry run's list deleted", code, body)
+	}
+	if _, err := n.blobs.Stat(context.Background(), digest.FromBytes(orphan)); err == nil {
+		t.Fatal("the orphan's bytes are still in the store")
+	}
+	if resp, _, _ := c.do("GET", base+"/v2/app/blobs/"+digest.FromBytes([]byte("kept layer")).String(), nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("kept layer: %s", resp.Status)
+	}
+	code, body = admin("GET", "/admin/v1/gc/status")
+	var st GCStatusAnswer
+	if code != http.StatusOK || json.Unmarshal(body, &st) != nil || len(st.Runs) != 1 || st.Runs[0].Deleted != 1 || st.Runs[0].Bytes != int64(len(orphan)) {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	if code, body := admin("POST", "/admin/v1/gc/run?dryRun=maybe"); code != http.StatusBadRequest || !strings.Contains(string(body), "dryRun") {
+		t.Errorf("bad dryRun: %d %s", code, body)
+	}
+	if resp, _, _ := c.do("POST", base+"/admin/v1/gc/run", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without the admin token: %s", resp.Status)
+	}
+}
