@@ -95,6 +95,7 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	if err := w.gcGuard(ev.Payload); err != nil {
 		return err
 	}
+	orphans := w.gcOrphansOf(ev.Payload)
 	var err error
 	switch p := ev.Payload.(type) {
 	case events.ManifestPut:
@@ -137,6 +138,7 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	if err != nil {
 		return err
 	}
+	w.gcRecordOrphans(ev.Payload, orphans)
 	w.recordOutbox(entry)
 	txn.Commit()
 	return nil

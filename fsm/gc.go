@@ -318,6 +318,9 @@ func (w writer) gcSweepStarted(p events.GCSweepStarted) error {
 		b := o.(*gcBlobRow)
 		run.Blobs++
 		run.Bytes += b.Size
+		if orphan := w.first(tGCOrphan, b.Digest.String()); orphan != nil {
+			w.delete(tGCOrphan, orphan)
+		}
 		it, err := w.txn.Get(tBlob, idxDigest, b.Digest.String())
 		if err != nil {
 			panic(fmt.Sprintf("fsm: read links: %v", err))

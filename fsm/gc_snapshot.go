@@ -47,6 +47,11 @@ func (l *loader) gc(obj any) ([]any, error) {
 			return nil, fmt.Errorf("GC tombstone of %s is past the snapshot's index", o.Digest)
 		}
 		return []any{o.Digest.String()}, checkDigest("GC tombstone", o.Digest)
+	case *gcOrphanRow:
+		if o.Size < 0 {
+			return nil, fmt.Errorf("GC orphan %s has a negative size", o.Digest)
+		}
+		return []any{o.Digest.String()}, checkDigest("GC orphan", o.Digest)
 	case *GCRecord:
 		if o.Key != gcRecordKey(o.StartIndex) || o.StartIndex > l.index {
 			return nil, fmt.Errorf("GC record %q does not match its start index %d", o.Key, o.StartIndex)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -145,6 +146,7 @@ func TestGCSnapshotKeepsTheRun(t *testing.T) {
 	h := newHarness(t)
 	gcSeed(h)
 	steps := []events.Payload{
+		events.BlobUnlinked{Repo: "b", Digest: dg("x")}, // an orphan row
 		events.GCStarted{Run: "r", DeleteUntagged: true, GraceSeconds: 5},
 		events.BlobLinked{Repo: "a", Digest: dg("cfg"), Size: 1},
 		events.GCMarked{Run: "r", Blobs: []digest.Digest{dg("x"), dg("m")}, Manifests: []events.ManifestRef{{Repo: "a", Digest: dg("m")}}},
@@ -164,6 +166,11 @@ func TestGCSnapshotKeepsTheRun(t *testing.T) {
 		if _, err := CheckSnapshot(bytes.NewReader(snap)); err != nil {
 			t.Errorf("after %T: CheckSnapshot: %v", p, err)
 		}
+	}
+	orphans := 0
+	h.f.View().EachGCOrphan(func(digest.Digest, int64, time.Time) bool { orphans++; return true })
+	if orphans != 0 {
+		t.Errorf("%d orphan rows left after the sweep deleted them", orphans)
 	}
 	bad := newHarness(t)
 	gcSeed(bad)

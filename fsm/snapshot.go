@@ -97,6 +97,7 @@ var snapshotTables = []struct {
 	{tGCTouched, func() any { return new(gcTouchedRow) }},
 	{tGCTombstone, func() any { return new(gcTombRow) }},
 	{tGCHistory, func() any { return new(GCRecord) }},
+	{tGCOrphan, func() any { return new(gcOrphanRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

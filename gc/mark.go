@@ -21,6 +21,7 @@ type View interface {
 	EachManifest(fn func(fsm.Manifest) bool)
 	EachBlobLink(fn func(fsm.BlobLink) bool)
 	EachTag(fn func(repo, tag string, d digest.Digest) bool)
+	EachGCOrphan(fn func(d digest.Digest, size int64, since time.Time) bool)
 }
 
 // Options select what a run collects.
@@ -70,7 +71,8 @@ type ref struct {
 // from a kept manifest, its config and layers, its index children and the
 // manifests whose subject it is (referrers). A blob's bytes are kept if any
 // repository keeps the digest (bytes are shared) or links it since less
-// than Grace.
+// than Grace. Digests the state no longer names (fsm's orphans: deleted
+// manifests, unlinked blobs) are garbage unless something keeps them.
 func ComputeMark(v View, opt Options, now time.Time) Mark {
 	cutoff := now.Add(-opt.Grace)
 	manifests := map[ref]fsm.Manifest{}
@@ -123,6 +125,17 @@ func ComputeMark(v View, opt Options, now time.Time) Mark {
 		}
 		if !keptD[l.Digest] {
 			sizes[l.Digest] = l.Size
+		}
+		return true
+	})
+	// Bytes a deleted manifest, unlink or repository deletion left behind.
+	// Like links, they wait out the grace period.
+	v.EachGCOrphan(func(d digest.Digest, size int64, since time.Time) bool {
+		if since.After(cutoff) {
+			keptD[d] = true
+		}
+		if _, ok := sizes[d]; !ok && !keptD[d] {
+			sizes[d] = size
 		}
 		return true
 	})

@@ -153,3 +153,27 @@ func TestChunksAreBounded(t *testing.T) {
 		t.Error("an empty mark has chunks")
 	}
 }
+
+// Bytes the state no longer names are garbage: a deleted manifest's, a
+// deleted repository's, an unlinked blob's; unless another repository
+// still keeps the digest.
+func TestComputeMarkOrphans(t *testing.T) {
+	s := registry(t)
+	now := t0.Add(3 * time.Hour)
+	s.at(now,
+		events.ManifestDeleted{Repo: "app", Digest: dg("untagged")},
+		events.BlobUnlinked{Repo: "app", Digest: dg("stray")},
+		events.RepositoryDeleted{Repo: "other"},
+	)
+	if m := ComputeMark(s.f.View(), Options{Grace: time.Hour}, now); slices.Contains(m.Blobs, dg("untagged")) {
+		t.Error("a manifest deleted just now is garbage within the grace period")
+	}
+	m := ComputeMark(s.f.View(), Options{Grace: time.Hour}, now.Add(2*time.Hour))
+	// l1 (deleted with "other") is kept by the tagged image in app; l2 now
+	// only by an old link in app, which no manifest references.
+	want := []digest.Digest{dg("l2"), dg("stray"), dg("untagged"), dg("young")}
+	slices.Sort(want)
+	if !slices.Equal(m.Blobs, want) {
+		t.Errorf("blobs = %v, want %v", m.Blobs, want)
+	}
+}
