@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/node/api"
 )
 
 // startGCNode runs a real single node (Raft, filesystem driver) whose GC
@@ -259,5 +263,87 @@ func TestGCAdminEndpoints(t *testing.T) {
 	}
 	if resp, _, _ := c.do("POST", base+"/admin/v1/gc/run", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("without the admin token: %s", resp.Status)
+	}
+}
+
+// pausingStore holds a Put of one digest after its bytes are written,
+// until released: the moment a sweep can delete them before the upload's
+// link is committed.
+type pausingStore struct {
+	blob.Store
+	d                digest.Digest
+	reached, release chan struct{}
+}
+
+func (s *pausingStore) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (blob.Info, error) {
+	info, err := s.Store.Put(ctx, d, size, r)
+	if d == s.d {
+		close(s.reached)
+		<-s.release
+	}
+	return info, err
+}
+
+// TestGCUploadRacingASweepUploadsAgain: an upload writes its bytes, a
+// whole GC run deletes them (the digest was garbage: an old link without
+// manifest), then the upload's link arrives. It is refused (BlobLinked
+// carries the index the upload saw before writing, older than the sweep)
+// with 503, and the retry writes the bytes again: a 201 is never answered
+// for bytes that are gone.
+func TestGCUploadRacingASweepUploadsAgain(t *testing.T) {
+	n, base := startGCNode(t)
+	c := &client{t: t, base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+	layer := []byte("a layer pushed twice")
+	d := digest.FromBytes(layer)
+	if err := c.pushBlob("app", layer); err != nil {
+		t.Fatal(err)
+	}
+	// GC has run once, so uploads stamp Since.
+	if _, err := n.RunGC(context.Background(), GCRunRequest{Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.pushBlob("app", layer); err != nil { // garbage again: linked, no manifest
+		t.Fatal(err)
+	}
+	ps := &pausingStore{Store: n.blobs, d: d, reached: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(api.New(api.Config{}, n, n, ps, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	type answer struct {
+		code int
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, _, err := c.do("POST", srv.URL+"/v2/other/blobs/uploads/?digest="+d.String(), layer)
+		if err != nil {
+			got <- answer{0, err}
+			return
+		}
+		got <- answer{resp.StatusCode, nil}
+	}()
+	<-ps.reached
+	res, err := n.RunGC(context.Background(), GCRunRequest{Wait: true})
+	if err != nil || res.Deleted != 1 {
+		t.Fatalf("gc while the upload waits: %+v %v", res, err)
+	}
+	close(ps.release)
+	a := <-got
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.code == http.StatusCreated {
+		resp, _, _ := c.do("GET", base+"/v2/other/blobs/"+d.String(), nil)
+		t.Fatalf("upload answered 201 for bytes the sweep deleted (GET now: %s)", resp.Status)
+	}
+	if a.code != http.StatusServiceUnavailable {
+		t.Fatalf("racing upload: %d, want 503", a.code)
+	}
+	// The client's retry uploads the bytes again.
+	resp, _, err := c.do("POST", base+"/v2/other/blobs/uploads/?digest="+d.String(), layer)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("retry: %v %v", resp.Status, err)
+	}
+	if resp, body, _ := c.do("GET", base+"/v2/other/blobs/"+d.String(), nil); resp.StatusCode != http.StatusOK || !bytes.Equal(body, layer) {
+		t.Fatalf("after the retry: %s", resp.Status)
 	}
 }
