@@ -39,7 +39,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeManifestDeleted:   {1: decodeAs[ManifestDeleted]},
 	TypeTagSet:            {1: decodeAs[TagSet]},
 	TypeTagDeleted:        {1: decodeAs[TagDeleted]},
-	TypeBlobLinked:        {1: decodeAs[BlobLinked]},
+	TypeBlobLinked:        {1: decodeAs[BlobLinked], 2: decodeAs[BlobLinked]},
 	TypeBlobUnlinked:      {1: decodeAs[BlobUnlinked]},
 	TypeRepositoryDeleted: {1: decodeAs[RepositoryDeleted]},
 	TypeResourceApplied:   {1: decodeAs[ResourceApplied]},
@@ -47,6 +47,11 @@ var decoders = map[Type]map[int]decoder{
 	TypeResourcesApplied:  {1: decodeAs[ResourcesApplied]},
 	TypeOutboxCursor:      {1: decodeAs[OutboxCursor]},
 	TypeClusterIdentified: {1: decodeAs[ClusterIdentified]},
+	TypeGCStarted:         {1: decodeAs[GCStarted]},
+	TypeGCMarked:          {1: decodeAs[GCMarked]},
+	TypeGCSweepStarted:    {1: decodeAs[GCSweepStarted]},
+	TypeGCSwept:           {1: decodeAs[GCSwept]},
+	TypeGCCancelled:       {1: decodeAs[GCCancelled]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

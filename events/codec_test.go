@@ -38,6 +38,7 @@ var (
 		TagSet{Repo: "library/alpine", Tag: "latest", Digest: dA},
 		TagDeleted{Repo: "library/alpine", Tag: "latest"},
 		BlobLinked{Repo: "library/alpine", Digest: dC, Size: 42},
+		BlobLinked{Repo: "library/alpine", Digest: dC, Size: 42, Since: 977},
 		BlobUnlinked{Repo: "library/alpine", Digest: dC},
 		RepositoryDeleted{Repo: "library/alpine"},
 		ResourceApplied{Kind: "Registry", Name: "dockerhub", Document: json.RawMessage(`{"apiVersion":"berth.dev/v1","kind":"Registry","metadata":{"name":"dockerhub"},"spec":{"type":"dockerhub"}}`)},
@@ -48,6 +49,11 @@ var (
 		}},
 		OutboxCursor{Index: 4242},
 		ClusterIdentified{ID: "3f2a9c1d7e6b5a40"},
+		GCStarted{Run: "1767323045-7", DeleteUntagged: true, GraceSeconds: 86400},
+		GCMarked{Run: "1767323045-7", Blobs: []digest.Digest{dB, dC}, Manifests: []ManifestRef{{Repo: "library/alpine", Digest: dA}}},
+		GCSweepStarted{Run: "1767323045-7"},
+		GCSwept{Run: "1767323045-7", Deleted: 2, Bytes: 4096},
+		GCCancelled{Run: "1767323045-7", Reason: "leadership lost"},
 	}
 	// olderVersions maps the golden file of each superseded schema version
 	// to the current payload it must decode (upgrade) to. Empty until a

@@ -111,10 +111,26 @@ type BlobLinked struct {
 	Repo   string        `json:"repo"`
 	Digest digest.Digest `json:"digest"`
 	Size   int64         `json:"size"`
+	// Since is the applied index the proposing node had reached before
+	// it wrote (or found) the bytes. Apply refuses the link when GC swept
+	// the digest at a later index: the sweep may have deleted those very
+	// bytes, so the client must upload them again. Zero (version 1, or
+	// no GC ever ran) is treated as "before every sweep".
+	Since uint64 `json:"since,omitempty"`
 }
 
-func (BlobLinked) EventType() Type    { return TypeBlobLinked }
-func (BlobLinked) SchemaVersion() int { return 1 }
+func (BlobLinked) EventType() Type { return TypeBlobLinked }
+
+// SchemaVersion is 2 only for a link that carries Since: version 2 is
+// codec generation 2, which a rolling upgrade admits only once every voter
+// decodes it, and a link without Since stays version 1 so uploads never
+// wait for that.
+func (b BlobLinked) SchemaVersion() int {
+	if b.Since != 0 {
+		return 2
+	}
+	return 1
+}
 
 // BlobUnlinked removes a blob from a repository. The bytes stay until GC
 // finds no reference left.

@@ -17,11 +17,12 @@ const BaselineGeneration = 1
 // generations maps each type and schema version to its generation. Add an
 // entry with every new decoder; TestEveryDecoderHasAGeneration checks it.
 var generations = map[Type]map[int]int{
-	TypeManifestPut:       {1: 1},
-	TypeManifestDeleted:   {1: 1},
-	TypeTagSet:            {1: 1},
-	TypeTagDeleted:        {1: 1},
-	TypeBlobLinked:        {1: 1},
+	TypeManifestPut:     {1: 1},
+	TypeManifestDeleted: {1: 1},
+	TypeTagSet:          {1: 1},
+	TypeTagDeleted:      {1: 1},
+	// Version 2 (a BlobLinked with Since) only once GC ever ran: gc.go.
+	TypeBlobLinked:        {1: 1, 2: 2},
 	TypeBlobUnlinked:      {1: 1},
 	TypeRepositoryDeleted: {1: 1},
 	TypeResourceApplied:   {1: 1},
@@ -31,6 +32,12 @@ var generations = map[Type]map[int]int{
 	// Generation 2 too: the event outbox's cursor and the cluster's ID.
 	TypeOutboxCursor:      {1: 2},
 	TypeClusterIdentified: {1: 2},
+	// Generation 2 too: garbage collection (gc.go).
+	TypeGCStarted:      {1: 2},
+	TypeGCMarked:       {1: 2},
+	TypeGCSweepStarted: {1: 2},
+	TypeGCSwept:        {1: 2},
+	TypeGCCancelled:    {1: 2},
 }
 
 // Generation is the newest codec generation this binary decodes.

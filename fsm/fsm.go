@@ -92,6 +92,10 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
 	w := writer{txn: txn, ev: ev, index: index}
+	if err := w.gcGuard(ev.Payload); err != nil {
+		return err
+	}
+	orphans := w.gcOrphansOf(ev.Payload)
 	var err error
 	switch p := ev.Payload.(type) {
 	case events.ManifestPut:
@@ -118,12 +122,23 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.outboxCursor(p)
 	case events.ClusterIdentified:
 		err = w.clusterIdentified(p)
+	case events.GCStarted:
+		err = w.gcStarted(p)
+	case events.GCMarked:
+		err = w.gcMarked(p)
+	case events.GCSweepStarted:
+		err = w.gcSweepStarted(p)
+	case events.GCSwept:
+		err = w.gcSwept(p)
+	case events.GCCancelled:
+		err = w.gcCancelled(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}
 	if err != nil {
 		return err
 	}
+	w.gcRecordOrphans(ev.Payload, orphans)
 	w.recordOutbox(entry)
 	txn.Commit()
 	return nil

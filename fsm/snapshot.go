@@ -89,6 +89,15 @@ var snapshotTables = []struct {
 	// configured, so older snapshots' bytes are unchanged.
 	{tCluster, func() any { return new(clusterRow) }},
 	{tOutbox, func() any { return new(OutboxRow) }},
+	// GC's tables, empty until the first run (gc.go): older snapshots'
+	// bytes are unchanged.
+	{tGCRun, func() any { return new(GCRun) }},
+	{tGCBlob, func() any { return new(gcBlobRow) }},
+	{tGCManifest, func() any { return new(gcManifestRow) }},
+	{tGCTouched, func() any { return new(gcTouchedRow) }},
+	{tGCTombstone, func() any { return new(gcTombRow) }},
+	{tGCHistory, func() any { return new(GCRecord) }},
+	{tGCOrphan, func() any { return new(gcOrphanRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

@@ -116,6 +116,8 @@ func (l *loader) add(table string, obj any) error {
 	case *OutboxRow:
 		err = l.outbox(o)
 		key = []any{o.Index}
+	case *GCRun, *gcBlobRow, *gcManifestRow, *gcTouchedRow, *gcTombRow, *GCRecord, *gcOrphanRow:
+		key, err = l.gc(o)
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

@@ -54,6 +54,7 @@ func (n *Node) lead(ctx context.Context) {
 		return
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
+	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
 	if n.events != nil {
 		done := make(chan struct{})
 		go func() {

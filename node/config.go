@@ -33,6 +33,7 @@ type Config struct {
 	Log     LogConfig     `yaml:"log"`
 	Secrets SecretsConfig `yaml:"secrets"`
 	Events  EventsConfig  `yaml:"events"`
+	GC      GCConfig      `yaml:"gc"`
 }
 
 // NodeConfig identifies this node.
@@ -240,6 +241,7 @@ func DefaultConfig() Config {
 		},
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Events: EventsConfig{Stream: "BERTH_EVENTS", DuplicateWindow: 10 * time.Minute, Replicas: 1},
+		GC:     defaultGCConfig(),
 	}
 }
 
@@ -365,6 +367,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("raft.applytimeout: must be positive"))
 	}
 	errs = append(errs, c.validateEvents()...)
+	errs = append(errs, c.GC.validate()...)
 	return errors.Join(errs...)
 }
 

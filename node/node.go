@@ -61,6 +61,8 @@ type Node struct {
 	events *nodeEvents
 	// webhooks delivers webhooks on the leader (node/webhooks.go).
 	webhooks *nodeWebhooks
+	// gc is the leader's garbage collection loop (gc.go).
+	gc nodeGC
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -241,7 +243,7 @@ func (n *Node) handler() http.Handler {
 	mux.Handle("/admin/v1/events", n.webhooksAdmin())
 	// Webhook and Registry GETs show whether this node can read the
 	// secrets they reference (status.conditions).
-	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions)))
+	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions), admin.WithGC(gcAdmin{n})))
 	mux.Handle(internalPrefix, n.internalHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

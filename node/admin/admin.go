@@ -41,6 +41,8 @@ type server struct {
 	logger *slog.Logger
 	// conditions, when set, adds status.conditions to what GET answers.
 	conditions ConditionsFunc
+	// gc, when set, serves the garbage collection endpoints (gc.go).
+	gc GCRunner
 }
 
 // New returns the handler for /admin/v1/..., guarded by a bearer token.
@@ -72,6 +74,10 @@ func New(token string, p Proposer, r Reader, logger *slog.Logger, opts ...Option
 	route("/admin/v1/resources/{kind}", map[string]http.HandlerFunc{"GET": s.list})
 	route("/admin/v1/resources/{kind}/{name}", map[string]http.HandlerFunc{"GET": s.get, "DELETE": s.delete})
 	route("/admin/v1/resources/{kind}/{name}/history", map[string]http.HandlerFunc{"GET": s.history})
+	if s.gc != nil {
+		route("/admin/v1/gc/run", map[string]http.HandlerFunc{"POST": s.gcRun})
+		route("/admin/v1/gc/status", map[string]http.HandlerFunc{"GET": s.gcStatus})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "no admin endpoint "+r.URL.Path)
 	})

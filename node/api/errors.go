@@ -80,6 +80,10 @@ func toAPIError(err error) *apiError {
 			return newErr(http.StatusNotFound, codeNameUnknown, ref.Message)
 		case fsm.CodeBlobUnknown:
 			return newErr(http.StatusNotFound, codeBlobUnknown, ref.Message)
+		case fsm.CodeBlobSweeping:
+			// Garbage collection deleted, or is deleting, bytes this
+			// request wrote: a retry uploads them again (gclink.go).
+			return newErr(http.StatusServiceUnavailable, codeUnavailable, ref.Error()+" (garbage collection; retry the upload)")
 		default:
 			return newErr(http.StatusBadRequest, codeUnsupported, ref.Message)
 		}

@@ -90,6 +90,10 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, name, refS
 		writeError(w, r, h.logger, err)
 		return
 	}
+	if err := h.rewriteIfSwept(r, d, body); err != nil {
+		writeError(w, r, h.logger, err)
+		return
+	}
 	h.cache.put(d, body)
 	hd := w.Header()
 	setIndex(hd, index)

@@ -85,10 +85,11 @@ func (h *handler) tryMount(w http.ResponseWriter, r *http.Request, name, ds, fro
 	if !ok {
 		return false
 	}
+	since := h.linkSince()
 	if _, err := h.blobs.Stat(r.Context(), d); err != nil {
 		return false
 	}
-	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: size}); err != nil {
+	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: size, Since: since}); err != nil {
 		writeError(w, r, h.logger, err)
 		return true
 	}
@@ -103,12 +104,13 @@ func (h *handler) monolithic(w http.ResponseWriter, r *http.Request, name, ds st
 		writeError(w, r, h.logger, err)
 		return
 	}
+	since := h.linkSince()
 	info, err := h.blobs.Put(r.Context(), d, r.ContentLength, r.Body)
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}
-	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size}); err != nil {
+	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size, Since: since}); err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}
@@ -215,6 +217,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 		writeError(w, r, h.logger, err)
 		return
 	}
+	since := h.linkSince()
 	var info blob.Info
 	whole := false
 	if startsAtZero(r) {
@@ -241,7 +244,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 			return
 		}
 	}
-	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size}); err != nil {
+	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size, Since: since}); err != nil {
 		writeError(w, r, h.logger, err)
 		return
 	}

@@ -175,3 +175,7 @@ func (s *store) CancelUpload(ctx context.Context, repo, id string) error {
 	s.done(ctx, actUploadCancel, start, err, nil)
 	return err
 }
+
+// Unwrap returns the driver, for what the Store interface does not carry
+// (the GC job's upload purge).
+func (s *store) Unwrap() blob.Store { return s.inner }
