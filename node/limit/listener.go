@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"io"
 	"net"
 	"sync"
 )
@@ -47,6 +48,29 @@ type conn struct {
 	once    sync.Once
 	release func()
 }
+
+// ReadFrom lets net/http hand a response body to the kernel (sendfile
+// from a blob file, splice from a socket): http.response.ReadFrom looks
+// for io.ReaderFrom on the connection, and a wrapper that hid
+// *net.TCPConn's would copy every pulled byte through user space.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(onlyWriter{c.Conn}, r)
+}
+
+// CloseWrite keeps net/http's half-close of a TCP connection working.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// onlyWriter hides a writer's ReadFrom, so io.Copy cannot call back into
+// the wrapper that is already copying.
+type onlyWriter struct{ io.Writer }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
