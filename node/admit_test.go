@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -52,29 +50,11 @@ func TestVotersBehind(t *testing.T) {
 	}
 }
 
-// startSingle runs a single-node Node on a temp dir and loopback.
+// startSingle runs a single node without an outbox: its own entries
+// (cluster ID, cursors) would make the log grow behind the tests' backs.
 func startSingle(t *testing.T) *Node {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Storage.DataDir = t.TempDir()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	// No outbox: its own entries (cluster ID, cursors) would make the log
-	// grow behind the tests' backs.
-	cfg.Events.Enabled = "false"
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := New(ctx, cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := n.waitCaughtUp(wctx); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return runTestNode(t, func(c *Config) { c.Events.Enabled = "false" })
 }
 
 func TestForwardedApplyRefusesBadBytes(t *testing.T) {

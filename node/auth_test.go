@@ -1,48 +1,18 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
-// startTestNode runs a real single node with a known admin token and
-// cluster secret and returns its base URL.
+// startTestNode runs a real single node with pprof on and returns its
+// base URL.
 func startTestNode(t *testing.T) string {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.HTTP.Pprof = true
-	cfg.Storage.DataDir = t.TempDir()
-	cfg.Admin.Token = "admin-token"
-	cfg.Cluster.Secret = "cluster-secret"
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := New(ctx, cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	// Ready means the leader committed its first barrier: before it, a
-	// read index is refused ("still establishing its term").
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := n.waitCaughtUp(wctx); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + n.Addr()
+	return "http://" + runTestNode(t, func(c *Config) { c.HTTP.Pprof = true }).Addr()
 }
 
 // TestAuthenticationIsOneRule: the admin API, the cluster admin API, pprof

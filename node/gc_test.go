@@ -27,31 +27,9 @@ import (
 // sweeps.
 func startGCNode(t *testing.T) (*Node, string) {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Storage.DataDir = t.TempDir()
-	cfg.Admin.Token = "admin-token"
-	cfg.Cluster.Secret = "cluster-secret"
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := New(ctx, cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	n.cfg.GC.UploadMaxAge = 0 // below what Validate allows: tests only
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
+	n := runTestNode(t, nil, func(n *Node) {
+		n.cfg.GC.UploadMaxAge = 0 // below what Validate allows: tests only
 	})
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := n.waitCaughtUp(wctx); err != nil {
-		t.Fatal(err)
-	}
 	return n, "http://" + n.Addr()
 }
 

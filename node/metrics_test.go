@@ -24,31 +24,7 @@ import (
 // returns the API's and the metrics listener's base URLs.
 func startMetricsNode(t *testing.T) (api, metricsURL string) {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.HTTP.MetricsAddr = "127.0.0.1:0"
-	cfg.Storage.DataDir = t.TempDir()
-	cfg.Admin.Token = "admin-token"
-	cfg.Cluster.Secret = "cluster-secret"
-	ctx, cancel := context.WithCancel(context.Background())
-	n, err := New(ctx, cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := n.waitCaughtUp(wctx); err != nil {
-		t.Fatal(err)
-	}
+	n := runTestNode(t, func(c *Config) { c.HTTP.MetricsAddr = "127.0.0.1:0" })
 	return "http://" + n.Addr(), "http://" + n.MetricsAddr()
 }
 

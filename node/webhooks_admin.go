@@ -81,34 +81,19 @@ func queryLimit(q url.Values, def, maxLimit int) (int, error) {
 }
 
 func (n *Node) handleDeliveries(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	limit, err := queryLimit(r.URL.Query(), defaultDeliveriesLimit, maxDeliveriesLimit)
-	if err != nil {
-		adminError(w, httperr.Status(err), err.Error())
-		return
-	}
-	if !n.webhookExists(w, name) {
-		return
-	}
-	m, err := n.webhookManager(r.Context())
-	if err != nil {
-		adminError(w, httperr.Status(err), err.Error())
-		return
-	}
-	recs, err := m.Deliveries(r.Context(), name, limit)
-	if err != nil {
-		adminError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	if recs == nil {
-		recs = []webhook.DeliveryRecord{}
-	}
-	writeJSON(w, http.StatusOK, recs)
+	serveWebhookList(n, w, r, defaultDeliveriesLimit, maxDeliveriesLimit, (*webhook.Manager).Deliveries)
 }
 
 func (n *Node) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	serveWebhookList(n, w, r, defaultDeadLettersLimit, maxDeadLettersLimit, (*webhook.Manager).DeadLetters)
+}
+
+// serveWebhookList answers one of a webhook's records (deliveries, dead
+// letters) from this node's JetStream connection: any node can.
+func serveWebhookList[T any](n *Node, w http.ResponseWriter, r *http.Request, def, maxLimit int,
+	read func(*webhook.Manager, context.Context, string, int) ([]T, error)) {
 	name := r.PathValue("name")
-	limit, err := queryLimit(r.URL.Query(), defaultDeadLettersLimit, maxDeadLettersLimit)
+	limit, err := queryLimit(r.URL.Query(), def, maxLimit)
 	if err != nil {
 		adminError(w, httperr.Status(err), err.Error())
 		return
@@ -121,15 +106,15 @@ func (n *Node) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 		adminError(w, httperr.Status(err), err.Error())
 		return
 	}
-	dls, err := m.DeadLetters(r.Context(), name, limit)
+	list, err := read(m, r.Context(), name, limit)
 	if err != nil {
 		adminError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	if dls == nil {
-		dls = []webhook.DeadLetter{}
+	if list == nil {
+		list = []T{} // [] rather than null
 	}
-	writeJSON(w, http.StatusOK, dls)
+	writeJSON(w, http.StatusOK, list)
 }
 
 // RedeliverAnswer is the answer of POST .../redeliver.
