@@ -29,7 +29,7 @@ type Pull struct {
 	Size       int64
 	UserAgent  string
 	RemoteAddr string
-	// Actor stays empty until authentication lands.
+	// Actor is who pulled, when authentication is on.
 	Actor string
 }
 

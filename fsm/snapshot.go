@@ -98,6 +98,8 @@ var snapshotTables = []struct {
 	{tGCTombstone, func() any { return new(gcTombRow) }},
 	{tGCHistory, func() any { return new(GCRecord) }},
 	{tGCOrphan, func() any { return new(gcOrphanRow) }},
+	// Token signing keys, empty until authentication was on.
+	{tSigningKey, func() any { return new(SigningKey) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

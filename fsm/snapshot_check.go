@@ -118,6 +118,8 @@ func (l *loader) add(table string, obj any) error {
 		key = []any{o.Index}
 	case *GCRun, *gcBlobRow, *gcManifestRow, *gcTouchedRow, *gcTombRow, *GCRecord, *gcOrphanRow:
 		key, err = l.gc(o)
+	case *SigningKey:
+		key, err = l.signingKey(o)
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

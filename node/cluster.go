@@ -55,6 +55,14 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
+	if n.access != nil {
+		keysDone := make(chan struct{})
+		go func() {
+			defer close(keysDone)
+			n.runSigningKeys(ctx)
+		}()
+		defer func() { <-keysDone }()
+	}
 	if n.events != nil {
 		done := make(chan struct{})
 		go func() {

@@ -34,6 +34,7 @@ type Config struct {
 	Secrets SecretsConfig `yaml:"secrets"`
 	Events  EventsConfig  `yaml:"events"`
 	GC      GCConfig      `yaml:"gc"`
+	Auth    AuthConfig    `yaml:"auth"`
 }
 
 // NodeConfig identifies this node.
@@ -242,6 +243,7 @@ func DefaultConfig() Config {
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Events: EventsConfig{Stream: "BERTH_EVENTS", DuplicateWindow: 10 * time.Minute, Replicas: 1},
 		GC:     defaultGCConfig(),
+		Auth:   defaultAuthConfig(),
 	}
 }
 
@@ -368,6 +370,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateEvents()...)
 	errs = append(errs, c.GC.validate()...)
+	errs = append(errs, c.Auth.validate()...)
 	return errors.Join(errs...)
 }
 

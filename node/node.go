@@ -24,6 +24,7 @@ import (
 	"github.com/berth-registry/berth/blob/s3"
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/node/access"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
 	cs "github.com/berth-registry/berth/node/consensus"
@@ -63,6 +64,9 @@ type Node struct {
 	webhooks *nodeWebhooks
 	// gc is the leader's garbage collection loop (gc.go).
 	gc nodeGC
+	// access is the OCI API's token endpoint and gate; nil when
+	// authentication is off (auth.go).
+	access *access.Server
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -164,6 +168,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	}
 	n.openPulls()
 	n.webhooks = newNodeWebhooks()
+	if n.access, err = n.openAccess(); err != nil {
+		n.close()
+		return nil, err
+	}
 	n.metrics.WatchEvents(n.eventsStats, n.webhooks.counters)
 	n.srv = &http.Server{
 		Handler:           n.handler(),
@@ -235,9 +243,15 @@ func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
 	// Metrics outermost, so requests refused with 429 are counted too.
-	mux.Handle("/v2/", n.metrics.HTTP(limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger)),
+	limited := func(h http.Handler) http.Handler {
+		return limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second}, h)
+	}
+	mux.Handle("/v2/", n.metrics.HTTP(limited(n.guardAPI(
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger))),
 		api.RouteKinds, api.RouteKind))
+	if n.access != nil {
+		mux.Handle("/token", limited(n.access.TokenHandler()))
+	}
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/v1/webhooks/", n.webhooksAdmin())
 	mux.Handle("/admin/v1/events", n.webhooksAdmin())

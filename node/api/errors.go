@@ -48,7 +48,7 @@ func newErr(status int, code, msg string) *apiError {
 // client's fault are logged with their cause and answered generically.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	e := toAPIError(err)
-	if e.Status >= 500 && e.Status != http.StatusServiceUnavailable {
+	if e.Status >= 500 && e.Status != http.StatusServiceUnavailable && logger != nil {
 		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if e.Status == http.StatusServiceUnavailable {

@@ -24,7 +24,10 @@ func withOrigin(w http.ResponseWriter, r *http.Request) *http.Request {
 		id = hex.EncodeToString(b[:])
 	}
 	w.Header().Set("X-Request-Id", id)
-	return r.WithContext(events.WithOrigin(r.Context(), events.Origin{UserAgent: r.UserAgent(), RequestID: id}))
+	// The actor, if authentication named one, is already in the context.
+	o := events.OriginFrom(r.Context())
+	o.UserAgent, o.RequestID = r.UserAgent(), id
+	return r.WithContext(events.WithOrigin(r.Context(), o))
 }
 
 // validRequestID accepts IDs of up to 64 letters, digits, '-', '_' and '.'.

@@ -27,12 +27,14 @@ func (h *handler) manifestPulled(r *http.Request, name string, ref reference, m 
 	h.cfg.Pulls.Pulled(events.Pull{
 		Kind: events.PullManifest, Time: time.Now(), Repository: name, Digest: m.Digest, Tag: ref.tag,
 		MediaType: m.MediaType, Size: m.Size, UserAgent: r.UserAgent(), RemoteAddr: r.RemoteAddr,
+		Actor: events.OriginFrom(r.Context()).Actor,
 	})
 }
 
 func (h *handler) blobPulled(r *http.Request, name string, b events.Pull) {
 	b.Kind, b.Time, b.Repository = events.PullBlob, time.Now(), name
 	b.UserAgent, b.RemoteAddr = r.UserAgent(), r.RemoteAddr
+	b.Actor = events.OriginFrom(r.Context()).Actor
 	h.cfg.Pulls.Pulled(b)
 }
 

@@ -255,7 +255,11 @@ func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 // index answered (Berth-Applied-Index), so a client or an operator can see
 // that a read on any node reflects a given write.
 func (h *handler) readView(w http.ResponseWriter, r *http.Request) (*fsm.View, error) {
-	view, err := h.reads.ReadView(r.Context())
+	view, _ := r.Context().Value(viewKey{}).(*fsm.View)
+	var err error
+	if view == nil {
+		view, err = h.reads.ReadView(r.Context())
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type Metrics struct {
 
 	storeSeconds *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
 
 	mu    sync.Mutex
 	stops []func()
@@ -65,6 +66,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(info)
 	m.registerConsensus()
 	m.registerStorage()
+	m.registerAuth()
 	return m
 }
 
