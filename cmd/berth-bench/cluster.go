@@ -110,7 +110,8 @@ func compareClusterCmd() *cobra.Command {
 					"--raft-addr", n.raft, "--gossip-addr", n.gossip, "--join", strings.Join(gossips, ","), "--bootstrap-expect", "3", "--log-level", "warn"},
 					[]string{"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + s3addr, "BERTH_STORAGE_S3_BUCKET=berth",
 						"BERTH_STORAGE_S3_ACCESSKEY=" + benchS3User, "BERTH_STORAGE_S3_SECRETKEY=" + benchS3Secret,
-						"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=bench-cluster-secret", "BERTH_ADMIN_TOKEN=bench"})
+						"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=bench-cluster-secret", "BERTH_ADMIN_TOKEN=bench",
+						"BERTH_AUTH_MODE=" + benchAuthMode})
 				if err != nil {
 					return err
 				}
@@ -202,3 +203,7 @@ func waitOK(ctx context.Context, url string, timeout time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// benchAuthMode is the cluster's auth.mode in the benchmark: off, as
+// CNCF Distribution runs without auth in the comparison.
+const benchAuthMode = "off"

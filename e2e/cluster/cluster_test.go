@@ -39,6 +39,9 @@ type cluster struct {
 	haproxy *harness.Proc
 	// nodeEnv, if set, adds environment for one node (its TLS files).
 	nodeEnv func(nd *node) []string
+	// auth leaves authentication at its cluster default (on). Tests of
+	// other parts turn it off, so their clients need no credentials.
+	auth bool
 }
 
 func startMinIO(t *testing.T, dir string) string {
@@ -89,6 +92,9 @@ func (c *cluster) startNodes(prefix string, n int) {
 			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
 			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,
 			"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=" + secret, "BERTH_ADMIN_TOKEN=" + adminToken,
+		}
+		if !c.auth {
+			nd.env = append(nd.env, "BERTH_AUTH_MODE=off")
 		}
 		if c.nodeEnv != nil {
 			nd.env = append(nd.env, c.nodeEnv(nd)...)

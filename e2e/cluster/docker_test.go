@@ -57,7 +57,7 @@ func TestDockerPartition(t *testing.T) {
 			"-e", "BERTH_STORAGE_DRIVER=s3", "-e", "BERTH_STORAGE_S3_ENDPOINT="+minioName+":9000",
 			"-e", "BERTH_STORAGE_S3_BUCKET=berth", "-e", "BERTH_STORAGE_S3_ACCESSKEY="+minioUser,
 			"-e", "BERTH_STORAGE_S3_SECRETKEY="+minioSecret, "-e", "BERTH_STORAGE_S3_PATHSTYLE=true",
-			"-e", "BERTH_CLUSTER_SECRET="+secret, "-e", "BERTH_ADMIN_TOKEN="+adminToken,
+			"-e", "BERTH_CLUSTER_SECRET="+secret, "-e", "BERTH_ADMIN_TOKEN="+adminToken, "-e", "BERTH_AUTH_MODE=off",
 			"-e", "BERTH_RAFT_APPLYTIMEOUT=5s",
 			regImage, "serve", "--node-id", n.id, "--data-dir", "/data",
 			"--addr", "0.0.0.0:5000", "--advertise", n.raftIP+":5000",
