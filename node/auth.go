@@ -10,6 +10,8 @@ import (
 
 	"github.com/berth-registry/berth/auth"
 	"github.com/berth-registry/berth/node/access"
+	"github.com/berth-registry/berth/node/admin"
+	"github.com/berth-registry/berth/node/httperr"
 )
 
 // SealKeyFile holds, on a single node without a cluster secret, the secret
@@ -115,3 +117,23 @@ func (n *Node) addSigningKey(ctx context.Context) error {
 
 // RotateSigningKey adds a new signing key now (clusterctl auth rotate).
 func (n *Node) RotateSigningKey(ctx context.Context) error { return n.addSigningKey(ctx) }
+
+// authAdmin serves POST /admin/v1/auth/rotate-key: a new signing key now
+// (after a suspected leak, say). Tokens signed by the old key keep working
+// until they expire.
+func (n *Node) authAdmin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/v1/auth/rotate-key", func(w http.ResponseWriter, r *http.Request) {
+		if n.access == nil {
+			adminError(w, http.StatusConflict, "authentication is off (auth.mode): there is no signing key to rotate")
+			return
+		}
+		if err := n.RotateSigningKey(r.Context()); err != nil {
+			adminError(w, httperr.Status(err), err.Error())
+			return
+		}
+		keys := n.fsm.View().SigningKeys()
+		writeJSON(w, http.StatusOK, map[string]string{"kid": keys[len(keys)-1].ID})
+	})
+	return admin.Guard(n.token).Wrap(mux)
+}

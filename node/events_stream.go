@@ -37,6 +37,7 @@ var shortTypeRE = regexp.MustCompile(`^[a-z]+(\.[a-z]+)+$`)
 type eventsQuery struct {
 	repo   string // doublestar glob; "" means every event
 	typ    string // short type; "" means every type
+	actor  string // exact actor (audit); "" means everyone
 	since  uint64
 	follow bool
 	limit  int // 0: unbounded (follow without limit)
@@ -44,7 +45,10 @@ type eventsQuery struct {
 
 func parseEventsQuery(r *http.Request) (eventsQuery, error) {
 	q := r.URL.Query()
-	e := eventsQuery{repo: q.Get("repo"), typ: events.ShortType(q.Get("type"))}
+	e := eventsQuery{repo: q.Get("repo"), typ: events.ShortType(q.Get("type")), actor: q.Get("actor")}
+	if len(e.actor) > 256 {
+		return e, httperr.Errorf(http.StatusBadRequest, "actor: at most 256 bytes")
+	}
 	if e.repo != "" && !doublestar.ValidatePattern(e.repo) {
 		return e, httperr.Errorf(http.StatusBadRequest, "repo %q is not a valid glob (like team-a/** or library/*)", e.repo)
 	}
@@ -80,6 +84,9 @@ func parseEventsQuery(r *http.Request) (eventsQuery, error) {
 
 func (e eventsQuery) wants(ce events.CloudEvent) bool {
 	if e.typ != "" && events.ShortType(ce.Type) != e.typ {
+		return false
+	}
+	if e.actor != "" && ce.Data.Actor != e.actor {
 		return false
 	}
 	if e.repo == "" {

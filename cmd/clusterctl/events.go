@@ -32,10 +32,10 @@ const maxEventLine = 1 << 20
 
 func eventsCmd(g *globals) *cobra.Command {
 	var (
-		output, repo, typ string
-		since             uint64
-		follow            bool
-		limit             int
+		output, repo, typ, actor string
+		since                    uint64
+		follow                   bool
+		limit                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
@@ -58,6 +58,9 @@ printing new events as they are published, until Ctrl-C.
 			if typ != "" {
 				q.Set("type", typ)
 			}
+			if actor != "" {
+				q.Set("actor", actor)
+			}
 			q.Set("since", strconv.FormatUint(since, 10))
 			if follow {
 				q.Set("follow", "true")
@@ -72,6 +75,7 @@ printing new events as they are published, until Ctrl-C.
 	f.StringVarP(&output, "output", "o", "", "output format: json (one event per line; default: table)")
 	f.StringVar(&repo, "repo", "", "only events of repositories matching this glob (team-a/**)")
 	f.StringVar(&typ, "type", "", "only events of this type (manifest.pushed, tag.deleted, ...)")
+	f.StringVar(&actor, "actor", "", "only events caused by this actor (alice, robot:ci, berth:admin)")
 	f.Uint64Var(&since, "since", 0, "start at this log index")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until Ctrl-C")
 	f.IntVar(&limit, "limit", 0, "stop after this many events")
