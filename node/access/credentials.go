@@ -39,7 +39,7 @@ func parseAuthorization(h string) (credentials, error) {
 		return credentials{}, nil
 	}
 	if len(h) > maxAuthorization {
-		return credentials{}, fmt.Errorf("Authorization header of %d bytes is too large (at most %d)", len(h), maxAuthorization)
+		return credentials{}, fmt.Errorf("authorization header of %d bytes is too large (at most %d)", len(h), maxAuthorization)
 	}
 	scheme, rest, ok := strings.Cut(h, " ")
 	rest = strings.TrimSpace(rest)
