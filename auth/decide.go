@@ -42,6 +42,10 @@ type Identity struct {
 	// gives it as a member.
 	Namespace string
 	Role      string
+	// Federated marks a user an OIDC provider vouched for: the name is
+	// the provider's, and no User resource need exist (one with the same
+	// name may disable the user or make them a cluster admin).
+	Federated bool
 }
 
 // Subject is the token's sub claim for this identity: "" for anonymous,
@@ -50,6 +54,9 @@ type Identity struct {
 func (id Identity) Subject() string {
 	switch id.Kind {
 	case UserIdentity:
+		if id.Federated {
+			return "oidc:" + id.Name
+		}
 		return id.Name
 	case RobotIdentity:
 		return "robot:" + id.Name

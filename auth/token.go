@@ -47,6 +47,8 @@ type Claims struct {
 	Access    []Access
 	// KeyID is the key that signed the token.
 	KeyID string
+	// Username is the Verifier's UsernameClaim, if it asked for one.
+	Username string
 }
 
 // Allows says whether the token grants action on the resource.

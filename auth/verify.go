@@ -3,9 +3,11 @@ package auth
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -44,6 +46,9 @@ type Verifier struct {
 	Trusts  []Trust
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// UsernameClaim, if set, names a string claim copied to
+	// Claims.Username (an OIDC ID token's preferred_username or email).
+	UsernameClaim string
 }
 
 // Verify checks a token completely: its size, that it is a JWS signed
@@ -100,6 +105,21 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 		if d.from != nil {
 			*d.to = d.from.Time
 		}
+	}
+	if v.UsernameClaim != "" {
+		// The signature was checked above; the payload is the token's
+		// second part, at most MaxTokenSize.
+		parts := strings.Split(token, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+		var m map[string]any
+		if err != nil || json.Unmarshal(raw, &m) != nil {
+			return Claims{}, fmt.Errorf("%w: unreadable payload", ErrTokenMalformed)
+		}
+		name, _ := m[v.UsernameClaim].(string)
+		if name == "" {
+			return Claims{}, fmt.Errorf("%w: no %q claim", ErrTokenMalformed, v.UsernameClaim)
+		}
+		c.Username = name
 	}
 	return c, nil
 }

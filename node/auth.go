@@ -41,11 +41,19 @@ func (n *Node) openAccess() (*access.Server, error) {
 		external = append(external, t)
 	}
 	a := n.cfg.Auth
-	return access.New(access.Config{
+	cfg := access.Config{
 		Service: a.Service, Issuer: a.Issuer, Realm: a.Realm, TokenTTL: a.TokenTTL,
 		AdminToken: n.token, SealSecret: []byte(secret), External: external,
 		Failed: n.metrics.AuthFailed, Logger: n.logger.With("part", "auth"),
-	}, n), nil
+	}
+	if a.OIDC.Issuer != "" {
+		p, err := newOIDCProvider(a.OIDC)
+		if err != nil {
+			return nil, err
+		}
+		n.oidc, cfg.OIDC = p, p.Verifier
+	}
+	return access.New(cfg, n), nil
 }
 
 func loadTrust(e ExternalIssuer) (auth.Trust, error) {

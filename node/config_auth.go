@@ -28,6 +28,25 @@ type AuthConfig struct {
 	Algorithm string `yaml:"algorithm"`
 	// External token servers whose tokens are accepted (YAML only).
 	External []ExternalIssuer `yaml:"external"`
+	// OIDC lets users sign in with an OIDC provider's ID token as their
+	// password; off unless oidc.issuer is set.
+	OIDC OIDCConfig `yaml:"oidc"`
+}
+
+// OIDCConfig is an OIDC provider whose ID tokens sign users in.
+type OIDCConfig struct {
+	// Issuer is the provider's iss (https://accounts.example.com).
+	Issuer string `yaml:"issuer"`
+	// ClientID is the aud the ID tokens must carry.
+	ClientID string `yaml:"clientid"`
+	// JWKS is a file with the provider's keys; JWKSURL is fetched at
+	// start and every 10 minutes instead (the provider's jwks_uri).
+	JWKS    string `yaml:"jwks"`
+	JWKSURL string `yaml:"jwksurl"`
+	// UsernameClaim names the claim that is the user's name in
+	// Namespace members (default preferred_username; "sub" for the
+	// subject).
+	UsernameClaim string `yaml:"usernameclaim"`
 }
 
 // ExternalIssuer is a token server Berth trusts, as Distribution's
@@ -41,7 +60,7 @@ type ExternalIssuer struct {
 
 func defaultAuthConfig() AuthConfig {
 	return AuthConfig{Mode: "auto", Service: "berth", Issuer: "berth", TokenTTL: auth.DefaultTokenTTL,
-		KeyRotation: 7 * 24 * time.Hour, Algorithm: auth.AlgEdDSA}
+		KeyRotation: 7 * 24 * time.Hour, Algorithm: auth.AlgEdDSA, OIDC: OIDCConfig{UsernameClaim: "preferred_username"}}
 }
 
 // AuthEnabled says whether the OCI API asks for credentials.
@@ -73,6 +92,16 @@ func (c AuthConfig) validate() []error {
 	}
 	if c.Algorithm != auth.AlgEdDSA && c.Algorithm != auth.AlgES256 {
 		errs = append(errs, fmt.Errorf("auth.algorithm: %q is not EdDSA or ES256", c.Algorithm))
+	}
+	if o := c.OIDC; o.Issuer != "" {
+		if o.ClientID == "" {
+			errs = append(errs, errors.New("auth.oidc.clientid: required with auth.oidc.issuer (the aud of the ID tokens)"))
+		}
+		if (o.JWKS == "") == (o.JWKSURL == "") {
+			errs = append(errs, errors.New("auth.oidc: set one of jwks (a file) or jwksurl (the provider's jwks_uri)"))
+		}
+	} else if o.ClientID != "" || o.JWKS != "" || o.JWKSURL != "" {
+		errs = append(errs, errors.New("auth.oidc.issuer: required when any other auth.oidc key is set"))
 	}
 	for i, e := range c.External {
 		switch {

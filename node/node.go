@@ -67,6 +67,8 @@ type Node struct {
 	// access is the OCI API's token endpoint and gate; nil when
 	// authentication is off (auth.go).
 	access *access.Server
+	// oidc refreshes an OIDC provider's keys; nil without auth.oidc.
+	oidc *oidcProvider
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -307,6 +309,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.stop()
 	n.logger.Info("registry listening", "addr", n.Addr(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
 	go n.leaderLoop(ctx)
+	if n.oidc != nil {
+		go n.oidc.refresh(ctx, n.logger.Warn)
+	}
 	n.runPulls(ctx)
 	if n.members != nil {
 		go n.joinLoop(ctx)

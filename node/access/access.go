@@ -46,6 +46,10 @@ type Config struct {
 	SealSecret []byte
 	// External are other token servers whose tokens are accepted.
 	External []auth.Trust
+	// OIDC, if set, returns the verifier of an OIDC provider's ID
+	// tokens (its keys may be refreshed), or nil while it has none. A
+	// user signs in with the ID token as password.
+	OIDC func() *auth.Verifier
 	// Failed hears of each refused sign-in or request (metrics); kind is
 	// "login" or "denied", reason a short fixed word.
 	Failed func(kind, reason string)

@@ -77,6 +77,9 @@ func (s *Server) signIn(v *fsm.View, c credentials) (auth.Identity, error) {
 		return adminIdentity, nil
 	}
 	acc := auth.ViewDirectory{View: v}
+	if s.cfg.OIDC != nil && strings.Count(c.password, ".") == 2 && len(c.password) > 32 {
+		return s.signInOIDC(v, c.password)
+	}
 	if strings.HasPrefix(c.password, auth.RobotSecretPrefix) {
 		return auth.AuthenticateRobot(acc, c.user, c.password, s.cfg.Now())
 	}
@@ -109,6 +112,8 @@ func (s *Server) identityOf(v *fsm.View, sub string) (auth.Identity, error) {
 		return auth.Identity{}, nil
 	case sub == AdminSubject:
 		return adminIdentity, nil
+	case strings.HasPrefix(sub, "oidc:"):
+		return federated(acc, strings.TrimPrefix(sub, "oidc:"))
 	case strings.HasPrefix(sub, "robot:"):
 		name := strings.TrimPrefix(sub, "robot:")
 		spec, ok, err := acc.Robot(name)
@@ -206,4 +211,41 @@ func (c *credentialCache) putToken(tok string, ct cachedToken) {
 		clear(c.tokens)
 	}
 	c.tokens[k] = ct
+}
+
+// maxFederatedName bounds a name an OIDC provider asserts.
+const maxFederatedName = 256
+
+// signInOIDC accepts an OIDC ID token as a password: the provider vouches
+// for the user's name, the namespaces say what the name may do.
+func (s *Server) signInOIDC(v *fsm.View, idToken string) (auth.Identity, error) {
+	vf := s.cfg.OIDC()
+	if vf == nil {
+		return auth.Identity{}, fmt.Errorf("%w: the OIDC provider's keys are not loaded yet", auth.ErrBadCredentials)
+	}
+	c, err := vf.Verify(idToken)
+	if err != nil {
+		return auth.Identity{}, fmt.Errorf("%w: OIDC token: %w", auth.ErrBadCredentials, err)
+	}
+	name := c.Username
+	if name == "" {
+		name = c.Subject
+	}
+	return federated(auth.ViewDirectory{View: v}, name)
+}
+
+// federated is the identity of a user an OIDC provider named. A User of
+// the same name, if any, may disable them or make them a cluster admin.
+func federated(acc auth.ViewDirectory, name string) (auth.Identity, error) {
+	if name == "" || len(name) > maxFederatedName || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return auth.Identity{}, fmt.Errorf("%w: unusable user name from the OIDC provider", auth.ErrBadCredentials)
+	}
+	spec, ok, err := acc.User(name)
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	if ok && spec.Disabled {
+		return auth.Identity{}, fmt.Errorf("%w: user %s: %w", auth.ErrBadCredentials, name, auth.ErrDisabled)
+	}
+	return auth.Identity{Kind: auth.UserIdentity, Name: name, Federated: true, ClusterAdmin: ok && spec.ClusterAdmin}, nil
 }
