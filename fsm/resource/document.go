@@ -70,6 +70,8 @@ var kinds = []kindInfo{
 	{kind: "Namespace", plural: "namespaces", aliases: []string{"ns"}, validate: validateNamespace},
 	{kind: "User", plural: "users", validate: validateUser},
 	{kind: "Robot", plural: "robots", aliases: []string{"rbt"}, validate: validateRobot},
+	{kind: "RetentionPolicy", plural: "retentionpolicies", aliases: []string{"retention", "rp"}, validate: validateRetention},
+	{kind: "ImmutabilityRule", plural: "immutabilityrules", aliases: []string{"immutability", "ir"}, validate: validateImmutability},
 }
 
 func lookupKind(kind string) (kindInfo, bool) {
