@@ -98,6 +98,9 @@ var snapshotTables = []struct {
 	{tGCTombstone, func() any { return new(gcTombRow) }},
 	{tGCHistory, func() any { return new(GCRecord) }},
 	{tGCOrphan, func() any { return new(gcOrphanRow) }},
+	// Read-only mode's row, absent until the mode was first turned on
+	// (readonly.go): older snapshots' bytes are unchanged.
+	{tReadOnly, func() any { return new(readOnlyRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

@@ -118,6 +118,9 @@ func (l *loader) add(table string, obj any) error {
 		key = []any{o.Index}
 	case *GCRun, *gcBlobRow, *gcManifestRow, *gcTouchedRow, *gcTombRow, *GCRecord, *gcOrphanRow:
 		key, err = l.gc(o)
+	case *readOnlyRow:
+		err = l.readOnly(o)
+		key = []any{o.Key}
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}
