@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
+	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
@@ -236,7 +237,7 @@ func (n *Node) handler() http.Handler {
 	lim := n.cfg.Limits // health, admin and peer endpoints are not limited
 	// Metrics outermost, so requests refused with 429 are counted too.
 	mux.Handle("/v2/", n.metrics.HTTP(limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second},
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger)),
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly}, n, n, n.blobs, n.logger)),
 		api.RouteKinds, api.RouteKind))
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/v1/webhooks/", n.webhooksAdmin())
