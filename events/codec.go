@@ -53,6 +53,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeGCSwept:           {1: decodeAs[GCSwept]},
 	TypeGCCancelled:       {1: decodeAs[GCCancelled]},
 	TypeSigningKeyAdded:   {1: decodeAs[SigningKeyAdded]},
+	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

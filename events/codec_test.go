@@ -55,6 +55,7 @@ var (
 		GCSwept{Run: "1767323045-7", Deleted: 2, Bytes: 4096},
 		GCCancelled{Run: "1767323045-7", Reason: "leadership lost"},
 		SigningKeyAdded{ID: "ABCD:EFGH", Alg: "EdDSA", Public: []byte{1, 2, 3}, Sealed: []byte{4, 5, 6}, Created: t0},
+		ReadOnlySet{On: true, Reason: "migrating the bucket to eu-west"},
 	}
 	// olderVersions maps the golden file of each superseded schema version
 	// to the current payload it must decode (upgrade) to. Empty until a

@@ -92,6 +92,9 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
 	w := writer{txn: txn, ev: ev, index: index}
+	if err := w.readOnlyGuard(ev.Payload); err != nil {
+		return err
+	}
 	if err := w.gcGuard(ev.Payload); err != nil {
 		return err
 	}
@@ -134,6 +137,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.gcCancelled(p)
 	case events.SigningKeyAdded:
 		err = w.signingKeyAdded(p)
+	case events.ReadOnlySet:
+		err = w.readOnlySet(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

@@ -100,6 +100,9 @@ var snapshotTables = []struct {
 	{tGCOrphan, func() any { return new(gcOrphanRow) }},
 	// Token signing keys, empty until authentication was on.
 	{tSigningKey, func() any { return new(SigningKey) }},
+	// Read-only mode's row, absent until the mode was first turned on
+	// (readonly.go): older snapshots' bytes are unchanged.
+	{tReadOnly, func() any { return new(readOnlyRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

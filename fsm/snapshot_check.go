@@ -120,6 +120,9 @@ func (l *loader) add(table string, obj any) error {
 		key, err = l.gc(o)
 	case *SigningKey:
 		key, err = l.signingKey(o)
+	case *readOnlyRow:
+		err = l.readOnly(o)
+		key = []any{o.Key}
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

@@ -33,12 +33,24 @@ type Fence func() error
 // ErrFenced is what a job returns when its leadership ended.
 var ErrFenced = errors.New("gc: no longer leader in the term the job started in")
 
+// ErrPaused is what a job returns when Paused stopped it before a run or
+// a sweep started, or between two batches of deletes. Nothing is lost:
+// the open run stays in the log and Resume finishes it later.
+var ErrPaused = errors.New("garbage collection is paused")
+
+// Paused reports why GC must not start a run, start a sweep or delete
+// bytes now (the registry is in read-only mode), or nil. The error should
+// wrap ErrPaused.
+type Paused func() error
+
 // Job runs GC on the leader. One Job belongs to one leader term.
 type Job struct {
-	Props  Proposer
-	View   func() *fsm.View // the local FSM's state (the leader's is current after Propose)
-	Blobs  Deleter
-	Fence  Fence
+	Props Proposer
+	View  func() *fsm.View // the local FSM's state (the leader's is current after Propose)
+	Blobs Deleter
+	Fence Fence
+	// Paused, if set, is asked with Fence; see the type.
+	Paused Paused
 	Logger *slog.Logger
 	// Grace is gc.uploadmaxage.
 	Grace time.Duration
@@ -56,6 +68,27 @@ type Result struct {
 	Manifests []events.ManifestRef
 	Deleted   int
 	Bytes     int64
+}
+
+// check asks the fence, then whether GC is paused.
+func (j *Job) check() error {
+	if err := j.Fence(); err != nil {
+		return err
+	}
+	if j.Paused != nil {
+		return j.Paused()
+	}
+	return nil
+}
+
+// pausedByApply turns Apply's read-only refusal (the mode was switched on
+// between the check and the commit) into ErrPaused.
+func pausedByApply(err error) error {
+	var r *fsm.Refusal
+	if errors.As(err, &r) && r.Code == fsm.CodeReadOnly {
+		return fmt.Errorf("%w: %s", ErrPaused, r.Message)
+	}
+	return err
 }
 
 func (j *Job) now() time.Time {
@@ -80,13 +113,13 @@ func (j *Job) Run(ctx context.Context, opt Options) (Result, error) {
 	if _, err := j.Resume(ctx); err != nil {
 		return Result{}, err
 	}
-	if err := j.Fence(); err != nil {
+	if err := j.check(); err != nil {
 		return Result{}, err
 	}
 	run := strconv.FormatInt(j.now().UnixNano(), 36)
 	start := events.GCStarted{Run: run, DeleteUntagged: opt.DeleteUntagged, GraceSeconds: int64(opt.Grace / time.Second)}
 	if _, err := j.Props.Propose(ctx, start); err != nil {
-		return Result{}, fmt.Errorf("gc: start run: %w", err)
+		return Result{}, fmt.Errorf("gc: start run: %w", pausedByApply(err))
 	}
 	// The view is at or after GCStarted: anything Apply did not note as
 	// touched is in it. The grace period is measured against the event's
@@ -141,12 +174,12 @@ func (j *Job) Resume(ctx context.Context) (Result, error) {
 // fenced batches, and ends the run.
 func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 	res := Result{Run: run}
-	if err := j.Fence(); err != nil {
+	if err := j.check(); err != nil {
 		return res, err
 	}
 	if st, _ := j.View().GCRun(); st.Phase == fsm.GCPhaseMarking {
 		if _, err := j.Props.Propose(ctx, events.GCSweepStarted{Run: run}); err != nil {
-			return res, fmt.Errorf("gc: start sweep of run %s: %w", run, err)
+			return res, fmt.Errorf("gc: start sweep of run %s: %w", run, pausedByApply(err))
 		}
 	}
 	// Only what is still a candidate after every later reference was
@@ -158,7 +191,7 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 	}
 	for i, d := range ds {
 		if i%batch == 0 {
-			if err := j.Fence(); err != nil {
+			if err := j.check(); err != nil {
 				return res, err
 			}
 		}

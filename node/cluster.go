@@ -210,6 +210,7 @@ func (n *Node) localStatus() NodeStatus {
 		st.Halted = err.Error()
 	}
 	st.Events = n.eventsStatus()
+	st.ReadOnly = n.readOnly().On
 	if f := r.GetConfiguration(); f.Error() == nil {
 		st.Voter = slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
 			return string(s.ID) == n.cfg.Node.ID && s.Suffrage == raft.Voter

@@ -18,7 +18,9 @@ func (n *Node) clusterAdmin() http.Handler {
 	const p = "/admin/v1/cluster/"
 	mux.HandleFunc("GET "+p+"status", func(w http.ResponseWriter, r *http.Request) {
 		leader, nodes := n.ClusterStatus(r.Context())
-		writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes})
+		// The mode as this node applied it; each node's own view is in
+		// nodes[].readOnly.
+		writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes, "readOnly": n.readOnly()})
 	})
 	mux.HandleFunc("GET "+p+"members", func(w http.ResponseWriter, r *http.Request) {
 		if n.members == nil {

@@ -74,6 +74,8 @@ type GCStatusAnswer struct {
 	Open      *fsm.GCRun     `json:"open,omitempty"`
 	Runs      []fsm.GCRecord `json:"runs"`
 	LastError string         `json:"lastError,omitempty"`
+	// Paused says why no run or sweep starts now (read-only mode).
+	Paused string `json:"paused,omitempty"`
 }
 
 // NotLeaderError sends a GC request to the leader.
@@ -94,7 +96,7 @@ var ErrGCBusy = errors.New("a garbage collection run is already in progress; see
 // by the term (rule 9).
 func (n *Node) startGC(ctx context.Context, term uint64) func() {
 	l := &gcLoop{reqs: make(chan gcRequest), job: &gc.Job{
-		Props: n, View: n.fsm.View, Blobs: n.blobs, Logger: n.logger, Grace: n.cfg.GC.UploadMaxAge,
+		Props: n, View: n.fsm.View, Blobs: n.blobs, Logger: n.logger, Grace: n.cfg.GC.UploadMaxAge, Paused: n.gcPaused,
 		Fence: func() error {
 			if ctx.Err() != nil || !n.engine.IsLeader() || n.engine.Term() != term {
 				return gc.ErrFenced
@@ -121,9 +123,12 @@ func (n *Node) startGC(ctx context.Context, term uint64) func() {
 }
 
 func (n *Node) runGC(ctx context.Context, l *gcLoop) {
-	if _, err := l.job.Resume(ctx); err != nil {
-		n.gcFailed(err)
-	}
+	// paused is set when a job stopped for read-only mode, or the loop
+	// saw the mode on; the open run, if any, is resumed once it is lifted.
+	_, err := l.job.Resume(ctx)
+	paused := n.gcFailed(err)
+	resume := time.NewTicker(gcResumeEvery)
+	defer resume.Stop()
 	var tick <-chan time.Time
 	if n.cfg.GC.Interval > 0 {
 		t := time.NewTicker(n.cfg.GC.Interval)
@@ -138,35 +143,63 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			if _, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge}); err != nil {
-				n.gcFailed(err)
+			if err := n.gcPaused(); err != nil {
+				n.logger.Debug("scheduled gc run skipped", "reason", err)
+				continue
+			}
+			_, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge})
+			paused = n.gcFailed(err)
+		case <-resume.C:
+			// Runs happen only in this loop, so none is in progress here.
+			switch {
+			case n.gcPaused() != nil:
+				paused = true
+			case paused:
+				paused = false
+				if _, open := n.fsm.View().GCRun(); open {
+					l.busy.Store(true)
+					_, err := l.job.Resume(ctx)
+					l.busy.Store(false)
+					paused = n.gcFailed(err)
+				}
 			}
 		case <-purge.C:
 			n.purgeUploads(ctx, l)
 		case req := <-l.reqs:
 			res, err := l.run(ctx, req.opt)
-			if err != nil {
-				n.gcFailed(err)
-			}
+			paused = n.gcFailed(err)
 			req.reply <- gcReply{res, err}
 		}
 	}
 }
 
-func (n *Node) gcFailed(err error) {
-	if errors.Is(err, gc.ErrFenced) || errors.Is(err, context.Canceled) {
-		return // the term ended; the next leader resumes
+// gcResumeEvery is how often a loop whose run read-only mode paused looks
+// whether the mode was lifted.
+const gcResumeEvery = 2 * time.Second
+
+// gcFailed records a failed run, if err is one, and reports whether it
+// was paused by read-only mode (then the run resumes after the lift).
+func (n *Node) gcFailed(err error) (paused bool) {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, gc.ErrPaused):
+		n.logger.Info("gc paused; the open run resumes when read-only mode is lifted", "reason", err)
+		return true
+	case errors.Is(err, gc.ErrFenced) || errors.Is(err, context.Canceled):
+		return false // the term ended; the next leader resumes
 	}
 	msg := err.Error()
 	n.gc.lastErr.Store(&msg)
 	n.logger.Warn("gc run failed; the next run resumes it", "err", err)
+	return false
 }
 
 // purgeUploads removes upload sessions older than gc.uploadmaxage.
 func (n *Node) purgeUploads(ctx context.Context, l *gcLoop) {
 	p := purger(n.blobs)
-	if p == nil {
-		return
+	if p == nil || n.gcPaused() != nil {
+		return // read-only: the bucket must not change, stale sessions included
 	}
 	count, err := gc.PurgeUploads(ctx, p, l.job.Fence, n.cfg.GC.UploadMaxAge, time.Now())
 	switch {
@@ -208,6 +241,9 @@ func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error)
 		return GCRunAnswer{}, &NotLeaderError{Leader: leader}
 	}
 	opt := gc.Options{DeleteUntagged: req.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge}
+	if err := n.gcPaused(); err != nil && !req.DryRun {
+		return GCRunAnswer{}, gcPausedError{err}
+	}
 	if req.DryRun {
 		r := l.job.DryRun(opt)
 		return GCRunAnswer{State: "dry-run", Index: r.Index, Blobs: r.Blobs, Manifests: r.Manifests, Bytes: r.Bytes}, nil
@@ -254,6 +290,9 @@ func (n *Node) GCStatus(ctx context.Context) (GCStatusAnswer, error) {
 	}
 	if e := n.gc.lastErr.Load(); e != nil {
 		a.LastError = *e
+	}
+	if ro := v.ReadOnly(); ro.On {
+		a.Paused = pausedError(ro).Error()
 	}
 	return a, nil
 }

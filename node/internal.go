@@ -45,6 +45,9 @@ type NodeStatus struct {
 	Halted string `json:"halted,omitempty"`
 	// Events is the event outbox as this node sees it.
 	Events *EventsStatus `json:"events,omitempty"`
+	// ReadOnly is set while this node's state has the registry in
+	// read-only mode: every node that applied the switch shows it.
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 func (n *Node) internalHandler() http.Handler {

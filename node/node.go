@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
+	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
@@ -249,7 +250,7 @@ func (n *Node) handler() http.Handler {
 		return limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second}, h)
 	}
 	mux.Handle("/v2/", n.metrics.HTTP(limited(n.guardAPI(
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook()}, n, n, n.blobs, n.logger))),
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly}, n, n, n.blobs, n.logger))),
 		api.RouteKinds, api.RouteKind))
 	if n.access != nil {
 		mux.Handle("/token", limited(n.access.TokenHandler()))

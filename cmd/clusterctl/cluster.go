@@ -29,6 +29,7 @@ type nodeStatus struct {
 	Gossip       string `json:"gossip,omitempty"`
 	Error        string `json:"error,omitempty"`
 	Halted       string `json:"halted,omitempty"`
+	ReadOnly     bool   `json:"readOnly,omitempty"`
 	Events       *struct {
 		State     string `json:"state"`
 		Cursor    uint64 `json:"cursor"`
@@ -44,6 +45,9 @@ type nodeStatus struct {
 type clusterStatus struct {
 	Leader string       `json:"leader"`
 	Nodes  []nodeStatus `json:"nodes"`
+	// ReadOnly is the mode as the answering node applied it; nil from a
+	// node older than read-only mode.
+	ReadOnly *readOnlyState `json:"readOnly,omitempty"`
 }
 
 func statusCmd(g *globals) *cobra.Command {
@@ -72,7 +76,11 @@ func statusCmd(g *globals) *cobra.Command {
 }
 
 func printStatus(w io.Writer, st clusterStatus) {
-	fmt.Fprintf(w, "Leader: %s\n\n", orDash(st.Leader))
+	fmt.Fprintf(w, "Leader: %s\n", orDash(st.Leader))
+	if st.ReadOnly != nil {
+		fmt.Fprintf(w, "Mode:   %s\n", describeReadOnly(*st.ReadOnly))
+	}
+	fmt.Fprintln(w)
 	var leaderCommit uint64
 	for _, n := range st.Nodes {
 		if n.ID == st.Leader {
@@ -92,6 +100,8 @@ func printStatus(w io.Writer, st clusterStatus) {
 			state = "unreachable"
 		case n.Halted != "":
 			state = "halted"
+		case n.ReadOnly:
+			state += " (read-only)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", n.ID, state, n.Term, n.CommitIndex, n.AppliedIndex, lag, orDash(n.Gossip), n.APIAddr, n.RaftAddr)
 	}

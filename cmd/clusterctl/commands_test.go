@@ -37,7 +37,7 @@ func (n *fsmNode) spoil(r events.ResourceApplied) events.ResourceApplied {
 	return r
 }
 
-func (n *fsmNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
+func (n *fsmNode) Propose(ctx context.Context, p events.Payload) (uint64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch q := p.(type) {
@@ -50,7 +50,7 @@ func (n *fsmNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
 		}
 		p = events.ResourcesApplied{Resources: rs}
 	}
-	b, err := events.Encode(events.Event{Time: time.Now().UTC(), Payload: p})
+	b, err := events.Encode(events.Event{Time: time.Now().UTC(), Origin: events.OriginFrom(ctx), Payload: p})
 	if err != nil {
 		return 0, err
 	}

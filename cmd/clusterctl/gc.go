@@ -46,6 +46,7 @@ type gcStatusAnswer struct {
 		Reason     string
 	} `json:"runs"`
 	LastError string `json:"lastError"`
+	Paused    string `json:"paused"`
 }
 
 func gcCmd(g *globals) *cobra.Command {
@@ -108,6 +109,9 @@ func printGCRun(w io.Writer, a gcRunAnswer) {
 }
 
 func printGCStatus(w io.Writer, s gcStatusAnswer) {
+	if s.Paused != "" {
+		fmt.Fprintln(w, s.Paused)
+	}
 	if s.Open != nil {
 		fmt.Fprintf(w, "open run %s: %s since %s, %d blob and %d manifest candidates\n", s.Open.Run, s.Open.Phase, s.Open.Started.Format(time.RFC3339), s.Open.Blobs, s.Open.Manifests)
 	}

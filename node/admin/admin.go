@@ -74,6 +74,7 @@ func New(token string, p Proposer, r Reader, logger *slog.Logger, opts ...Option
 	route("/admin/v1/resources/{kind}", map[string]http.HandlerFunc{"GET": s.list})
 	route("/admin/v1/resources/{kind}/{name}", map[string]http.HandlerFunc{"GET": s.get, "DELETE": s.delete})
 	route("/admin/v1/resources/{kind}/{name}/history", map[string]http.HandlerFunc{"GET": s.history})
+	route("/admin/v1/readonly", map[string]http.HandlerFunc{"GET": s.readOnlyStatus, "POST": s.setReadOnly})
 	if s.gc != nil {
 		route("/admin/v1/gc/run", map[string]http.HandlerFunc{"POST": s.gcRun})
 		route("/admin/v1/gc/status", map[string]http.HandlerFunc{"GET": s.gcStatus})

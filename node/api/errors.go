@@ -80,6 +80,8 @@ func toAPIError(err error) *apiError {
 			return newErr(http.StatusNotFound, codeNameUnknown, ref.Message)
 		case fsm.CodeBlobUnknown:
 			return newErr(http.StatusNotFound, codeBlobUnknown, ref.Message)
+		case fsm.CodeReadOnly:
+			return newErr(http.StatusForbidden, codeDenied, ref.Message)
 		case fsm.CodeBlobSweeping:
 			// Garbage collection deleted, or is deleting, bytes this
 			// request wrote: a retry uploads them again (gclink.go).

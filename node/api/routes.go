@@ -48,6 +48,9 @@ type Config struct {
 	// Pulls, if set, hears of every successful pull (pull.go); nil turns
 	// pull events off at the cost of one nil check per read.
 	Pulls PullHook
+	// ReadOnly, if set, is the read-only mode in this node's local state:
+	// writes are refused up front while it is on (readonly.go).
+	ReadOnly func() fsm.ReadOnly
 }
 
 // DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large
@@ -186,6 +189,9 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
 	}
 	if err := validName(name); err != nil {
 		writeError(w, r, h.logger, err)
+		return
+	}
+	if h.refuseReadOnly(w, r, ep) {
 		return
 	}
 	if b, ok := r.Body.(*progressBody); ok && ep == epManifest {

@@ -40,6 +40,7 @@ func exported(t *testing.T) map[string]bool {
 	hooks.Delivered("ci", "200")
 	hooks.DeadLettered("ci")
 	m.WatchEvents(func() EventsStats { return EventsStats{State: "publishing"} }, hooks)
+	m.WatchReadOnly(func() bool { return false })
 	fs, err := blob.NewFS(t.TempDir(), nil, blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,84 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/berth-registry/berth/events"
+	"github.com/berth-registry/berth/fsm"
+)
+
+// ReadOnlyRequest is the body of POST /admin/v1/readonly.
+type ReadOnlyRequest struct {
+	// On is required, so that a body without it (or with a misspelt
+	// field) is refused rather than taken as "off".
+	On     *bool  `json:"on"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// AdminActor is who a change made with the admin token is recorded as,
+// when the request carries no identity of its own.
+const AdminActor = "admin"
+
+// maxReadOnlyBody bounds the request: one flag and a short reason.
+const maxReadOnlyBody = 4 << 10
+
+// readOnlyStatus answers the mode as the log last set it, at the read
+// index, so it reflects every acknowledged switch.
+func (s *server) readOnlyStatus(w http.ResponseWriter, r *http.Request) {
+	v, err := s.reads.ReadView(r.Context())
+	if err != nil {
+		s.fail(w, "read-only status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v.ReadOnly())
+}
+
+// setReadOnly commits a ReadOnlySet and answers the mode once this node
+// applied it: from then on every node that applied the entry refuses
+// writes (or, off, takes them again).
+func (s *server) setReadOnly(w http.ResponseWriter, r *http.Request) {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxReadOnlyBody))
+	dec.DisallowUnknownFields()
+	var req ReadOnlyRequest
+	if err := dec.Decode(&req); err != nil || req.On == nil {
+		msg := `body must be {"on": true|false, "reason": "why (optional)"}`
+		if err != nil && !errors.Is(err, io.EOF) {
+			msg += ": " + err.Error()
+		}
+		writeErr(w, http.StatusBadRequest, msg)
+		return
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	if err := fsm.CheckReadOnlyReason(req.Reason); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !*req.On && req.Reason != "" {
+		writeErr(w, http.StatusBadRequest, "a reason is kept only when turning read-only mode on; send no reason with on: false")
+		return
+	}
+	ctx := r.Context()
+	if o := events.OriginFrom(ctx); o.Actor == "" {
+		o.Actor = AdminActor
+		if o.UserAgent == "" {
+			o.UserAgent = r.UserAgent()
+		}
+		ctx = events.WithOrigin(ctx, o)
+	}
+	if _, err := s.props.Propose(ctx, events.ReadOnlySet{On: *req.On, Reason: req.Reason}); err != nil {
+		s.fail(w, "set read-only mode", err)
+		return
+	}
+	v, err := s.reads.ReadView(ctx)
+	if err != nil {
+		s.fail(w, "read-only status", err)
+		return
+	}
+	ro := v.ReadOnly()
+	s.logger.Info("read-only mode set", "on", ro.On, "reason", ro.Reason, "actor", ro.Actor, "index", ro.Index)
+	writeJSON(w, http.StatusOK, ro)
+}
