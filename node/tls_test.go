@@ -1,0 +1,141 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/testcerts"
+)
+
+func TestValidateHTTPTLS(t *testing.T) {
+	const msg = "http.tls: set both certificate and key"
+	tests := []struct {
+		name    string
+		env     []string
+		wantErr bool
+	}{
+		{name: "neither: plain HTTP"},
+		{name: "both", env: []string{"BERTH_HTTP_TLS_CERTIFICATE=tls.crt", "BERTH_HTTP_TLS_KEY=tls.key"}},
+		{name: "certificate only", env: []string{"BERTH_HTTP_TLS_CERTIFICATE=tls.crt"}, wantErr: true},
+		{name: "key only", env: []string{"BERTH_HTTP_TLS_KEY=tls.key"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadConfig("", tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if got := err != nil && strings.Contains(err.Error(), msg); got != tt.wantErr {
+				t.Fatalf("Validate() = %v, want the http.tls error: %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+		})
+	}
+}
+
+// TestNewRefusesUnreadableTLSFiles: a node does not start without the
+// certificate it was told to serve, and says which key is wrong.
+func TestNewRefusesUnreadableTLSFiles(t *testing.T) {
+	ca := testcerts.NewCA(t, "server CA")
+	cert, key := ca.Issue(t, "registry")
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"http.tls certificate missing", func(c *Config) { c.HTTP.TLS = HTTPTLSConfig{Certificate: missing, Key: key} }, "http.tls: "},
+		{"http.tls key missing", func(c *Config) { c.HTTP.TLS = HTTPTLSConfig{Certificate: cert, Key: missing} }, "http.tls: "},
+		{"cluster.tls certificate of another CA", func(c *Config) {
+			other := testcerts.NewCA(t, "another CA")
+			c.Cluster.TLS = ClusterTLSConfig{CAFile: other.File, CertFile: cert, KeyFile: key}
+		}, "cluster.tls.certfile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.HTTP.Addr = "127.0.0.1:0"
+			cfg.Storage.DataDir = t.TempDir()
+			tt.change(&cfg)
+			n, err := New(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), io.Discard)
+			if err == nil {
+				n.close()
+				t.Fatal("New started a node with unusable TLS files")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNodeServesHTTPSAndGuardsInternalAPI runs a node with http.tls and
+// cluster.tls: registry clients without a certificate use /v2/ over HTTPS,
+// the internal API answers only a caller with the cluster CA's
+// certificate (and the secret), and plain HTTP gets nowhere.
+func TestNodeServesHTTPSAndGuardsInternalAPI(t *testing.T) {
+	server, cluster, other := testcerts.NewCA(t, "server CA"), testcerts.NewCA(t, "cluster CA"), testcerts.NewCA(t, "another CA")
+	cert, key := server.Issue(t, "registry")
+	nodeCert, nodeKey := cluster.Issue(t, "node1")
+	n := runTestNode(t, func(c *Config) {
+		c.HTTP.TLS = HTTPTLSConfig{Certificate: cert, Key: key}
+		c.Cluster.TLS = ClusterTLSConfig{CAFile: cluster.File, CertFile: nodeCert, KeyFile: nodeKey}
+	})
+	base := "https://" + n.Addr()
+
+	get := func(t *testing.T, client *http.Client, url string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	clientWith := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: server.Pool(), Certificates: certs}}}
+	}
+	secret := map[string]string{"Authorization": "Bearer cluster-secret"}
+
+	if code, body := get(t, clientWith(), base+"/v2/", nil); code != http.StatusOK {
+		t.Errorf("registry client over HTTPS: GET /v2/ = %d %s", code, body)
+	}
+	tests := []struct {
+		name     string
+		client   *http.Client
+		hdr      map[string]string
+		wantCode int
+		wantMsg  string
+	}{
+		{"no client certificate", clientWith(), secret, http.StatusForbidden, "no client certificate"},
+		{"certificate of another CA", clientWith(other.Pair(t, "node4")), secret, http.StatusForbidden, "is not issued by the cluster CA"},
+		{"cluster certificate without the secret", clientWith(cluster.Pair(t, "node2")), nil, http.StatusUnauthorized, "cluster secret"},
+		{"cluster certificate and secret", clientWith(cluster.Pair(t, "node2")), secret, http.StatusOK, `"id":"node-1"`},
+		{"the peer client of a node with cluster.tls", newPeerClient("cluster-secret", n.tls).http, secret, http.StatusOK, `"id":"node-1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, tt.client, base+internalPrefix+"status", tt.hdr)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantMsg) {
+				t.Errorf("GET internal status = %d %s, want %d with %q", code, body, tt.wantCode, tt.wantMsg)
+			}
+		})
+	}
+	if code, _ := get(t, http.DefaultClient, "http://"+n.Addr()+internalPrefix+"status", secret); code != http.StatusBadRequest {
+		t.Errorf("plain HTTP to the HTTPS listener: %d, want 400", code)
+	}
+}
