@@ -139,3 +139,31 @@ func TestNodeServesHTTPSAndGuardsInternalAPI(t *testing.T) {
 		t.Errorf("plain HTTP to the HTTPS listener: %d, want 400", code)
 	}
 }
+
+// TestClusterTLSAloneServesHTTPS: with cluster.tls and no http.tls the
+// listener still refuses plain HTTP (the internal API must not be reachable
+// without TLS), and registry clients see the cluster certificate.
+func TestClusterTLSAloneServesHTTPS(t *testing.T) {
+	cluster := testcerts.NewCA(t, "cluster CA")
+	nodeCert, nodeKey := cluster.Issue(t, "node1")
+	n := runTestNode(t, func(c *Config) {
+		c.Cluster.TLS = ClusterTLSConfig{CAFile: cluster.File, CertFile: nodeCert, KeyFile: nodeKey}
+	})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cluster.Pool()}}}
+	resp, err := client.Get("https://" + n.Addr() + "/v2/")
+	if err != nil {
+		t.Fatalf("registry client trusting the cluster CA: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS.PeerCertificates[0].Subject.CommonName != "node1" {
+		t.Errorf("GET /v2/ = %d with certificate %q, want 200 with the cluster certificate", resp.StatusCode, resp.TLS.PeerCertificates[0].Subject.CommonName)
+	}
+	resp, err = http.Get("http://" + n.Addr() + internalPrefix + "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("plain HTTP: %d, want 400", resp.StatusCode)
+	}
+}
