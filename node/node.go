@@ -154,6 +154,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			n.close()
 			return nil, fmt.Errorf("http address %q is not reachable by peers: set http.advertise (--advertise) to this node's address", self.APIAddr)
 		}
+		apiTLS.warnUntrustedPeers(self.APIAddr, logger)
 		if n.members, err = newMembership(cfg, self, logger, logOut); err != nil {
 			n.close()
 			return nil, err
@@ -181,7 +182,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		Handler:           n.handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverLog(logger),
 		TLSConfig:         apiTLS.server,
 	}
 	if apiTLS.cluster != nil {

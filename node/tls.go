@@ -2,7 +2,11 @@ package node
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"log"
 	"log/slog"
+	"net"
+	"strings"
 
 	"github.com/berth-registry/berth/node/peertls"
 	"github.com/berth-registry/berth/node/tlsreload"
@@ -58,4 +62,53 @@ func (t apiTLS) scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// warnUntrustedPeers tells the operator, at start, about a cluster that
+// has http.tls but not cluster.tls and whose certificate the peers will
+// not accept: they verify it like any HTTPS client, against the system
+// roots and the advertised address, and every forwarded write and read
+// index would then fail.
+func (t apiTLS) warnUntrustedPeers(advertise string, logger *slog.Logger) {
+	if t.server == nil || t.cluster != nil || t.server.GetCertificate == nil {
+		return
+	}
+	cert, err := t.server.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil || cert.Leaf == nil {
+		return
+	}
+	host, _, err := net.SplitHostPort(advertise)
+	if err != nil {
+		return
+	}
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: host, Intermediates: inter}); err != nil {
+		logger.Warn("peers will not trust this node's http.tls certificate for its advertised address, so forwarding between nodes will fail: set cluster.tls (recommended), or give http.tls a certificate for that address from a CA in the system roots (SSL_CERT_FILE)",
+			"advertise", advertise, "err", err)
+	}
+}
+
+// serverLog is net/http's error log for the API listener. Failed TLS
+// handshakes (port scanners, TCP health checks, clients that do not trust
+// the certificate) are the client's to see and say nothing about the
+// node, so they go to debug rather than fill the log at warn.
+func serverLog(logger *slog.Logger) *log.Logger {
+	return log.New(serverLogWriter{logger}, "", 0)
+}
+
+type serverLogWriter struct{ logger *slog.Logger }
+
+func (w serverLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		w.logger.Debug(msg)
+	} else {
+		w.logger.Warn(msg)
+	}
+	return len(p), nil
 }

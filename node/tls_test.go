@@ -167,3 +167,55 @@ func TestClusterTLSAloneServesHTTPS(t *testing.T) {
 		t.Errorf("plain HTTP: %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestServerLogQuietsHandshakeErrors(t *testing.T) {
+	tests := []struct {
+		line, want string
+	}{
+		{"http: TLS handshake error from 10.0.0.9:4711: EOF", "level=DEBUG"},
+		{"http: superfluous response.WriteHeader call", "level=WARN"},
+	}
+	for _, tt := range tests {
+		var buf strings.Builder
+		serverLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))).Print(tt.line)
+		if !strings.Contains(buf.String(), tt.want) || !strings.Contains(buf.String(), tt.line) {
+			t.Errorf("%q logged as %q, want %s", tt.line, buf.String(), tt.want)
+		}
+	}
+}
+
+// TestWarnUntrustedPeers: http.tls from a private CA without cluster.tls
+// leaves peers unable to verify each other; the node says so at start.
+func TestWarnUntrustedPeers(t *testing.T) {
+	private := testcerts.NewCA(t, "private CA")
+	cert, key := private.Issue(t, "registry")
+	nodeCert, nodeKey := private.Issue(t, "node1")
+	tests := []struct {
+		name     string
+		cfg      func(*Config)
+		wantWarn bool
+	}{
+		{"plain HTTP", func(*Config) {}, false},
+		{"http.tls from a private CA alone", func(c *Config) { c.HTTP.TLS = HTTPTLSConfig{Certificate: cert, Key: key} }, true},
+		{"http.tls and cluster.tls", func(c *Config) {
+			c.HTTP.TLS = HTTPTLSConfig{Certificate: cert, Key: key}
+			c.Cluster.TLS = ClusterTLSConfig{CAFile: private.File, CertFile: nodeCert, KeyFile: nodeKey}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.cfg(&cfg)
+			var buf strings.Builder
+			logger := slog.New(slog.NewTextHandler(&buf, nil))
+			a, err := loadAPITLS(cfg, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.warnUntrustedPeers("127.0.0.1:5000", logger)
+			if got := strings.Contains(buf.String(), "peers will not trust"); got != tt.wantWarn {
+				t.Errorf("warned: %v, want %v\n%s", got, tt.wantWarn, buf.String())
+			}
+		})
+	}
+}
