@@ -3,9 +3,12 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -217,5 +220,50 @@ func TestWarnUntrustedPeers(t *testing.T) {
 				t.Errorf("warned: %v, want %v\n%s", got, tt.wantWarn, buf.String())
 			}
 		})
+	}
+}
+
+// TestREADMECertificateRecipe runs README.md's openssl commands (section
+// "TLS") and starts TLS with what they make: the cluster files pass
+// node/peertls's checks and the client certificate verifies for its name.
+func TestREADMECertificateRecipe(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "### TLS\n")
+	if ok {
+		_, rest, ok = strings.Cut(rest, "```sh\n")
+	}
+	var script string
+	if ok {
+		script, _, ok = strings.Cut(rest, "```")
+	}
+	if !ok || !strings.Contains(script, "openssl req") {
+		t.Fatal(`README.md has no sh block with openssl under "### TLS"`)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("README's openssl recipe: %v\n%s", err, out)
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
+	cfg := DefaultConfig()
+	cfg.HTTP.TLS = HTTPTLSConfig{Certificate: in("registry.crt"), Key: in("registry.key")}
+	cfg.Cluster.TLS = ClusterTLSConfig{CAFile: in("ca.crt"), CertFile: in("node1.crt"), KeyFile: in("node1.key")}
+	a, err := loadAPITLS(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("the recipe's files: %v", err)
+	}
+	cert, err := a.server.GetCertificate(&tls.ClientHelloInfo{ServerName: "registry.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(in("ca.crt"))
+	pool.AppendCertsFromPEM(caPEM)
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: "registry.example.com", Roots: pool}); err != nil {
+		t.Errorf("registry.crt for registry.example.com: %v", err)
 	}
 }
