@@ -114,6 +114,9 @@ func (n *Node) reconcile() {
 		s, ok := inRaft[m.ID]
 		switch {
 		case m.State == "alive" && m.RaftAddr != "" && (!ok || string(s.Address) != m.RaftAddr):
+			if !n.peerProvesMembership(m) {
+				continue
+			}
 			n.logger.Info("adding voter", "id", m.ID, "raft", m.RaftAddr)
 			if err := r.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 10*time.Second).Error(); err != nil {
 				n.logger.Warn("add voter failed", "id", m.ID, "err", err)
@@ -125,6 +128,35 @@ func (n *Node) reconcile() {
 			}
 		}
 	}
+}
+
+// peerProvesMembership is, with cluster.tls, the leader's check before
+// it adds a voter: a mutual-TLS call to the node's internal API, which
+// succeeds only if its certificate is from the cluster CA. Gossip needs
+// only the cluster secret, so without this check a node holding the
+// secret but a certificate of another CA would enter the Raft
+// configuration and sit there as a voter no peer can talk to. The refusal
+// is logged once per node and reason, not every reconcile.
+func (n *Node) peerProvesMembership(m Member) bool {
+	if n.tls.cluster == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var st NodeStatus
+	err := n.peers.do(ctx, "GET", m.APIAddr, "status", nil, &st)
+	if n.joinRefused == nil {
+		n.joinRefused = map[string]string{}
+	}
+	if err == nil {
+		delete(n.joinRefused, m.ID)
+		return true
+	}
+	if n.joinRefused[m.ID] != err.Error() {
+		n.joinRefused[m.ID] = err.Error()
+		n.logger.Warn("not adding voter: its internal API does not answer over mutual TLS with the cluster CA (cluster.tls)", "id", m.ID, "api", m.APIAddr, "err", err)
+	}
+	return false
 }
 
 // bootstrapLoop forms a brand-new cluster once raft.bootstrapexpect voters

@@ -61,7 +61,21 @@ type HTTPConfig struct {
 	// private network. /metrics on Addr is always there, behind the admin
 	// token.
 	MetricsAddr string `yaml:"metricsaddr"`
+	// TLS, when set, makes Addr serve HTTPS (docs: README, "TLS").
+	TLS HTTPTLSConfig `yaml:"tls"`
 }
+
+// HTTPTLSConfig is the certificate and key (PEM files) that Addr serves
+// HTTPS with. Both or none. The files are looked at again at most once a
+// second and a changed pair is served from then on, so a certificate is
+// rotated by replacing the files, without a restart (node/tlsreload).
+type HTTPTLSConfig struct {
+	Certificate string `yaml:"certificate"`
+	Key         string `yaml:"key"`
+}
+
+// Enabled reports whether Addr serves HTTPS with this pair.
+func (t HTTPTLSConfig) Enabled() bool { return t.Certificate != "" || t.Key != "" }
 
 // StorageConfig says where state and blobs live.
 type StorageConfig struct {
@@ -143,7 +157,11 @@ type ClusterConfig struct {
 	// or "stale" (serve from local state; for mirrors).
 	Consistency string `yaml:"consistency"`
 	// TLS, when set, makes Raft peers authenticate each other with mutual
-	// TLS instead of the secret handshake (node/raftnet).
+	// TLS instead of the secret handshake (node/raftnet), and makes the
+	// internal API mutual TLS too: the API listener then serves HTTPS
+	// (with the cluster certificate if http.tls is not set) and the
+	// internal API refuses callers without a certificate from the cluster
+	// CA (node/peertls).
 	TLS ClusterTLSConfig `yaml:"tls"`
 
 	secret string // resolved from Secret or SecretFile
@@ -318,6 +336,9 @@ func (c Config) Validate() error {
 	}
 	if t := c.Cluster.TLS; t.Enabled() && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
 		errs = append(errs, errors.New("cluster.tls: set all of cafile, certfile and keyfile (mutual TLS for Raft) or none (the cluster secret handshake)"))
+	}
+	if t := c.HTTP.TLS; t.Enabled() && (t.Certificate == "" || t.Key == "") {
+		errs = append(errs, errors.New("http.tls: set both certificate and key (PEM files) to serve HTTPS, or neither for plain HTTP"))
 	}
 	switch c.Cluster.Consistency {
 	case "strong", "stale":

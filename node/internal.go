@@ -61,11 +61,17 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"raft/transfer", n.handleTransfer)
 	mux.HandleFunc("POST "+internalPrefix+"restore", n.handleInternalRestore)
 	mux.HandleFunc("POST "+internalPrefix+"webhooks/{name}/{action}", n.handleInternalWebhook)
-	return httpauth.Guard{
+	h := httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",
 		Hint:  "cluster secret missing or wrong: every node needs the same cluster.secret",
 	}.Wrap(mux)
+	if n.tls.cluster != nil {
+		// With cluster.tls the caller must also be a member by
+		// certificate; checked first, so a node of another CA is told so.
+		h = n.tls.cluster.Guard(h)
+	}
+	return h
 }
 
 // handleForwardedApply commits an encoded event on behalf of a follower.
@@ -149,16 +155,27 @@ func writeJSON(w http.ResponseWriter, code int, v any) { httperr.JSON(w, code, v
 type peerClient struct {
 	http   *http.Client
 	secret string
+	scheme string // http or https, as this node's own listener
 }
 
-func newPeerClient(secret string) *peerClient {
-	return &peerClient{
-		secret: secret,
-		http: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		}},
+// newPeerClient calls peers over HTTPS when this node serves HTTPS; with
+// cluster.tls it presents the cluster certificate and wants the peer's
+// (node/peertls), otherwise it verifies the peer as any HTTPS client does.
+func newPeerClient(secret string, t apiTLS) *peerClient {
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
 	}
+	if t.cluster != nil {
+		tr.DialTLSContext = t.cluster.DialTLSContext
+	}
+	return &peerClient{secret: secret, scheme: t.scheme(), http: &http.Client{Transport: tr}}
+}
+
+// url is the address of an internal API call on the peer at apiAddr
+// (host:port, as gossiped).
+func (c *peerClient) url(apiAddr, path string) string {
+	return c.scheme + "://" + apiAddr + internalPrefix + path
 }
 
 // errNotSent marks a call that certainly did not reach a leader that acted
@@ -166,7 +183,7 @@ func newPeerClient(secret string) *peerClient {
 var errNotSent = cs.ErrNotSent
 
 func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+apiAddr+internalPrefix+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.url(apiAddr, path), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -164,7 +164,7 @@ func TestMetricsAfterPush(t *testing.T) {
 	// single node's own reads need none).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := (httpPeers{newPeerClient("cluster-secret")}).ReadIndex(ctx, strings.TrimPrefix(base, "http://"), "some-follower"); err != nil {
+	if _, err := (httpPeers{newPeerClient("cluster-secret", apiTLS{})}).ReadIndex(ctx, strings.TrimPrefix(base, "http://"), "some-follower"); err != nil {
 		t.Fatal(err)
 	}
 	after := scrapeMetrics(t, base, "admin-token") // the main listener, with the token

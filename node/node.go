@@ -30,6 +30,7 @@ import (
 	cs "github.com/berth-registry/berth/node/consensus"
 	"github.com/berth-registry/berth/node/limit"
 	"github.com/berth-registry/berth/node/metrics"
+	"github.com/berth-registry/berth/node/peertls"
 	"github.com/berth-registry/berth/node/secrets"
 )
 
@@ -44,6 +45,9 @@ type Node struct {
 	token   string
 	ln      net.Listener
 	srv     *http.Server
+	// tls is the API listener's HTTPS (http.tls, cluster.tls); its zero
+	// value is plain HTTP.
+	tls     apiTLS
 	metrics *metrics.Metrics
 	// metricsLn serves /metrics without a token (http.metricsaddr); nil
 	// when unset.
@@ -69,6 +73,10 @@ type Node struct {
 	access *access.Server
 	// oidc refreshes an OIDC provider's keys; nil without auth.oidc.
 	oidc *oidcProvider
+	// joinRefused is the last refusal logged per node that could not
+	// prove its cluster certificate (peerProvesMembership); only the
+	// leader's reconcile, one term at a time, touches it.
+	joinRefused map[string]string
 }
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
@@ -79,6 +87,10 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := cfg.resolveFiles(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	apiTLS, err := loadAPITLS(cfg, logger)
+	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	// Bind first: a taken port fails at once, before anything is created
@@ -118,7 +130,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		}
 	}()
 	n := &Node{cfg: cfg, version: version, logger: logger, ln: limit.Listener(ln, cfg.Limits.MaxConnections), stop: func() {},
-		metrics: m, metricsLn: mln}
+		metrics: m, metricsLn: mln, tls: apiTLS}
 
 	tokenFile := cfg.Admin.TokenFile
 	if tokenFile == "" {
@@ -143,12 +155,13 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	if cfg.Clustered() {
-		n.peers = newPeerClient(cfg.Cluster.secret)
+		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
 		if host, _, _ := net.SplitHostPort(self.APIAddr); net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 			n.close()
 			return nil, fmt.Errorf("http address %q is not reachable by peers: set http.advertise (--advertise) to this node's address", self.APIAddr)
 		}
+		apiTLS.warnUntrustedPeers(self.APIAddr, logger)
 		if n.members, err = newMembership(cfg, self, logger, logOut); err != nil {
 			n.close()
 			return nil, err
@@ -180,7 +193,13 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		Handler:           n.handler(),
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverLog(logger),
+		TLSConfig:         apiTLS.server,
+	}
+	if apiTLS.cluster != nil {
+		// A place per connection for the internal API's verdict on the
+		// client certificate (node/peertls).
+		n.srv.ConnContext = peertls.ConnContext
 	}
 	return n, nil
 }
@@ -308,7 +327,7 @@ const readyLag = 64
 func (n *Node) Run(ctx context.Context) error {
 	ctx, n.stop = context.WithCancel(ctx)
 	defer n.stop()
-	n.logger.Info("registry listening", "addr", n.Addr(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
+	n.logger.Info("registry listening", "addr", n.Addr(), "scheme", n.tls.scheme(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
 	go n.leaderLoop(ctx)
 	if n.oidc != nil {
 		go n.oidc.refresh(ctx, n.logger.Warn)
@@ -321,7 +340,14 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- n.srv.Serve(n.ln) }()
+	go func() {
+		if n.srv.TLSConfig != nil {
+			// The certificates come from TLSConfig.GetCertificate.
+			errc <- n.srv.ServeTLS(n.ln, "", "")
+			return
+		}
+		errc <- n.srv.Serve(n.ln)
+	}()
 	stopMetrics := n.serveMetrics()
 
 	var serveErr error

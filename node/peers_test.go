@@ -51,7 +51,7 @@ func TestForwardingProtocol(t *testing.T) {
 				w.Write(rec.Body.Bytes())
 			}))
 			defer srv.Close()
-			p := httpPeers{newPeerClient("s")}
+			p := httpPeers{newPeerClient("s", apiTLS{})}
 			_, err := p.Apply(context.Background(), strings.TrimPrefix(srv.URL, "http://"), []byte("x"))
 			if code != tc.wantCode {
 				t.Errorf("internal API answered %d, want %d", code, tc.wantCode)
@@ -76,17 +76,17 @@ func TestForwardingToARealNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := httpPeers{newPeerClient("cluster-secret")}.Apply(ctx, addr, b)
+	res, err := httpPeers{newPeerClient("cluster-secret", apiTLS{})}.Apply(ctx, addr, b)
 	if err != nil || res.Refusal == nil || res.Refusal.Code != fsm.CodeBlobUnknown {
 		t.Fatalf("forwarded apply = %+v, %v; want a BLOB_UNKNOWN refusal", res, err)
 	}
-	ans, err := httpPeers{newPeerClient("cluster-secret")}.ReadIndex(ctx, addr, "some-follower")
+	ans, err := httpPeers{newPeerClient("cluster-secret", apiTLS{})}.ReadIndex(ctx, addr, "some-follower")
 	if err != nil || ans.Index < res.Index || ans.Term == 0 {
 		t.Fatalf("read index = %+v, %v; want at least %d in a term", ans, err, res.Index)
 	}
 	// A wrong cluster secret is the operator's misconfiguration, not the
 	// admin client's token: not retried, and not passed on as a 401.
-	if _, err := (httpPeers{newPeerClient("wrong")}).ReadIndex(ctx, addr, "x"); err == nil || errors.Is(err, errNotSent) ||
+	if _, err := (httpPeers{newPeerClient("wrong", apiTLS{})}).ReadIndex(ctx, addr, "x"); err == nil || errors.Is(err, errNotSent) ||
 		httperr.Status(err) != http.StatusInternalServerError || !strings.Contains(err.Error(), "cluster secret") {
 		t.Fatalf("read index with a wrong secret = %v, want a plain 500 naming the cluster secret", err)
 	}

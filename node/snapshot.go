@@ -188,7 +188,7 @@ func (n *Node) forwardRestore(ctx context.Context, body io.Reader, force bool) e
 		return err
 	}
 	leaderID := leader.ID
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+leader.APIAddr+internalPrefix+"restore?force="+strconv.FormatBool(force), body)
+	req, err := http.NewRequestWithContext(ctx, "POST", n.peers.url(leader.APIAddr, "restore?force="+strconv.FormatBool(force)), body)
 	if err != nil {
 		return err
 	}

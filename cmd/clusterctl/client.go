@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +28,9 @@ type globals struct {
 	token        string
 	tokenFile    string
 	tokenFileSet bool // --token-file given explicitly
+	// cacert is a PEM file of CA certificates to trust for https://
+	// servers, besides the system's (--cacert, BERTH_CACERT).
+	cacert string
 	// getenv reads the environment; tests replace it.
 	getenv func(string) string
 }
@@ -196,12 +201,44 @@ func (g *globals) doTimeout(ctx context.Context, method, path string, body io.Re
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	client := &http.Client{Timeout: timeout}
-	resp, err := client.Do(req)
+	tr, err := g.transport()
 	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: timeout, Transport: tr}
+	resp, err := client.Do(req)
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &unknownCA):
+		return nil, fmt.Errorf("cannot reach %s: %w (its certificate is from a CA this machine does not trust: pass that CA's certificate with --cacert or BERTH_CACERT)", server, err)
+	case err != nil:
 		return nil, fmt.Errorf("cannot reach %s: %w (is registryd running? set --server or BERTH_SERVER)", server, err)
 	}
 	return resp, nil
+}
+
+// transport trusts the system's CAs and, with --cacert or BERTH_CACERT,
+// the CA certificates in that file: the usual way to reach a cluster whose
+// certificates come from its own CA.
+func (g *globals) transport() (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	file := firstNonEmpty(g.cacert, g.getenv("BERTH_CACERT"))
+	if file == "" {
+		return tr, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --cacert (BERTH_CACERT): %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cacert (BERTH_CACERT) %s holds no PEM certificate: pass the CA's certificate (ca.crt), not a key", file)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 // resourcePath builds /admin/v1/resources/KIND[/NAME...] with each part

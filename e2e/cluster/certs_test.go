@@ -8,13 +8,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
 
-// certAuthority is a throwaway cluster CA for TLS tests.
+// certAuthority is a throwaway CA for TLS tests: the cluster CA of
+// cluster.tls, or the CA of the certificates clients see (http.tls).
 type certAuthority struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
@@ -22,14 +24,19 @@ type certAuthority struct {
 	file string // the CA certificate, PEM
 }
 
+// newCertAuthority makes a CA writing its files under dir, which must be
+// its own: a second CA in the same dir would overwrite ca.pem.
 func newCertAuthority(t *testing.T, dir string) *certAuthority {
 	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth e2e cluster CA"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth e2e CA " + filepath.Base(dir)},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
@@ -55,6 +62,10 @@ func (ca *certAuthority) issue(t *testing.T, name string) (certFile, keyFile str
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		// The nodes listen on loopback: clients check these names when a
+		// certificate serves http.tls.
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +44,40 @@ type cluster struct {
 	// auth leaves authentication at its cluster default (on). Tests of
 	// other parts turn it off, so their clients need no credentials.
 	auth bool
+	// https, when set, is the client for nodes that serve HTTPS (http.tls
+	// or cluster.tls): it trusts the CA of their certificates.
+	https *http.Client
+}
+
+// url is a node's API URL for path, https when the nodes serve it.
+func (c *cluster) url(api, path string) string {
+	if c.https != nil {
+		return "https://" + api + path
+	}
+	return "http://" + api + path
+}
+
+// httpStatus is harness.HTTPStatus through the client the nodes need.
+func (c *cluster) httpStatus(ctx context.Context, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
+	client := c.https
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return harness.HTTPStatusWith(ctx, client, method, url, hdr, body)
+}
+
+// getOK is harness.GetOK through the client the nodes need.
+func (c *cluster) getOK(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	code, _, body, err := c.httpStatus(ctx, "GET", url, nil, nil)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", url, code, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func startMinIO(t *testing.T, dir string) string {
@@ -115,7 +151,7 @@ func (c *cluster) waitReady(nd *node) {
 		if nd.p.Exited() {
 			c.t.Fatalf("%s exited: %v\n%s", nd.id, nd.p.Err, harness.Tail(nd.p.Out.String(), 4000))
 		}
-		return harness.GetOK("http://" + nd.api + "/readyz")
+		return c.getOK(c.url(nd.api, "/readyz"))
 	})
 }
 
@@ -169,7 +205,7 @@ func (c *cluster) status(via string) (clusterStatus, error) {
 	var st clusterStatus
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+via+"/admin/v1/cluster/status",
+	code, _, body, err := c.httpStatus(ctx, "GET", c.url(via, "/admin/v1/cluster/status"),
 		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
 	if err != nil {
 		return st, err

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -33,32 +32,6 @@ func TestRaftPortRejectsForgedAppendEntries(t *testing.T) {
 	c.forgeAppendEntries(t, c.nodes[0], im.Repo)
 }
 
-// TestClusterTLS forms a three-node cluster whose Raft peers authenticate
-// with mutual TLS from a cluster CA, checks that it replicates, and that
-// the forged AppendEntries of a client without a certificate is refused.
-func TestClusterTLS(t *testing.T) {
-	c := &cluster{t: t, dir: t.TempDir()}
-	ca := newCertAuthority(t, c.dir)
-	c.nodeEnv = func(nd *node) []string {
-		cert, key := ca.issue(t, nd.id)
-		return []string{"BERTH_CLUSTER_TLS_CAFILE=" + ca.file, "BERTH_CLUSTER_TLS_CERTFILE=" + cert, "BERTH_CLUSTER_TLS_KEYFILE=" + key}
-	}
-	c.minio = startMinIO(t, c.dir)
-	c.startNodes("tls", 3)
-	im := harness.NewImage("tls/app", "v1")
-	ctx, cancel := harness.Ctx(30 * time.Second)
-	defer cancel()
-	if err := im.Push(ctx, c.nodes[0].api); err != nil {
-		t.Fatalf("push: %v", err)
-	}
-	for _, nd := range c.nodes {
-		if err := im.Verify(ctx, nd.api); err != nil {
-			t.Errorf("%s after a push over TLS-authenticated Raft: %v", nd.id, err)
-		}
-	}
-	c.forgeAppendEntries(t, c.leader(), im.Repo)
-}
-
 // nodeRaftStatus is the part of a node's status the forgery needs.
 type nodeRaftStatus struct {
 	ID        string `json:"id"`
@@ -70,7 +43,7 @@ func (c *cluster) raftStatus(t *testing.T, nd *node) nodeRaftStatus {
 	t.Helper()
 	ctx, cancel := harness.Ctx(5 * time.Second)
 	defer cancel()
-	code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+nd.api+"/admin/v1/cluster/status",
+	code, _, body, err := c.httpStatus(ctx, "GET", c.url(nd.api, "/admin/v1/cluster/status"),
 		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("status of %s: %d %v %s", nd.id, code, err, body)
@@ -128,7 +101,7 @@ func (c *cluster) forgeAppendEntries(t *testing.T, nd *node, repo string) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		code, _, body, err := harness.HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/tags/list", nd.api, repo), nil, nil)
+		code, _, body, err := c.httpStatus(ctx, "GET", c.url(nd.api, "/v2/"+repo+"/tags/list"), nil, nil)
 		cancel()
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("%s after the forged AppendEntries: GET tags of %s: %d %v %s", nd.id, repo, code, err, body)

@@ -156,6 +156,12 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 }
 
 func HTTPStatus(ctx context.Context, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
+	return HTTPStatusWith(ctx, http.DefaultClient, method, url, hdr, body)
+}
+
+// HTTPStatusWith is HTTPStatus through client, e.g. one that trusts a
+// test CA for https:// URLs.
+func HTTPStatusWith(ctx context.Context, client *http.Client, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, nil, err
@@ -163,7 +169,7 @@ func HTTPStatus(ctx context.Context, method, url string, hdr map[string]string, 
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
