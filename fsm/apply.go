@@ -105,6 +105,9 @@ func (w writer) manifestPut(p events.ManifestPut) error {
 		missing = slices.Compact(missing)
 		return &Refusal{Code: CodeManifestBlobUnknown, Message: "manifest references blobs or manifests unknown to " + p.Repo, Missing: missing}
 	}
+	if err := w.checkTagMoves(p.Repo, p.Tags, p.Digest); err != nil {
+		return err
+	}
 	m := &Manifest{
 		Repo: p.Repo, Digest: p.Digest, MediaType: p.MediaType, Size: p.Size,
 		ArtifactType: p.ArtifactType, Annotations: p.Annotations, Subject: p.Subject,
@@ -135,6 +138,9 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 	if !ok {
 		return refuse(CodeManifestUnknown, "manifest %s is not in %s", p.Digest, p.Repo)
 	}
+	if err := w.checkTagRemovals(p.Repo, w.repo(p.Repo).tags.tagsOf(p.Digest), "deleted with manifest "+p.Digest.String()); err != nil {
+		return err
+	}
 	w.delete(tManifest, m)
 	w.adjust(p.Repo, -1, 0)
 	if m.Subject != "" {
@@ -159,6 +165,9 @@ func (w writer) tagSet(p events.TagSet) error {
 	if !ok {
 		return refuse(CodeManifestUnknown, "manifest %s is not in %s", p.Digest, p.Repo)
 	}
+	if err := w.checkTagMoves(p.Repo, []string{p.Tag}, m.Digest); err != nil {
+		return err
+	}
 	// m.Digest, not p.Digest: the tag then shares the manifest row's string.
 	w.changeTags(p.Repo, func(t *tagIndex) { t.set(p.Tag, m.Digest) })
 	return nil
@@ -167,6 +176,9 @@ func (w writer) tagSet(p events.TagSet) error {
 func (w writer) tagDeleted(p events.TagDeleted) error {
 	if _, ok := w.repo(p.Repo).tags.get(p.Tag); !ok {
 		return refuse(CodeTagUnknown, "tag %s is not in %s", p.Tag, p.Repo)
+	}
+	if err := w.checkTagRemovals(p.Repo, []string{p.Tag}, "deleted"); err != nil {
+		return err
 	}
 	w.changeTags(p.Repo, func(t *tagIndex) { t.delete(p.Tag) })
 	return nil
@@ -194,6 +206,18 @@ func (w writer) repositoryDeleted(p events.RepositoryDeleted) error {
 	r := w.first(tRepo, p.Repo)
 	if r == nil {
 		return refuse(CodeNameUnknown, "repository %s does not exist", p.Repo)
+	}
+	if rules := w.immutabilityRules(); len(rules) > 0 {
+		var protected error
+		w.repo(p.Repo).tags.each(func(e tagEntry) bool {
+			if rule, ok := rules.protecting(p.Repo, e.Tag); ok {
+				protected = immutable(rule, p.Repo, e.Tag, "deleted with its repository")
+			}
+			return protected == nil
+		})
+		if protected != nil {
+			return protected
+		}
 	}
 	// The repository's tags go with its row.
 	for _, table := range []string{tManifest, tBlob, tReferrer} {

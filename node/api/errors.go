@@ -80,7 +80,7 @@ func toAPIError(err error) *apiError {
 			return newErr(http.StatusNotFound, codeNameUnknown, ref.Message)
 		case fsm.CodeBlobUnknown:
 			return newErr(http.StatusNotFound, codeBlobUnknown, ref.Message)
-		case fsm.CodeReadOnly:
+		case fsm.CodeReadOnly, fsm.CodeImmutable:
 			return newErr(http.StatusForbidden, codeDenied, ref.Message)
 		case fsm.CodeBlobSweeping:
 			// Garbage collection deleted, or is deleting, bytes this
