@@ -53,6 +53,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeGCSwept:           {1: decodeAs[GCSwept]},
 	TypeGCCancelled:       {1: decodeAs[GCCancelled]},
 	TypeSigningKeyAdded:   {1: decodeAs[SigningKeyAdded]},
+	TypePullsRecorded:     {1: decodeAs[PullsRecorded]},
 	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
 }
 

@@ -40,6 +40,8 @@ var generations = map[Type]map[int]int{
 	TypeGCCancelled:    {1: 2},
 	// Generation 3: authentication's signing keys.
 	TypeSigningKeyAdded: {1: 3},
+	// Generation 3 too: batched pull times for retention.
+	TypePullsRecorded: {1: 3},
 	// Generation 3: read-only mode (readonly.go).
 	TypeReadOnlySet: {1: 3},
 }

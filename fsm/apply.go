@@ -142,6 +142,7 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 		return err
 	}
 	w.delete(tManifest, m)
+	w.forgetPulls(p.Repo, p.Digest)
 	w.adjust(p.Repo, -1, 0)
 	if m.Subject != "" {
 		if r := w.first(tReferrer, p.Repo, m.Subject.String(), m.Digest.String()); r != nil {
@@ -220,7 +221,7 @@ func (w writer) repositoryDeleted(p events.RepositoryDeleted) error {
 		}
 	}
 	// The repository's tags go with its row.
-	for _, table := range []string{tManifest, tBlob, tReferrer} {
+	for _, table := range []string{tManifest, tBlob, tReferrer, tPullTime} {
 		if _, err := w.txn.DeletePrefix(table, idx+"_prefix", p.Repo+"\x00"); err != nil {
 			panic(fmt.Sprintf("fsm: delete %s of %s: %v", table, p.Repo, err))
 		}

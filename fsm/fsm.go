@@ -137,6 +137,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.gcCancelled(p)
 	case events.SigningKeyAdded:
 		err = w.signingKeyAdded(p)
+	case events.PullsRecorded:
+		err = w.pullsRecorded(p)
 	case events.ReadOnlySet:
 		err = w.readOnlySet(p)
 	default:

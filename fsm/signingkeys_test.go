@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/events"
 )
@@ -63,5 +64,39 @@ func TestSigningKeys(t *testing.T) {
 		return a.ID == b.ID && a.Index == b.Index && bytes.Equal(a.Sealed, b.Sealed) && a.Created.Equal(b.Created)
 	}) {
 		t.Errorf("restored keys = %v", got)
+	}
+}
+
+func TestPullTimes(t *testing.T) {
+	h := newHarness(t)
+	h.seed()
+	t1 := t0.Add(time.Hour)
+	h.must(events.PullsRecorded{Pulls: []events.PullTime{
+		{Repo: "app", Digest: dg("m1"), Time: t1},
+		{Repo: "app", Digest: dg("nothing"), Time: t1}, // not a manifest: ignored
+	}})
+	// An older report (another node's, late) never moves the time back.
+	h.must(events.PullsRecorded{Pulls: []events.PullTime{{Repo: "app", Digest: dg("m1"), Time: t0}}})
+	if got, ok := h.f.View().LastPulled("app", dg("m1")); !ok || !got.Equal(t1) {
+		t.Fatalf("LastPulled = %s %v, want %s", got, ok, t1)
+	}
+	if _, ok := h.f.View().LastPulled("app", dg("nothing")); ok {
+		t.Error("a pull time was kept for a digest that is no manifest")
+	}
+	snap := h.snapshot()
+	h2 := newHarness(t)
+	if err := h2.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := h2.f.View().LastPulled("app", dg("m1")); !ok || !got.Equal(t1) {
+		t.Errorf("restored LastPulled = %s %v", got, ok)
+	}
+	h.must(events.ManifestDeleted{Repo: "app", Digest: dg("sig")}, events.PullsRecorded{Pulls: []events.PullTime{{Repo: "app", Digest: dg("sig"), Time: t1}}})
+	h.must(events.RepositoryDeleted{Repo: "app"})
+	if _, ok := h.f.View().LastPulled("app", dg("m1")); ok {
+		t.Error("pull time outlived its repository")
+	}
+	if err := h.apply(events.PullsRecorded{Pulls: make([]events.PullTime, events.MaxPullsRecorded+1)}); err == nil {
+		t.Error("an oversized batch was accepted")
 	}
 }

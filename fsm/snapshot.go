@@ -100,6 +100,9 @@ var snapshotTables = []struct {
 	{tGCOrphan, func() any { return new(gcOrphanRow) }},
 	// Token signing keys, empty until authentication was on.
 	{tSigningKey, func() any { return new(SigningKey) }},
+	// Pull times, empty until a node reported one. After the
+	// manifests, so a restore checks each has its manifest.
+	{tPullTime, func() any { return new(pullTimeRow) }},
 	// Read-only mode's row, absent until the mode was first turned on
 	// (readonly.go): older snapshots' bytes are unchanged.
 	{tReadOnly, func() any { return new(readOnlyRow) }},

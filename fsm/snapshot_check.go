@@ -120,6 +120,8 @@ func (l *loader) add(table string, obj any) error {
 		key, err = l.gc(o)
 	case *SigningKey:
 		key, err = l.signingKey(o)
+	case *pullTimeRow:
+		key, err = l.pullTime(o)
 	case *readOnlyRow:
 		err = l.readOnly(o)
 		key = []any{o.Key}

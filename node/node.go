@@ -73,6 +73,8 @@ type Node struct {
 	access *access.Server
 	// oidc refreshes an OIDC provider's keys; nil without auth.oidc.
 	oidc *oidcProvider
+	// pullTimes batches manifest pull times for retention.
+	pullTimes *pullTimes
 	// joinRefused is the last refusal logged per node that could not
 	// prove its cluster certificate (peerProvesMembership); only the
 	// leader's reconcile, one term at a time, touches it.
@@ -183,6 +185,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 		return nil, err
 	}
 	n.openPulls()
+	n.pullTimes = newPullTimes()
 	n.webhooks = newNodeWebhooks()
 	if n.access, err = n.openAccess(); err != nil {
 		n.close()
@@ -329,6 +332,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.stop()
 	n.logger.Info("registry listening", "addr", n.Addr(), "scheme", n.tls.scheme(), "data", n.cfg.Storage.DataDir, "node", n.cfg.Node.ID, "driver", n.cfg.Storage.Driver)
 	go n.leaderLoop(ctx)
+	go n.runPullTimes(ctx)
 	if n.oidc != nil {
 		go n.oidc.refresh(ctx, n.logger.Warn)
 	}

@@ -20,13 +20,13 @@ func (n *Node) openPulls() {
 	}, n.events.broker, n.logger)
 }
 
-// pullHook is the API's hook: nil (an untyped nil interface, so the API's
-// nil check holds) when pull events are off.
+// pullHook is the API's hook: the pull-time batcher (pulltimes.go) and,
+// when pull events are on, their publisher.
 func (n *Node) pullHook() api.PullHook {
 	if n.events == nil || n.events.pulls == nil {
-		return nil
+		return n.pullTimes
 	}
-	return n.events.pulls
+	return pullHooks{n.pullTimes, n.events.pulls}
 }
 
 // runPulls publishes pulls until ctx ends.
