@@ -18,6 +18,11 @@ const (
 	CETypeResourceApplied   = "dev.berth.resource.applied"
 	CETypeResourceDeleted   = "dev.berth.resource.deleted"
 	CETypePing              = "dev.berth.ping"
+	// Jobs: garbage collection and retention runs.
+	CETypeGCStarted          = "dev.berth.gc.started"
+	CETypeGCCompleted        = "dev.berth.gc.completed"
+	CETypeGCCancelled        = "dev.berth.gc.cancelled"
+	CETypeRetentionCompleted = "dev.berth.retention.completed"
 	// Pull events come from the serving node, not from the log
 	// (events/pulls); they are opt-in (events.pulls) and best effort.
 	CETypeManifestPulled = "dev.berth.manifest.pulled"
@@ -82,9 +87,11 @@ type CloudEventData struct {
 	Subject digest.Digest `json:"subject,omitempty"`
 	// Resources name what a resource event applied or deleted.
 	Resources []ResourceRef `json:"resources,omitempty"`
-	Actor     string        `json:"actor,omitempty"`
-	UserAgent string        `json:"userAgent,omitempty"`
-	RequestID string        `json:"requestId,omitempty"`
+	// Job describes a GC or retention run.
+	Job       *JobData `json:"job,omitempty"`
+	Actor     string   `json:"actor,omitempty"`
+	UserAgent string   `json:"userAgent,omitempty"`
+	RequestID string   `json:"requestId,omitempty"`
 	// RemoteAddr is the client's address (host:port) of a pull event.
 	RemoteAddr string `json:"remoteAddr,omitempty"`
 	// Node is the node that served a pull event.
@@ -92,6 +99,20 @@ type CloudEventData struct {
 	// Index is the Raft index of a logged event; 0 for pull events,
 	// which do not go through the log.
 	Index uint64 `json:"index"`
+}
+
+// JobData is what a GC or retention event says of its run.
+type JobData struct {
+	Run              string `json:"run,omitempty"`    // GC run ID
+	Policy           string `json:"policy,omitempty"` // retention policy
+	DeleteUntagged   bool   `json:"deleteUntagged,omitempty"`
+	Deleted          int    `json:"deleted,omitempty"`
+	Bytes            int64  `json:"bytes,omitempty"`
+	DeletedTags      int    `json:"deletedTags,omitempty"`
+	DeletedManifests int    `json:"deletedManifests,omitempty"`
+	KeptTags         int    `json:"keptTags,omitempty"`
+	Skipped          int    `json:"skipped,omitempty"`
+	Reason           string `json:"reason,omitempty"`
 }
 
 // ResourceRef names one declarative resource.
@@ -142,6 +163,18 @@ func ToCloudEvent(clusterID string, index uint64, ev Event) (ce CloudEvent, ok b
 	case ResourceDeleted:
 		typ = CETypeResourceDeleted
 		d.Resources = []ResourceRef{{Kind: p.Kind, Name: p.Name}}
+	case GCStarted:
+		typ = CETypeGCStarted
+		d.Job = &JobData{Run: p.Run, DeleteUntagged: p.DeleteUntagged}
+	case GCSwept:
+		typ = CETypeGCCompleted
+		d.Job = &JobData{Run: p.Run, Deleted: p.Deleted, Bytes: p.Bytes}
+	case GCCancelled:
+		typ = CETypeGCCancelled
+		d.Job = &JobData{Run: p.Run, Reason: p.Reason}
+	case RetentionApplied:
+		typ = CETypeRetentionCompleted
+		d.Job = &JobData{Policy: p.Policy, DeletedTags: p.DeletedTags, DeletedManifests: p.DeletedManifests, KeptTags: p.KeptTags, Skipped: p.Skipped}
 	default:
 		return CloudEvent{}, false
 	}
@@ -158,6 +191,10 @@ func ToCloudEvent(clusterID string, index uint64, ev Event) (ce CloudEvent, ok b
 		ce.Subject = d.Repository
 	case len(d.Resources) == 1:
 		ce.Subject = d.Resources[0].Kind + "/" + d.Resources[0].Name
+	case d.Job != nil && d.Job.Policy != "":
+		ce.Subject = "retention/" + d.Job.Policy
+	case d.Job != nil:
+		ce.Subject = "gc/" + d.Job.Run
 	}
 	return ce, true
 }

@@ -54,6 +54,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeGCCancelled:       {1: decodeAs[GCCancelled]},
 	TypeSigningKeyAdded:   {1: decodeAs[SigningKeyAdded]},
 	TypePullsRecorded:     {1: decodeAs[PullsRecorded]},
+	TypeRetentionApplied:  {1: decodeAs[RetentionApplied]},
 	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
 }
 

@@ -42,6 +42,8 @@ var generations = map[Type]map[int]int{
 	TypeSigningKeyAdded: {1: 3},
 	// Generation 3 too: batched pull times for retention.
 	TypePullsRecorded: {1: 3},
+	// Generation 3 too: the end of a retention run.
+	TypeRetentionApplied: {1: 3},
 	// Generation 3: read-only mode (readonly.go).
 	TypeReadOnlySet: {1: 3},
 }

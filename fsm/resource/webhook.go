@@ -19,7 +19,14 @@ import (
 var WebhookEvents = []string{
 	"manifest.pushed", "manifest.deleted", "tag.updated", "tag.deleted", "repository.deleted",
 	"resource.applied", "resource.deleted", "manifest.pulled", "blob.pulled",
+	"gc.started", "gc.completed", "gc.cancelled", "retention.completed",
 }
+
+// JobEvents are the runs of garbage collection and retention. Like pull
+// events, a Webhook receives them only when it lists them: they name no
+// repository, and webhooks made before they existed must not start
+// receiving them.
+var JobEvents = []string{"gc.started", "gc.completed", "gc.cancelled", "retention.completed"}
 
 // PullEvents are published only when pull events are turned on, and a
 // Webhook receives them only when it lists them: a registry serves far
@@ -292,7 +299,9 @@ func checkWebhookURL(raw string, p *problems) string {
 func checkEvents(o *object, p *problems) []string {
 	list, path, ok := strList(o, "events", "empty: list event types, or leave spec.events out for all events but pulls")
 	if !ok {
-		return slices.DeleteFunc(slices.Clone(WebhookEvents), func(e string) bool { return slices.Contains(PullEvents, e) })
+		return slices.DeleteFunc(slices.Clone(WebhookEvents), func(e string) bool {
+			return slices.Contains(PullEvents, e) || slices.Contains(JobEvents, e)
+		})
 	}
 	want := map[string]bool{}
 	for i, e := range list {
