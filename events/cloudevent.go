@@ -18,6 +18,9 @@ const (
 	CETypeResourceApplied   = "dev.berth.resource.applied"
 	CETypeResourceDeleted   = "dev.berth.resource.deleted"
 	CETypePing              = "dev.berth.ping"
+	// CETypeQuotaWarning is derived in Apply, not an event of its own:
+	// a namespace's usage reached 85% of its quota (fsm/quota.go).
+	CETypeQuotaWarning = "dev.berth.quota.warning"
 	// Pull events come from the serving node, not from the log
 	// (events/pulls); they are opt-in (events.pulls) and best effort.
 	CETypeManifestPulled = "dev.berth.manifest.pulled"
@@ -32,7 +35,7 @@ const (
 // index order; pull events are not among them.
 var LoggedTypes = []string{
 	CETypeManifestPushed, CETypeManifestDeleted, CETypeTagUpdated, CETypeTagDeleted,
-	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted,
+	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted, CETypeQuotaWarning,
 }
 
 // IsPullSubject reports whether a stream subject holds a pull event
@@ -89,9 +92,40 @@ type CloudEventData struct {
 	RemoteAddr string `json:"remoteAddr,omitempty"`
 	// Node is the node that served a pull event.
 	Node string `json:"node,omitempty"`
+	// Namespace, Usage and Quota (bytes) are a quota warning's.
+	Namespace string `json:"namespace,omitempty"`
+	Usage     int64  `json:"usage,omitempty"`
+	Quota     int64  `json:"quota,omitempty"`
 	// Index is the Raft index of a logged event; 0 for pull events,
 	// which do not go through the log.
 	Index uint64 `json:"index"`
+}
+
+// QuotaWarning says a namespace's usage reached QuotaWarnPercent of its
+// quota. The FSM derives it in Apply from the entry that took the usage
+// (or lowered the quota) across that line, identically on every node, and
+// keeps it in the entry's outbox row; it is published after the entry's
+// own event. Repo is the repository of the push that crossed, if any.
+type QuotaWarning struct {
+	Namespace string `json:"namespace"`
+	Repo      string `json:"repo,omitempty"`
+	Usage     int64  `json:"usage"`
+	Quota     int64  `json:"quota"`
+}
+
+// QuotaWarningEvent renders a warning derived from the log entry ev at
+// index. Its ID is the entry's, followed by "/quota.warning/<namespace>":
+// unique, stable across republishing, and distinct from the entry's own.
+func QuotaWarningEvent(clusterID string, index uint64, ev Event, w QuotaWarning) CloudEvent {
+	return CloudEvent{
+		SpecVersion: "1.0", ID: EventID(clusterID, index) + "/quota.warning/" + w.Namespace,
+		Source: "berth://" + clusterID, Type: CETypeQuotaWarning, Time: ev.Time.UTC(),
+		Subject: w.Namespace, DataContentType: "application/json",
+		Data: CloudEventData{
+			Repository: w.Repo, Namespace: w.Namespace, Usage: w.Usage, Quota: w.Quota,
+			Actor: ev.Origin.Actor, UserAgent: ev.Origin.UserAgent, RequestID: ev.Origin.RequestID, Index: index,
+		},
+	}
 }
 
 // ResourceRef names one declarative resource.
@@ -175,17 +209,22 @@ const SubjectPrefix = "berth"
 // "berth.*.team-a.>" follows one namespace. Characters NATS reserves in a
 // token are percent-escaped; a repository name never holds "%", so the
 // escaping cannot be confused with the name. Events without a repository
-// use the token "_" (berth.resource_applied._).
+// use their namespace's name, if any, or the token "_"
+// (berth.resource_applied._).
 func NATSSubject(ce CloudEvent) string {
 	var b strings.Builder
 	b.WriteString(SubjectPrefix)
 	b.WriteByte('.')
 	b.WriteString(strings.ReplaceAll(ShortType(ce.Type), ".", "_"))
-	if ce.Data.Repository == "" {
+	path := ce.Data.Repository
+	if path == "" {
+		path = ce.Data.Namespace // a quota warning not caused by a push
+	}
+	if path == "" {
 		b.WriteString("._")
 		return b.String()
 	}
-	for _, part := range strings.Split(ce.Data.Repository, "/") {
+	for _, part := range strings.Split(path, "/") {
 		b.WriteByte('.')
 		b.WriteString(subjectEscaper.Replace(part))
 	}

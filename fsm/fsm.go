@@ -91,7 +91,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
-	w := writer{txn: txn, ev: ev, index: index}
+	w := writer{txn: txn, ev: ev, index: index, quota: &quotaChanges{}}
 	if err := w.gcGuard(ev.Payload); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		return err
 	}
 	w.gcRecordOrphans(ev.Payload, orphans)
-	w.recordOutbox(entry)
+	w.recordOutbox(entry, w.quotaWarnings(ev.Payload))
 	txn.Commit()
 	return nil
 }

@@ -17,6 +17,7 @@ const (
 	codeBlobUnknown         = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
 	codeBlobUploadUnknown   = "BLOB_UPLOAD_UNKNOWN"
+	codeDenied              = "DENIED"
 	codeDigestInvalid       = "DIGEST_INVALID"
 	codeManifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
 	codeManifestInvalid     = "MANIFEST_INVALID"
@@ -80,6 +81,10 @@ func toAPIError(err error) *apiError {
 			return newErr(http.StatusNotFound, codeNameUnknown, ref.Message)
 		case fsm.CodeBlobUnknown:
 			return newErr(http.StatusNotFound, codeBlobUnknown, ref.Message)
+		case fsm.CodeQuotaExceeded:
+			// The namespace is full: the push is refused whole, nothing
+			// was stored (fsm/quota.go).
+			return newErr(http.StatusForbidden, codeDenied, ref.Message)
 		case fsm.CodeBlobSweeping:
 			// Garbage collection deleted, or is deleting, bytes this
 			// request wrote: a retry uploads them again (gclink.go).
