@@ -38,12 +38,16 @@ func listCell(p string) func(map[string]any, time.Time) string {
 func eventsCell(doc map[string]any, _ time.Time) string {
 	events := strs(doc, "spec.events")
 	all := resource.WebhookEvents
-	notPulls := slices.DeleteFunc(slices.Clone(all), func(e string) bool { return slices.Contains(resource.PullEvents, e) })
+	without := func(drop []string) []string {
+		return slices.DeleteFunc(slices.Clone(all), func(e string) bool { return slices.Contains(drop, e) })
+	}
 	switch {
 	case slices.Equal(events, all):
 		return "all"
-	case slices.Equal(events, notPulls):
+	case slices.Equal(events, without(resource.OptInEvents)): // the default
 		return "all-but-pulls"
+	case slices.Equal(events, without([]string{"quota.warning"})):
+		return "all-but-quota.warning"
 	}
 	return orDash(strings.Join(events, ","))
 }

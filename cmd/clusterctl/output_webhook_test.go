@@ -26,7 +26,7 @@ func TestPrintWebhooks(t *testing.T) {
 	want := `NAME    URL                                  EVENTS                        REPOSITORIES               FORMAT         ENABLED   STATUS           AGE
 ci      https://ci.example.com/hooks/berth   manifest.pushed,tag.deleted   team-a/**,!team-a/tmp/**   cloudevents    true      SecretNotFound   2h
 audit   http://audit.internal/in             all-but-pulls                 **                         distribution   false     -                3d
-pulls   https://p.io                         all                           **                         cloudevents    true      Ready            60s
+pulls   https://p.io                         all-but-quota.warning         **                         cloudevents    true      Ready            60s
 `
 	if got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
