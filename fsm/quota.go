@@ -286,7 +286,7 @@ func (w writer) checkQuota(repo string, before int64) error {
 		return nil
 	}
 	return refuse(CodeQuotaExceeded,
-		"namespace %s is over its storage quota: quota %s, usage %s, and this push would add %s; delete tags and run GC, or raise spec.quota.storage of Namespace %s",
+		"namespace %s would exceed its storage quota (quota %s, usage %s, this push adds %s); delete tags and run GC, or raise spec.quota.storage of Namespace %s",
 		ns, bytesText(quota), bytesText(before), bytesText(after-before), ns)
 }
 
