@@ -36,6 +36,10 @@ import (
 const (
 	tUsage   = "nsusage"
 	tNSUsage = "nsusagetotal"
+	// tNSQuota caches each Namespace resource's spec.quota.storage, so a
+	// push reads a row instead of parsing a document that may list a
+	// thousand members. Derived like the usage rows.
+	tNSQuota = "nsquota"
 
 	// KindNamespace is the resource kind whose spec.quota.storage bounds
 	// a namespace's usage.
@@ -70,12 +74,21 @@ type nsUsageRow struct {
 	Bytes     int64
 }
 
+// nsQuotaRow is a namespace's quota in bytes; no row: unlimited.
+type nsQuotaRow struct {
+	Namespace string
+	Bytes     int64
+}
+
 func init() {
 	schema.Tables[tUsage] = &memdb.TableSchema{Name: tUsage, Indexes: map[string]*memdb.IndexSchema{
 		idx:       {Name: idx, Unique: true, Indexer: compound("Namespace", "Digest")},
 		idxDigest: {Name: idxDigest, Indexer: str("Digest")},
 	}}
 	schema.Tables[tNSUsage] = &memdb.TableSchema{Name: tNSUsage, Indexes: map[string]*memdb.IndexSchema{
+		idx: {Name: idx, Unique: true, Indexer: str("Namespace")},
+	}}
+	schema.Tables[tNSQuota] = &memdb.TableSchema{Name: tNSQuota, Indexes: map[string]*memdb.IndexSchema{
 		idx: {Name: idx, Unique: true, Indexer: str("Namespace")},
 	}}
 }
@@ -147,32 +160,52 @@ func warnLevel(usage, quota int64) bool {
 	return usage >= threshold
 }
 
-// quotaOf reads spec.quota.storage of the namespace's resource: 0 when
-// there is no Namespace resource or it sets no quota (unlimited). The
-// stored document passed resource validation when it was applied; one that
-// does not parse now counts as unlimited rather than failing every push.
+// quotaOf is a namespace's quota in bytes, 0 for none (unlimited).
 func quotaOf(txn *memdb.Txn, ns string) int64 {
-	o, err := txn.First(tResource, idx, KindNamespace, ns)
+	o, err := txn.First(tNSQuota, idx, ns)
 	if err != nil {
-		panic(fmt.Sprintf("fsm: lookup resource: %v", err))
+		panic(fmt.Sprintf("fsm: lookup quota: %v", err))
 	}
-	r, ok := o.(*Resource)
-	if !ok {
-		return 0
+	if r, ok := o.(*nsQuotaRow); ok {
+		return r.Bytes
 	}
-	var doc struct {
+	return 0
+}
+
+// setQuota caches the quota of the Namespace resource ns as stored now
+// (none once it is deleted).
+func (w writer) setQuota(ns string) {
+	var q int64
+	if r, ok := w.first(tResource, KindNamespace, ns).(*Resource); ok {
+		q = parseQuota(r.Document)
+	}
+	old := w.first(tNSQuota, ns)
+	switch {
+	case q > 0:
+		w.insert(tNSQuota, &nsQuotaRow{Namespace: ns, Bytes: q})
+	case old != nil:
+		w.delete(tNSQuota, old)
+	}
+}
+
+// parseQuota reads spec.quota.storage of a stored Namespace document: 0
+// when it sets none. The document passed resource validation when it was
+// applied; one that does not parse now counts as unlimited rather than
+// failing every push.
+func parseQuota(doc []byte) int64 {
+	var d struct {
 		Spec struct {
 			Quota *struct {
 				Storage json.RawMessage `json:"storage"`
 			} `json:"quota"`
 		} `json:"spec"`
 	}
-	if json.Unmarshal(r.Document, &doc) != nil || doc.Spec.Quota == nil {
+	if json.Unmarshal(doc, &d) != nil || d.Spec.Quota == nil {
 		return 0
 	}
 	var s string
-	if json.Unmarshal(doc.Spec.Quota.Storage, &s) != nil {
-		s = string(doc.Spec.Quota.Storage) // a plain number of bytes
+	if json.Unmarshal(d.Spec.Quota.Storage, &s) != nil {
+		s = string(d.Spec.Quota.Storage) // a plain number of bytes
 	}
 	n, err := resource.ParseSize(s)
 	if err != nil {
@@ -298,7 +331,8 @@ func bytesText(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// deriveUsage rebuilds the usage rows from a loaded snapshot's manifests.
+// deriveUsage rebuilds the usage and quota rows from a loaded
+// snapshot's manifests, links and Namespace resources.
 func deriveUsage(txn *memdb.Txn) error {
 	it, err := txn.Get(tManifest, idx)
 	if err != nil {
@@ -311,6 +345,17 @@ func deriveUsage(txn *memdb.Txn) error {
 	w := writer{txn: txn}
 	for _, m := range ms {
 		w.manifestUsage(m, 1)
+	}
+	it, err = txn.Get(tResource, idx+"_prefix", KindNamespace+"\x00")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for o := it.Next(); o != nil; o = it.Next() {
+		names = append(names, o.(*Resource).Name)
+	}
+	for _, ns := range names {
+		w.setQuota(ns)
 	}
 	return nil
 }

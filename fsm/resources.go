@@ -55,6 +55,9 @@ func (w writer) resourceApplied(p events.ResourceApplied) error {
 	}
 	res.Document = b
 	w.insert(tResource, &res)
+	if p.Kind == KindNamespace {
+		w.setQuota(p.Name)
+	}
 	return nil
 }
 
@@ -120,6 +123,9 @@ func (w writer) resourceDeleted(p events.ResourceDeleted) error {
 		w.touch(p.Name)
 	}
 	w.delete(tResource, r)
+	if p.Kind == KindNamespace {
+		w.setQuota(p.Name) // gone: unlimited
+	}
 	var rows []any
 	it, err := w.txn.Get(tHistory, idx+"_prefix", p.Kind, p.Name)
 	if err != nil {
