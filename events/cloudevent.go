@@ -101,33 +101,6 @@ type CloudEventData struct {
 	Index uint64 `json:"index"`
 }
 
-// QuotaWarning says a namespace's usage reached QuotaWarnPercent of its
-// quota. The FSM derives it in Apply from the entry that took the usage
-// (or lowered the quota) across that line, identically on every node, and
-// keeps it in the entry's outbox row; it is published after the entry's
-// own event. Repo is the repository of the push that crossed, if any.
-type QuotaWarning struct {
-	Namespace string `json:"namespace"`
-	Repo      string `json:"repo,omitempty"`
-	Usage     int64  `json:"usage"`
-	Quota     int64  `json:"quota"`
-}
-
-// QuotaWarningEvent renders a warning derived from the log entry ev at
-// index. Its ID is the entry's, followed by "/quota.warning/<namespace>":
-// unique, stable across republishing, and distinct from the entry's own.
-func QuotaWarningEvent(clusterID string, index uint64, ev Event, w QuotaWarning) CloudEvent {
-	return CloudEvent{
-		SpecVersion: "1.0", ID: EventID(clusterID, index) + "/quota.warning/" + w.Namespace,
-		Source: "berth://" + clusterID, Type: CETypeQuotaWarning, Time: ev.Time.UTC(),
-		Subject: w.Namespace, DataContentType: "application/json",
-		Data: CloudEventData{
-			Repository: w.Repo, Namespace: w.Namespace, Usage: w.Usage, Quota: w.Quota,
-			Actor: ev.Origin.Actor, UserAgent: ev.Origin.UserAgent, RequestID: ev.Origin.RequestID, Index: index,
-		},
-	}
-}
-
 // ResourceRef names one declarative resource.
 type ResourceRef struct {
 	Kind string `json:"kind"`

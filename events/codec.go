@@ -52,6 +52,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeGCSweepStarted:    {1: decodeAs[GCSweepStarted]},
 	TypeGCSwept:           {1: decodeAs[GCSwept]},
 	TypeGCCancelled:       {1: decodeAs[GCCancelled]},
+	TypeQuotasEnabled:     {1: decodeAs[QuotasEnabled]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

@@ -54,6 +54,7 @@ var (
 		GCSweepStarted{Run: "1767323045-7"},
 		GCSwept{Run: "1767323045-7", Deleted: 2, Bytes: 4096},
 		GCCancelled{Run: "1767323045-7", Reason: "leadership lost"},
+		QuotasEnabled{},
 	}
 	// olderVersions maps the golden file of each superseded schema version
 	// to the current payload it must decode (upgrade) to. Empty until a

@@ -38,6 +38,8 @@ var generations = map[Type]map[int]int{
 	TypeGCSweepStarted: {1: 2},
 	TypeGCSwept:        {1: 2},
 	TypeGCCancelled:    {1: 2},
+	// Generation 3: quota enforcement starts (quota.go).
+	TypeQuotasEnabled: {1: 3},
 }
 
 // Generation is the newest codec generation this binary decodes.

@@ -132,6 +132,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.gcSwept(p)
 	case events.GCCancelled:
 		err = w.gcCancelled(p)
+	case events.QuotasEnabled:
+		err = w.quotasEnabled()
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

@@ -37,14 +37,17 @@ type OutboxRow struct {
 	Warnings []events.QuotaWarning `json:",omitempty"`
 }
 
-// clusterRow holds the cluster's identity and the outbox's cursor. It
-// exists once either was ever set, so a cluster that never used events
+// clusterRow holds the cluster's identity, the outbox's cursor and
+// whether quotas are enforced. It exists once any was ever set, so a cluster that never used events
 // writes snapshots exactly as before.
 type clusterRow struct {
 	Key           string
 	ID            string `json:",omitempty"`
 	OutboxEnabled bool   `json:",omitempty"`
 	OutboxCursor  uint64 `json:",omitempty"`
+	// Quotas is set by QuotasEnabled: from then on Apply enforces
+	// namespace storage quotas (fsm/quota.go).
+	Quotas bool `json:",omitempty"`
 }
 
 // indexIndexer indexes a uint64 field big-endian, so that the radix tree

@@ -123,10 +123,28 @@ func (w writer) touch(ns string) {
 	w.quota.order = append(w.quota.order, ns)
 }
 
+// quotasEnabled starts enforcing quotas (events.QuotasEnabled says why it
+// is an event). A second one, from a racing leader, changes nothing.
+func (w writer) quotasEnabled() error {
+	c := w.cluster()
+	if !c.Quotas {
+		c.Quotas = true
+		w.insert(tCluster, &c)
+	}
+	return nil
+}
+
+// QuotasEnforced reports whether QuotasEnabled was committed: before it,
+// usage is counted but no push is refused and no warning is kept.
+func (v *View) QuotasEnforced() bool {
+	r, ok := v.first(tCluster, clusterKey).(*clusterRow)
+	return ok && r.Quotas
+}
+
 // quotaWarnings lists, in namespace order, the namespaces the event took
 // from below the warning level to at or above it.
 func (w writer) quotaWarnings(p events.Payload) []events.QuotaWarning {
-	if w.quota == nil || len(w.quota.order) == 0 {
+	if w.quota == nil || len(w.quota.order) == 0 || !w.cluster().Quotas {
 		return nil
 	}
 	names := slices.Clone(w.quota.order)
@@ -315,7 +333,7 @@ func (w writer) checkQuota(repo string, before int64) error {
 	ns := NamespaceOf(repo)
 	after := w.usageOf(ns)
 	quota := quotaOf(w.txn, ns)
-	if quota <= 0 || after <= quota || after <= before {
+	if quota <= 0 || after <= quota || after <= before || !w.cluster().Quotas {
 		return nil
 	}
 	return refuse(CodeQuotaExceeded,

@@ -216,6 +216,7 @@ func TestQuotaRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t)
+			h.must(events.QuotasEnabled{})
 			h.must(c.setup...)
 			h.must(c.push[:len(c.push)-1]...)
 			before := h.snapshot()
@@ -249,7 +250,7 @@ func TestQuotaRefusals(t *testing.T) {
 // from: both refuse, or both accept.
 func TestQuotaDecisionsAfterRestore(t *testing.T) {
 	h := newHarness(t)
-	h.must(nsDoc("team-a", "2000"))
+	h.must(events.QuotasEnabled{}, nsDoc("team-a", "2000"))
 	h.must(image("team-a/app", "m1", 100, map[string]int64{"config": 10, "layer": 1000})...)
 	h.must(events.BlobUnlinked{Repo: "team-a/app", Digest: dg("layer")}) // referenced, now unsized
 	h.must(image("team-a/web", "m2", 100, map[string]int64{"config": 10, "big": 800})...)
@@ -314,7 +315,7 @@ func TestQuotaWarningAt85Percent(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.must(events.OutboxCursor{Index: 0})
+			h.must(events.OutboxCursor{Index: 0}, events.QuotasEnabled{})
 			var want []events.QuotaWarning
 			for i, s := range c.steps {
 				h.must(s.p...)
@@ -336,10 +337,41 @@ func TestQuotaWarningAt85Percent(t *testing.T) {
 	}
 }
 
+// Until QuotasEnabled is committed (every voter runs a binary that
+// enforces quotas), usage is counted but nothing is refused or warned
+// about: an older node applying the same log accepts every push.
+func TestQuotasNotEnforcedBeforeEnabled(t *testing.T) {
+	h := newHarness(t)
+	h.must(events.OutboxCursor{Index: 0}, nsDoc("team-a", "1000"))
+	h.must(image("team-a/app", "m1", 100, map[string]int64{"l1": 2000})...)
+	if got := usages(h.f.View())["team-a"]; got != 2100 {
+		t.Fatalf("usage %d before enforcement, want 2100", got)
+	}
+	if w := warningsOf(h.f.View()); len(w) != 0 || h.f.View().QuotasEnforced() {
+		t.Fatalf("warnings %v before enforcement", w)
+	}
+	h.must(events.QuotasEnabled{}, events.QuotasEnabled{}) // a racing leader's second one is harmless
+	if !h.f.View().QuotasEnforced() {
+		t.Fatal("QuotasEnabled applied, but quotas are not enforced")
+	}
+	var ref *Refusal
+	if err := h.apply(image("team-a/app", "m2", 1, nil)[0]); !errors.As(err, &ref) || ref.Code != CodeQuotaExceeded {
+		t.Fatalf("a push over the quota after QuotasEnabled: %v", err)
+	}
+	// The switch survives a snapshot.
+	r := newHarness(t)
+	if err := r.f.Restore(io.NopCloser(bytes.NewReader(h.snapshot()))); err != nil {
+		t.Fatal(err)
+	}
+	if !r.f.View().QuotasEnforced() {
+		t.Fatal("restored node does not enforce quotas")
+	}
+}
+
 // Without the outbox there is nowhere to publish, and nothing is kept.
 func TestQuotaWarningNeedsTheOutbox(t *testing.T) {
 	h := newHarness(t)
-	h.must(nsDoc("team-a", "100"))
+	h.must(events.QuotasEnabled{}, nsDoc("team-a", "100"))
 	h.must(image("team-a/app", "m1", 90, nil)...)
 	if got := h.f.View().PendingCount(); got != 0 {
 		t.Fatalf("outbox off, but %d rows kept", got)

@@ -55,6 +55,12 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
+	quotasDone := make(chan struct{})
+	go func() {
+		defer close(quotasDone)
+		n.enableQuotas(ctx) // node/quota.go
+	}()
+	defer func() { <-quotasDone }()
 	if n.events != nil {
 		done := make(chan struct{})
 		go func() {

@@ -110,7 +110,7 @@ func (n *Node) proposeUntilDone(ctx context.Context, p events.Payload, done func
 			return
 		}
 		if !logged && ctx.Err() == nil {
-			n.logger.Warn("events wait: cannot commit "+string(p.EventType())+" yet; retrying", "err", err)
+			n.logger.Warn("cannot commit "+string(p.EventType())+" yet; retrying", "err", err)
 			logged = true
 		}
 		select {

@@ -33,6 +33,7 @@ func TestPublishesQuotaWarningsAfterTheirEntry(t *testing.T) {
 	l := newLog(t)
 	l.apply(events.ClusterIdentified{ID: "c1"})
 	l.apply(events.OutboxCursor{Index: 0})
+	l.apply(events.QuotasEnabled{})
 	l.apply(events.ResourceApplied{Kind: "Namespace", Name: "team-a", Document: []byte(
 		`{"apiVersion":"berth.dev/v1","kind":"Namespace","metadata":{"name":"team-a"},"spec":{"quota":{"storage":"1000"}}}`)})
 	layer := digest.FromString("layer")
@@ -76,7 +77,7 @@ func TestPublishesQuotaWarningsAfterTheirEntry(t *testing.T) {
 		}
 	}
 	want := []string{
-		"dev.berth.resource.applied berth.resource_applied._ c1:3 3",
+		"dev.berth.resource.applied berth.resource_applied._ c1:4 4",
 		fmt.Sprintf("dev.berth.manifest.pushed berth.manifest_pushed.team-a.app c1:%d %d", push, push),
 		fmt.Sprintf("dev.berth.quota.warning berth.quota_warning.team-a.app c1:%d/quota.warning/team-a %d", push, push),
 	}
