@@ -23,6 +23,9 @@ const (
 	CETypeGCCompleted        = "dev.berth.gc.completed"
 	CETypeGCCancelled        = "dev.berth.gc.cancelled"
 	CETypeRetentionCompleted = "dev.berth.retention.completed"
+	// CETypeQuotaWarning is derived in Apply, not an event of its own:
+	// a namespace's usage reached 85% of its quota (fsm/quota.go).
+	CETypeQuotaWarning = "dev.berth.quota.warning"
 	// Pull events come from the serving node, not from the log
 	// (events/pulls); they are opt-in (events.pulls) and best effort.
 	CETypeManifestPulled = "dev.berth.manifest.pulled"
@@ -37,7 +40,7 @@ const (
 // index order; pull events are not among them.
 var LoggedTypes = []string{
 	CETypeManifestPushed, CETypeManifestDeleted, CETypeTagUpdated, CETypeTagDeleted,
-	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted,
+	CETypeRepositoryDeleted, CETypeResourceApplied, CETypeResourceDeleted, CETypeQuotaWarning,
 }
 
 // IsPullSubject reports whether a stream subject holds a pull event
@@ -96,6 +99,10 @@ type CloudEventData struct {
 	RemoteAddr string `json:"remoteAddr,omitempty"`
 	// Node is the node that served a pull event.
 	Node string `json:"node,omitempty"`
+	// Namespace, Usage and Quota (bytes) are a quota warning's.
+	Namespace string `json:"namespace,omitempty"`
+	Usage     int64  `json:"usage,omitempty"`
+	Quota     int64  `json:"quota,omitempty"`
 	// Index is the Raft index of a logged event; 0 for pull events,
 	// which do not go through the log.
 	Index uint64 `json:"index"`
@@ -212,17 +219,22 @@ const SubjectPrefix = "berth"
 // "berth.*.team-a.>" follows one namespace. Characters NATS reserves in a
 // token are percent-escaped; a repository name never holds "%", so the
 // escaping cannot be confused with the name. Events without a repository
-// use the token "_" (berth.resource_applied._).
+// use their namespace's name, if any, or the token "_"
+// (berth.resource_applied._).
 func NATSSubject(ce CloudEvent) string {
 	var b strings.Builder
 	b.WriteString(SubjectPrefix)
 	b.WriteByte('.')
 	b.WriteString(strings.ReplaceAll(ShortType(ce.Type), ".", "_"))
-	if ce.Data.Repository == "" {
+	path := ce.Data.Repository
+	if path == "" {
+		path = ce.Data.Namespace // a quota warning not caused by a push
+	}
+	if path == "" {
 		b.WriteString("._")
 		return b.String()
 	}
-	for _, part := range strings.Split(ce.Data.Repository, "/") {
+	for _, part := range strings.Split(path, "/") {
 		b.WriteByte('.')
 		b.WriteString(subjectEscaper.Replace(part))
 	}

@@ -96,3 +96,29 @@ func TestOriginTravelsThroughContextAndLog(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+func TestQuotaWarningEvent(t *testing.T) {
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	ev := Event{Time: at, Origin: Origin{Actor: "ci"}, Payload: ManifestPut{Repo: "team-a/app"}}
+	for _, tc := range []struct {
+		name     string
+		w        QuotaWarning
+		wantNATS string
+	}{
+		{"from a push", QuotaWarning{Namespace: "team-a", Repo: "team-a/app", Usage: 900, Quota: 1000}, "berth.quota_warning.team-a.app"},
+		{"from a lowered quota", QuotaWarning{Namespace: "team-a", Usage: 900, Quota: 1000}, "berth.quota_warning.team-a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := QuotaWarningEvent("eu1", 42, ev, tc.w)
+			if ce.ID != "eu1:42/quota.warning/team-a" || ce.Type != "dev.berth.quota.warning" || ce.Subject != "team-a" || !ce.Time.Equal(at) {
+				t.Errorf("envelope = %+v", ce)
+			}
+			if d := ce.Data; d.Namespace != "team-a" || d.Repository != tc.w.Repo || d.Usage != 900 || d.Quota != 1000 || d.Index != 42 || d.Actor != "ci" {
+				t.Errorf("data = %+v", d)
+			}
+			if got := NATSSubject(ce); got != tc.wantNATS {
+				t.Errorf("NATS subject = %q, want %q", got, tc.wantNATS)
+			}
+		})
+	}
+}

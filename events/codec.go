@@ -56,6 +56,7 @@ var decoders = map[Type]map[int]decoder{
 	TypePullsRecorded:     {1: decodeAs[PullsRecorded]},
 	TypeRetentionApplied:  {1: decodeAs[RetentionApplied]},
 	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
+	TypeQuotasEnabled:     {1: decodeAs[QuotasEnabled]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

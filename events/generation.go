@@ -46,6 +46,8 @@ var generations = map[Type]map[int]int{
 	TypeRetentionApplied: {1: 3},
 	// Generation 3: read-only mode (readonly.go).
 	TypeReadOnlySet: {1: 3},
+	// Generation 3: quota enforcement starts (quota.go).
+	TypeQuotasEnabled: {1: 3},
 }
 
 // Generation is the newest codec generation this binary decodes.

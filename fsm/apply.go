@@ -16,6 +16,9 @@ type writer struct {
 	txn   *memdb.Txn
 	ev    events.Event
 	index uint64 // the entry's log index
+	// quota collects the namespaces whose usage or quota the event
+	// changes (quota.go); nil while a snapshot is loaded.
+	quota *quotaChanges
 }
 
 func (w writer) first(table string, args ...any) any {
@@ -108,6 +111,7 @@ func (w writer) manifestPut(p events.ManifestPut) error {
 	if err := w.checkTagMoves(p.Repo, p.Tags, p.Digest); err != nil {
 		return err
 	}
+	before := w.usageOf(NamespaceOf(p.Repo))
 	m := &Manifest{
 		Repo: p.Repo, Digest: p.Digest, MediaType: p.MediaType, Size: p.Size,
 		ArtifactType: p.ArtifactType, Annotations: p.Annotations, Subject: p.Subject,
@@ -115,10 +119,15 @@ func (w writer) manifestPut(p events.ManifestPut) error {
 	}
 	if old, ok := w.first(tManifest, p.Repo, p.Digest.String()).(*Manifest); ok {
 		m.Created = old.Created
+		w.manifestUsage(old, -1)
 	} else {
 		w.adjust(p.Repo, 1, 0)
 	}
 	w.insert(tManifest, m)
+	w.manifestUsage(m, 1)
+	if err := w.checkQuota(p.Repo, before); err != nil {
+		return err
+	}
 	if p.Subject != "" {
 		w.insert(tReferrer, &referrerRow{Repo: p.Repo, Subject: p.Subject, Digest: p.Digest})
 	}
@@ -144,6 +153,7 @@ func (w writer) manifestDeleted(p events.ManifestDeleted) error {
 	w.delete(tManifest, m)
 	w.forgetPulls(p.Repo, p.Digest)
 	w.adjust(p.Repo, -1, 0)
+	w.manifestUsage(m, -1)
 	if m.Subject != "" {
 		if r := w.first(tReferrer, p.Repo, m.Subject.String(), m.Digest.String()); r != nil {
 			w.delete(tReferrer, r)
@@ -189,6 +199,7 @@ func (w writer) blobLinked(p events.BlobLinked) error {
 	if w.first(tBlob, p.Repo, p.Digest.String()) == nil {
 		w.adjust(p.Repo, 0, 1)
 		w.insert(tBlob, &BlobLink{Repo: p.Repo, Digest: p.Digest, Size: p.Size, Linked: w.ev.Time})
+		w.usageResize(p.Digest)
 	}
 	return nil
 }
@@ -200,6 +211,7 @@ func (w writer) blobUnlinked(p events.BlobUnlinked) error {
 	}
 	w.delete(tBlob, b)
 	w.adjust(p.Repo, 0, -1)
+	w.usageResize(p.Digest)
 	return nil
 }
 
@@ -220,6 +232,27 @@ func (w writer) repositoryDeleted(p events.RepositoryDeleted) error {
 			return protected
 		}
 	}
+	// Its manifests leave the namespace's usage; the links' digests are
+	// resized once the links are gone (quota.go).
+	var linked []digest.Digest
+	for _, table := range []string{tManifest, tBlob} {
+		it, err := w.txn.Get(table, idx+"_prefix", p.Repo+"\x00")
+		if err != nil {
+			panic(fmt.Sprintf("fsm: read %s of %s: %v", table, p.Repo, err))
+		}
+		var ms []*Manifest
+		for o := it.Next(); o != nil; o = it.Next() {
+			switch r := o.(type) {
+			case *Manifest:
+				ms = append(ms, r)
+			case *BlobLink:
+				linked = append(linked, r.Digest)
+			}
+		}
+		for _, m := range ms {
+			w.manifestUsage(m, -1)
+		}
+	}
 	// The repository's tags go with its row.
 	for _, table := range []string{tManifest, tBlob, tReferrer, tPullTime} {
 		if _, err := w.txn.DeletePrefix(table, idx+"_prefix", p.Repo+"\x00"); err != nil {
@@ -227,5 +260,8 @@ func (w writer) repositoryDeleted(p events.RepositoryDeleted) error {
 		}
 	}
 	w.delete(tRepo, r)
+	for _, d := range linked {
+		w.usageResize(d)
+	}
 	return nil
 }

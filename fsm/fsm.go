@@ -91,7 +91,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	txn := f.db.Load().Txn(true)
 	defer txn.Abort()
-	w := writer{txn: txn, ev: ev, index: index}
+	w := writer{txn: txn, ev: ev, index: index, quota: &quotaChanges{}}
 	if err := w.readOnlyGuard(ev.Payload); err != nil {
 		return err
 	}
@@ -141,6 +141,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.pullsRecorded(p)
 	case events.ReadOnlySet:
 		err = w.readOnlySet(p)
+	case events.QuotasEnabled:
+		err = w.quotasEnabled()
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}
@@ -148,7 +150,7 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		return err
 	}
 	w.gcRecordOrphans(ev.Payload, orphans)
-	w.recordOutbox(entry)
+	w.recordOutbox(entry, w.quotaWarnings(ev.Payload))
 	txn.Commit()
 	return nil
 }

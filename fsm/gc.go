@@ -333,6 +333,7 @@ func (w writer) gcSweepStarted(p events.GCSweepStarted) error {
 			w.delete(tBlob, l)
 			w.adjust(l.Repo, 0, -1)
 		}
+		w.usageResize(b.Digest)
 	}
 	run.Phase, run.SweepIndex = GCPhaseSweeping, w.index
 	w.insert(tGCRun, &run)

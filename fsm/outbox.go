@@ -28,20 +28,26 @@ const (
 )
 
 // OutboxRow is one accepted, not yet published log entry: its index and
-// its bytes exactly as in the log.
+// its bytes exactly as in the log, and the quota warnings Apply derived
+// from it (quota.go), published after the entry's own event. The entry of
+// a row that holds only warnings is not published itself.
 type OutboxRow struct {
-	Index uint64
-	Entry json.RawMessage
+	Index    uint64
+	Entry    json.RawMessage
+	Warnings []events.QuotaWarning `json:",omitempty"`
 }
 
-// clusterRow holds the cluster's identity and the outbox's cursor. It
-// exists once either was ever set, so a cluster that never used events
+// clusterRow holds the cluster's identity, the outbox's cursor and
+// whether quotas are enforced. It exists once any was ever set, so a cluster that never used events
 // writes snapshots exactly as before.
 type clusterRow struct {
 	Key           string
 	ID            string `json:",omitempty"`
 	OutboxEnabled bool   `json:",omitempty"`
 	OutboxCursor  uint64 `json:",omitempty"`
+	// Quotas is set by QuotasEnabled: from then on Apply enforces
+	// namespace storage quotas (fsm/quota.go).
+	Quotas bool `json:",omitempty"`
 }
 
 // indexIndexer indexes a uint64 field big-endian, so that the radix tree
@@ -89,15 +95,16 @@ func (w writer) cluster() clusterRow {
 }
 
 // recordOutbox keeps an accepted entry for the publisher, when the outbox
-// is on and the entry is one that is published.
-func (w writer) recordOutbox(entry []byte) {
+// is on and the entry is one that is published or gave rise to quota
+// warnings.
+func (w writer) recordOutbox(entry []byte, warnings []events.QuotaWarning) {
 	if !w.cluster().OutboxEnabled {
 		return
 	}
-	if _, ok := events.ToCloudEvent("", w.index, w.ev); !ok {
+	if _, ok := events.ToCloudEvent("", w.index, w.ev); !ok && len(warnings) == 0 {
 		return
 	}
-	w.insert(tOutbox, &OutboxRow{Index: w.index, Entry: append(json.RawMessage(nil), entry...)})
+	w.insert(tOutbox, &OutboxRow{Index: w.index, Entry: append(json.RawMessage(nil), entry...), Warnings: warnings})
 }
 
 func (w writer) outboxCursor(p events.OutboxCursor) error {
@@ -216,8 +223,13 @@ func (l *loader) outbox(r *OutboxRow) error {
 	if err != nil {
 		return fmt.Errorf("outbox row %d: %w", r.Index, err)
 	}
-	if _, ok := events.ToCloudEvent("", r.Index, ev); !ok {
+	if _, ok := events.ToCloudEvent("", r.Index, ev); !ok && len(r.Warnings) == 0 {
 		return fmt.Errorf("outbox row %d holds a %s, which is never published", r.Index, ev.Type())
+	}
+	for _, wn := range r.Warnings {
+		if !resourceNameRe.MatchString(wn.Namespace) && checkRepoName(wn.Namespace) != nil || wn.Usage <= 0 || wn.Quota <= 0 {
+			return fmt.Errorf("outbox row %d holds a malformed quota warning for %q", r.Index, wn.Namespace)
+		}
 	}
 	return nil
 }

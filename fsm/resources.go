@@ -18,6 +18,9 @@ const historyLimit = 10
 // create, +1 when spec, labels or annotations change, and no change at all
 // for an identical apply (so `clusterctl apply` is idempotent).
 func (w writer) resourceApplied(p events.ResourceApplied) error {
+	if p.Kind == KindNamespace {
+		w.touch(p.Name) // its quota may change: a warning may be due
+	}
 	var doc map[string]any
 	if err := json.Unmarshal(p.Document, &doc); err != nil {
 		return refuse(CodeInvalid, "resource %s/%s: document is not a JSON object: %v", p.Kind, p.Name, err)
@@ -52,6 +55,9 @@ func (w writer) resourceApplied(p events.ResourceApplied) error {
 	}
 	res.Document = b
 	w.insert(tResource, &res)
+	if p.Kind == KindNamespace {
+		w.setQuota(p.Name)
+	}
 	return nil
 }
 
@@ -113,7 +119,13 @@ func (w writer) resourceDeleted(p events.ResourceDeleted) error {
 	if r == nil {
 		return refuse(CodeResourceUnknown, "%s %q does not exist", p.Kind, p.Name)
 	}
+	if p.Kind == KindNamespace {
+		w.touch(p.Name)
+	}
 	w.delete(tResource, r)
+	if p.Kind == KindNamespace {
+		w.setQuota(p.Name) // gone: unlimited
+	}
 	var rows []any
 	it, err := w.txn.Get(tHistory, idx+"_prefix", p.Kind, p.Name)
 	if err != nil {

@@ -259,5 +259,9 @@ func (l *loader) finish() (empty bool, err error) {
 			return false, fmt.Errorf("repository %q holds nothing", r.Name)
 		}
 	}
+	// Usage rows are derived, not stored (quota.go).
+	if err := deriveUsage(l.txn); err != nil {
+		return false, fmt.Errorf("namespace usage: %w", err)
+	}
 	return l.repos == 0 && l.resources == 0, nil
 }

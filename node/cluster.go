@@ -63,6 +63,12 @@ func (n *Node) lead(ctx context.Context) {
 		}()
 		defer func() { <-keysDone }()
 	}
+	quotasDone := make(chan struct{})
+	go func() {
+		defer close(quotasDone)
+		n.enableQuotas(ctx) // node/quota.go
+	}()
+	defer func() { <-quotasDone }()
 	if n.events != nil {
 		done := make(chan struct{})
 		go func() {

@@ -110,7 +110,7 @@ func (n *Node) proposeUntilDone(ctx context.Context, p events.Payload, done func
 			return
 		}
 		if !logged && ctx.Err() == nil {
-			n.logger.Warn("events wait: cannot commit "+string(p.EventType())+" yet; retrying", "err", err)
+			n.logger.Warn("cannot commit "+string(p.EventType())+" yet; retrying", "err", err)
 			logged = true
 		}
 		select {
@@ -172,7 +172,7 @@ func (s fsmOutboxSource) Pending(after uint64, limit int) []outbox.Row {
 	rows := s.f.View().Pending(after, limit)
 	out := make([]outbox.Row, len(rows))
 	for i, r := range rows {
-		out[i] = outbox.Row{Index: r.Index, Entry: r.Entry}
+		out[i] = outbox.Row{Index: r.Index, Entry: r.Entry, Warnings: r.Warnings}
 	}
 	return out
 }

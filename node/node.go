@@ -156,6 +156,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	}
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
+	m.WatchNamespaces(n.fsm.View)
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}

@@ -12,7 +12,7 @@ import (
 func authColumns(kind string, name, generation, labels, created column) (normal, wide []column, ok bool) {
 	switch kind {
 	case "Namespace":
-		return []column{name, {"PUBLIC", path("spec.public")}, {"QUOTA", dashed("spec.quota.storage")}, {"MEMBERS", membersCount}, generation, {"AGE", ageOf}},
+		return []column{name, {"PUBLIC", path("spec.public")}, {"USAGE", usageCell}, {"QUOTA", dashed("spec.quota.storage")}, {"MEMBERS", membersCount}, generation, {"AGE", ageOf}},
 			[]column{{"MEMBER-LIST", membersCell}, labels, created}, true
 	case "User":
 		return []column{name, {"CLUSTER-ADMIN", path("spec.clusterAdmin")}, {"DISABLED", path("spec.disabled")}, generation, {"AGE", ageOf}},
@@ -22,6 +22,43 @@ func authColumns(kind string, name, generation, labels, created column) (normal,
 			[]column{generation, labels, created}, true
 	}
 	return nil, nil, false
+}
+
+// usageCell shows status.usage (bytes the namespace stores, as the
+// server counts them for the quota) in binary units, with its share of
+// the quota when there is one: "42.5Gi (85%)".
+func usageCell(doc map[string]any, _ time.Time) string {
+	usage, ok := field(doc, "status.usage").(float64)
+	if !ok {
+		return "-" // a server without quotas
+	}
+	out := humanBytes(int64(usage))
+	if quota, ok := field(doc, "status.quota").(float64); ok && quota > 0 {
+		out += fmt.Sprintf(" (%d%%)", int64(usage*100/quota))
+	}
+	return out
+}
+
+func usageDetail(doc map[string]any) string {
+	usage, ok := field(doc, "status.usage").(float64)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d bytes)", usageCell(doc, time.Time{}), int64(usage))
+}
+
+// humanBytes writes n in the largest binary unit it reaches, with one
+// decimal: 1536 is "1.5Ki".
+func humanBytes(n int64) string {
+	units := []string{"Ki", "Mi", "Gi", "Ti", "Pi"}
+	if n < 1024 {
+		return fmt.Sprint(n)
+	}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v, u = v/1024, u+1
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + units[u]
 }
 
 func members(doc map[string]any) []string {
@@ -63,6 +100,7 @@ func authDetails(doc map[string]any, now time.Time) [][2]string {
 		return [][2]string{
 			{"Public:", str(doc, "spec.public")},
 			{"Quota:", orDash(str(doc, "spec.quota.storage"))},
+			{"Usage:", usageDetail(doc)},
 			{"Members:", orDash(strings.Join(members(doc), ", "))},
 		}
 	case "User":

@@ -33,17 +33,22 @@ func listCell(p string) func(map[string]any, time.Time) string {
 	return func(doc map[string]any, _ time.Time) string { return orDash(strings.Join(strs(doc, p), ",")) }
 }
 
-// eventsCell names the default sets instead of listing seven or nine
-// types, which would push every other column off the screen.
+// eventsCell names the default set instead of listing its types, which
+// would push every other column off the screen: "all", "all-but-pulls"
+// (the default: every change, no opt-in events), or the default with the
+// opt-in events added ("default+manifest.pulled,blob.pulled").
 func eventsCell(doc map[string]any, _ time.Time) string {
 	events := strs(doc, "spec.events")
-	all := resource.WebhookEvents
-	notPulls := slices.DeleteFunc(slices.Clone(all), func(e string) bool { return slices.Contains(resource.PullEvents, e) })
+	def := slices.DeleteFunc(slices.Clone(resource.WebhookEvents), func(e string) bool { return slices.Contains(resource.OptInEvents, e) })
 	switch {
-	case slices.Equal(events, all):
+	case slices.Equal(events, resource.WebhookEvents):
 		return "all"
-	case slices.Equal(events, notPulls):
+	case slices.Equal(events, def):
 		return "all-but-pulls"
+	}
+	if !slices.ContainsFunc(def, func(e string) bool { return !slices.Contains(events, e) }) {
+		extra := slices.DeleteFunc(slices.Clone(events), func(e string) bool { return slices.Contains(def, e) })
+		return "default+" + strings.Join(extra, ",")
 	}
 	return orDash(strings.Join(events, ","))
 }

@@ -23,10 +23,10 @@ const (
 func TestPrintWebhooks(t *testing.T) {
 	items := docs(t, ciJSON, allJSON, pullsJSON)
 	got := render(t, func(b *bytes.Buffer) error { return printList(b, items, "", now) })
-	want := `NAME    URL                                  EVENTS                        REPOSITORIES               FORMAT         ENABLED   STATUS           AGE
-ci      https://ci.example.com/hooks/berth   manifest.pushed,tag.deleted   team-a/**,!team-a/tmp/**   cloudevents    true      SecretNotFound   2h
-audit   http://audit.internal/in             all-but-pulls                 **                         distribution   false     -                3d
-pulls   https://p.io                         all                           **                         cloudevents    true      Ready            60s
+	want := `NAME    URL                                  EVENTS                                REPOSITORIES               FORMAT         ENABLED   STATUS           AGE
+ci      https://ci.example.com/hooks/berth   manifest.pushed,tag.deleted           team-a/**,!team-a/tmp/**   cloudevents    true      SecretNotFound   2h
+audit   http://audit.internal/in             all-but-pulls                         **                         distribution   false     -                3d
+pulls   https://p.io                         default+manifest.pulled,blob.pulled   **                         cloudevents    true      Ready            60s
 `
 	if got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)

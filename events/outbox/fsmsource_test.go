@@ -19,7 +19,7 @@ func (s FSMSource) Pending(after uint64, limit int) []Row {
 	rows := s.FSM.View().Pending(after, limit)
 	out := make([]Row, len(rows))
 	for i, r := range rows {
-		out[i] = Row{Index: r.Index, Entry: r.Entry}
+		out[i] = Row{Index: r.Index, Entry: r.Entry, Warnings: r.Warnings}
 	}
 	return out
 }

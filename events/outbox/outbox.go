@@ -27,10 +27,12 @@ import (
 	"github.com/berth-registry/berth/events"
 )
 
-// Row is one accepted entry not yet published: its index and log bytes.
+// Row is one accepted entry not yet published: its index and log bytes,
+// and the quota warnings Apply derived from it.
 type Row struct {
-	Index uint64
-	Entry []byte
+	Index    uint64
+	Entry    []byte
+	Warnings []events.QuotaWarning
 }
 
 // Source is the outbox's read of the FSM.
@@ -228,53 +230,72 @@ func (o *Outbox) waitClusterID(ctx context.Context) string {
 }
 
 // publish sends rows asynchronously and waits for their acknowledgements
-// in order. n is how many rows, from the first, JetStream acknowledged.
+// in order. n is how many rows, from the first, JetStream acknowledged
+// (every message of a row: its event and its quota warnings).
 func (o *Outbox) publish(ctx context.Context, clusterID string, rows []Row) (n int, err error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	futures := make([][]jetstream.PubAckFuture, 0, len(rows))
+publishing:
 	for _, r := range rows {
-		m, merr := message(clusterID, r)
+		ms, merr := messages(clusterID, r)
 		if merr != nil {
 			return 0, merr
 		}
-		f, perr := o.stream.PublishMsgAsync(m)
-		if perr != nil {
-			err = fmt.Errorf("publish event %d: %w", r.Index, perr)
-			break
+		fs := make([]jetstream.PubAckFuture, 0, len(ms))
+		for _, m := range ms {
+			f, perr := o.stream.PublishMsgAsync(m)
+			if perr != nil {
+				err = fmt.Errorf("publish event %d: %w", r.Index, perr)
+				break publishing // this row is not counted: it is sent again
+			}
+			fs = append(fs, f)
 		}
-		futures = append(futures, f)
+		futures = append(futures, fs)
 	}
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case ferr := <-f.Err():
-			return i, fmt.Errorf("publish event %d: %w", rows[i].Index, ferr)
-		case <-ctx.Done():
-			return i, ctx.Err()
+	for i, fs := range futures {
+		for _, f := range fs {
+			select {
+			case <-f.Ok():
+			case ferr := <-f.Err():
+				return i, fmt.Errorf("publish event %d: %w", rows[i].Index, ferr)
+			case <-ctx.Done():
+				return i, ctx.Err()
+			}
 		}
 	}
 	return len(futures), err
 }
 
-// message renders a row as the message the stream stores.
-func message(clusterID string, r Row) (*nats.Msg, error) {
+// messages renders a row as the messages the stream stores: the entry's
+// event, if it is published, then its quota warnings.
+func messages(clusterID string, r Row) ([]*nats.Msg, error) {
 	ev, err := events.Decode(r.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("outbox row %d: %w", r.Index, err)
 	}
-	ce, ok := events.ToCloudEvent(clusterID, r.Index, ev)
-	if !ok {
+	var ces []events.CloudEvent
+	if ce, ok := events.ToCloudEvent(clusterID, r.Index, ev); ok {
+		ces = append(ces, ce)
+	}
+	for _, w := range r.Warnings {
+		ces = append(ces, events.QuotaWarningEvent(clusterID, r.Index, ev, w))
+	}
+	if len(ces) == 0 {
 		return nil, fmt.Errorf("outbox row %d holds a %s, which is never published", r.Index, ev.Type())
 	}
-	body, err := json.Marshal(ce)
-	if err != nil {
-		return nil, fmt.Errorf("outbox row %d: %w", r.Index, err)
+	out := make([]*nats.Msg, len(ces))
+	for i, ce := range ces {
+		body, err := json.Marshal(ce)
+		if err != nil {
+			return nil, fmt.Errorf("outbox row %d: %w", r.Index, err)
+		}
+		m := nats.NewMsg(events.NATSSubject(ce))
+		m.Data = body
+		m.Header.Set(HeaderMsgID, ce.ID)
+		m.Header.Set(HeaderIndex, strconv.FormatUint(r.Index, 10))
+		m.Header.Set("Content-Type", events.CEContentType)
+		out[i] = m
 	}
-	m := nats.NewMsg(events.NATSSubject(ce))
-	m.Data = body
-	m.Header.Set(HeaderMsgID, ce.ID)
-	m.Header.Set(HeaderIndex, strconv.FormatUint(r.Index, 10))
-	m.Header.Set("Content-Type", events.CEContentType)
-	return m, nil
+	return out, nil
 }
 
 // down records a failed attempt; an outage is logged once when it starts.

@@ -123,7 +123,8 @@ func (w Webhook) Matches(ce events.CloudEvent) bool {
 func (w Webhook) matchesType(ceType string) bool {
 	short := events.ShortType(ceType)
 	if len(w.Events) == 0 {
-		return !strings.HasSuffix(short, ".pulled")
+		// As fsm/resource's default: all but the opt-in events.
+		return !strings.HasSuffix(short, ".pulled") && ceType != events.CETypeQuotaWarning
 	}
 	for _, e := range w.Events {
 		if e == short {

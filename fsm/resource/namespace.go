@@ -34,8 +34,9 @@ type NamespaceSpec struct {
 
 // NamespaceQuota bounds what a namespace stores.
 type NamespaceQuota struct {
-	// Storage is in bytes: the deduplicated size of the blobs the
-	// namespace's repositories link.
+	// Storage is in bytes: the deduplicated size of the manifests stored
+	// in the namespace's repositories and the blobs they reference,
+	// enforced in the FSM's Apply (fsm/quota.go).
 	Storage int64
 }
 

@@ -18,7 +18,7 @@ import (
 // spec lists them.
 var WebhookEvents = []string{
 	"manifest.pushed", "manifest.deleted", "tag.updated", "tag.deleted", "repository.deleted",
-	"resource.applied", "resource.deleted", "manifest.pulled", "blob.pulled",
+	"resource.applied", "resource.deleted", "manifest.pulled", "blob.pulled", "quota.warning",
 	"gc.started", "gc.completed", "gc.cancelled", "retention.completed",
 }
 
@@ -32,6 +32,12 @@ var JobEvents = []string{"gc.started", "gc.completed", "gc.cancelled", "retentio
 // Webhook receives them only when it lists them: a registry serves far
 // more pulls than pushes, and most receivers only care about changes.
 var PullEvents = []string{"manifest.pulled", "blob.pulled"}
+
+// OptInEvents are left out of a Webhook without spec.events: the pull
+// events, and quota warnings and job events (added after webhooks were
+// released, so a stored webhook's default list, and its generation, stay
+// as they were).
+var OptInEvents = append(append(slices.Clone(PullEvents), "quota.warning"), JobEvents...)
 
 // WebhookFormats are the bodies a Webhook can send: a CloudEvents 1.0
 // JSON event, or CNCF Distribution's notification envelope so that
@@ -67,7 +73,7 @@ type WebhookSpec struct {
 	// URL receives a POST per event.
 	URL string
 	// Events are short event types (manifest.pushed); default: all but
-	// the pull events.
+	// the pull events and quota warnings (OptInEvents).
 	Events []string
 	// Repositories are doublestar globs of repository names; a pattern
 	// starting with "!" excludes. Default: ["**"], every repository.
@@ -297,11 +303,9 @@ func checkWebhookURL(raw string, p *problems) string {
 // checkEvents reads spec.events: short types, in canonical order without
 // duplicates, so the same set is stored as the same bytes.
 func checkEvents(o *object, p *problems) []string {
-	list, path, ok := strList(o, "events", "empty: list event types, or leave spec.events out for all events but pulls")
+	list, path, ok := strList(o, "events", "empty: list event types, or leave spec.events out for all events but pulls and quota warnings")
 	if !ok {
-		return slices.DeleteFunc(slices.Clone(WebhookEvents), func(e string) bool {
-			return slices.Contains(PullEvents, e) || slices.Contains(JobEvents, e)
-		})
+		return slices.DeleteFunc(slices.Clone(WebhookEvents), func(e string) bool { return slices.Contains(OptInEvents, e) })
 	}
 	want := map[string]bool{}
 	for i, e := range list {

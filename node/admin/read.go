@@ -48,7 +48,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	items := []json.RawMessage{}
 	for _, res := range v.Resources(kind) {
-		items = append(items, s.withStatus(r.Context(), kind, res.Name, res.Document))
+		items = append(items, s.withStatus(r.Context(), v, kind, res.Name, res.Document))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"apiVersion": resource.APIVersion, "kind": kind + "List", "items": items})
 }
@@ -65,7 +65,7 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) {
 		notFound(w, kind, r.PathValue("name"))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.withStatus(r.Context(), kind, res.Name, res.Document))
+	writeJSON(w, http.StatusOK, s.withStatus(r.Context(), v, kind, res.Name, res.Document))
 }
 
 // history answers every generation the node keeps, oldest first, ending

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/fsm/resource"
 )
 
@@ -22,25 +23,36 @@ func WithConditions(f ConditionsFunc) Option {
 	return func(s *server) { s.conditions = f }
 }
 
-// withStatus adds status.conditions to a stored document when there are
-// any; otherwise the document is answered as stored.
-func (s *server) withStatus(ctx context.Context, kind, name string, doc json.RawMessage) json.RawMessage {
-	if s.conditions == nil {
-		return doc
+// withStatus adds the observed status to a stored document: conditions
+// when there are any, and a Namespace's storage usage (and quota) in bytes
+// from the state the read sees. Without either, the document is answered
+// as stored.
+func (s *server) withStatus(ctx context.Context, v *fsm.View, kind, name string, doc json.RawMessage) json.RawMessage {
+	status := map[string]any{}
+	if s.conditions != nil {
+		if conds := s.conditions(ctx, kind, name, doc); len(conds) > 0 {
+			status["conditions"] = conds
+		}
 	}
-	conds := s.conditions(ctx, kind, name, doc)
-	if len(conds) == 0 {
+	if kind == fsm.KindNamespace {
+		u := v.NamespaceUsage(name)
+		status["usage"] = u.Bytes
+		if u.Quota > 0 {
+			status["quota"] = u.Quota
+		}
+	}
+	if len(status) == 0 {
 		return doc
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &m); err != nil {
 		return doc // stored documents are JSON objects; keep it as it is if not
 	}
-	status, err := json.Marshal(map[string]any{"conditions": conds})
+	b, err := json.Marshal(status)
 	if err != nil {
 		return doc
 	}
-	m["status"] = status
+	m["status"] = b
 	out, err := json.Marshal(m)
 	if err != nil {
 		return doc

@@ -124,7 +124,7 @@ func TestNoConditionsHook(t *testing.T) {
 	// A hook that finds nothing to say leaves the document alone too.
 	s := &server{conditions: func(context.Context, string, string, []byte) []resource.Condition { return nil }}
 	doc := json.RawMessage(`{"kind":"Webhook"}`)
-	if got := s.withStatus(context.Background(), "Webhook", "x", doc); string(got) != string(doc) {
+	if got := s.withStatus(context.Background(), fsm.New(slog.New(slog.DiscardHandler)).View(), "Webhook", "x", doc); string(got) != string(doc) {
 		t.Errorf("withStatus = %s", got)
 	}
 }

@@ -17,6 +17,7 @@ const (
 	codeBlobUnknown         = "BLOB_UNKNOWN"
 	codeBlobUploadInvalid   = "BLOB_UPLOAD_INVALID"
 	codeBlobUploadUnknown   = "BLOB_UPLOAD_UNKNOWN"
+	codeDenied              = "DENIED"
 	codeDigestInvalid       = "DIGEST_INVALID"
 	codeManifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
 	codeManifestInvalid     = "MANIFEST_INVALID"
@@ -80,7 +81,9 @@ func toAPIError(err error) *apiError {
 			return newErr(http.StatusNotFound, codeNameUnknown, ref.Message)
 		case fsm.CodeBlobUnknown:
 			return newErr(http.StatusNotFound, codeBlobUnknown, ref.Message)
-		case fsm.CodeReadOnly, fsm.CodeImmutable:
+		case fsm.CodeReadOnly, fsm.CodeImmutable, fsm.CodeQuotaExceeded:
+			// Refused whole, nothing stored: read-only mode, a protected
+			// tag, or a full namespace (fsm/quota.go).
 			return newErr(http.StatusForbidden, codeDenied, ref.Message)
 		case fsm.CodeBlobSweeping:
 			// Garbage collection deleted, or is deleting, bytes this

@@ -6,13 +6,11 @@ import (
 	"github.com/berth-registry/berth/fsm"
 )
 
-// codeDenied is the spec's DENIED, what a write gets while the registry is
-// in read-only mode: docker prints "denied: <message>", crane "DENIED:
+// A write while the registry is in read-only mode gets the spec's DENIED: docker prints "denied: <message>", crane "DENIED:
 // <message>", so the user reads why and how to lift it. CNCF Distribution
 // answers a bare 405 there (it unregisters the write handlers), which
 // clients report as an unsupported operation with no reason; Harbor
-// answers 403 DENIED, as here.
-const codeDenied = "DENIED"
+// answers 403 DENIED, as here (codeDenied, errors.go).
 
 // readOnlyError is the answer to a write while the mode is on.
 func readOnlyError(ro fsm.ReadOnly) *apiError {
