@@ -53,6 +53,9 @@ func TestAuthAnonymous(t *testing.T) {
 		{"manifest put in the public namespace", "PUT", "/v2/pub/app/manifests/anon", "repository:pub/app:pull,push"},
 		{"delete in the public namespace", "DELETE", "/v2/pub/app/manifests/" + pub.ManifestDigest, "repository:pub/app:delete"},
 		{"pull from a private namespace", "GET", "/v2/team-a/app/manifests/1", "repository:team-a/app:pull"},
+		// The handler ignores a from= that is no repository name and opens
+		// an upload session: it needs push like any other.
+		{"an upload with a mount from an invalid name", "POST", "/v2/team-a/app/blobs/uploads/?mount=" + harness.Sha(private.Layer) + "&from=NOT..VALID", "repository:team-a/app:pull,push"},
 		{"the base endpoint", "GET", "/v2/", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,6 +153,27 @@ func TestAuthDenials(t *testing.T) {
 			if err != nil || code != http.StatusUnauthorized || ch.Params["error"] != "insufficient_scope" || ch.Params["scope"] != tc.scope {
 				t.Errorf("%s %s with the token: %d %v %q %s, want 401 insufficient_scope for %s", tc.method, tc.path, code, err, hdr.Get("WWW-Authenticate"), body, tc.scope)
 			}
+		}
+	})
+
+	t.Run("mounts", func(t *testing.T) {
+		// ci-team-a may push to team-a but not read team-b: it cannot
+		// mount team-b's blobs, with or without naming the source.
+		ci := harness.Basic("ci-team-a", a.ciSecret)
+		layer := harness.Sha(imB.Layer)
+		code, _, body, err := harness.Request(ctx, "POST", base+"/v2/team-a/app/blobs/uploads/?mount="+layer+"&from=team-b/app", ci)
+		if e, _ := harness.ParseOCIError(body); err != nil || code != http.StatusForbidden || e.Code != "DENIED" || !strings.Contains(e.Message, "team-b/app") {
+			t.Errorf("mount from team-b: %d %v %s, want 403 DENIED naming team-b/app", code, err, body)
+		}
+		if code, _, body, err := harness.Request(ctx, "POST", base+"/v2/team-a/app/blobs/uploads/?mount="+layer, ci); err != nil || code != http.StatusAccepted {
+			t.Errorf("mount of team-b's blob without from: %d %v %s, want 202 (upload the bytes instead)", code, err, body)
+		}
+		if code, _, _, _ := harness.Request(ctx, "HEAD", base+"/v2/team-a/app/blobs/"+layer, ci); code != http.StatusNotFound {
+			t.Errorf("team-b's layer in team-a after the refused mounts: %d, want 404", code)
+		}
+		// The same robot mounts within its namespace.
+		if code, _, body, err := harness.Request(ctx, "POST", base+"/v2/team-a/copy/blobs/uploads/?mount="+harness.Sha(imA.Layer)+"&from=team-a/app", ci); err != nil || code != http.StatusCreated {
+			t.Errorf("mount within team-a: %d %v %s, want 201", code, err, body)
 		}
 	})
 
