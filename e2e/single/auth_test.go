@@ -136,6 +136,9 @@ func dockerAuth(t *testing.T, env []string, host, user, password string) {
 	if out := harness.RunFail(t, env, "docker", "push", ref); !strings.Contains(strings.ToLower(out), "unauthorized") && !strings.Contains(out, "denied") {
 		t.Errorf("docker push without login: %s", out)
 	}
+	if out := harness.RunFail(t, env, "docker", "login", host, "-u", user, "-p", "berth_rbt_wrong"); !strings.Contains(out, "invalid username or password") {
+		t.Errorf("docker login with a wrong secret: %s", out)
+	}
 	if out := harness.RunInput(t, env, password+"\n", "docker", "login", host, "-u", user, "--password-stdin"); !strings.Contains(out, "Login Succeeded") {
 		t.Fatalf("docker login: %s", out)
 	}
