@@ -100,6 +100,7 @@ func (c *ctl) runInput(stdin string, args ...string) string {
 func TestAuthClients(t *testing.T) {
 	a := startAuthRegistry(t, t.TempDir())
 	a.teams(t)
+	rec := startAuthRecorder(t, a.addr)
 	for _, tc := range []struct {
 		name, user, password string
 		run                  func(t *testing.T, env []string, host, user, password string)
@@ -111,7 +112,11 @@ func TestAuthClients(t *testing.T) {
 		{"oras with a user", alice, alicePassword, orasAuth},
 		{"cosign with a user", alice, alicePassword, cosignAuth},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, clientEnv(t), a.addr, tc.user, tc.password) })
+		t.Run(tc.name, func(t *testing.T) {
+			rec.reset()
+			tc.run(t, clientEnv(t), rec.addr, tc.user, tc.password)
+			expectTokenFlow(t, rec.reset())
+		})
 	}
 	// Every client above signed in; a wrong password does not.
 	crane := harness.Tool(t, "crane")
