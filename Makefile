@@ -10,6 +10,8 @@ export GOBIN := $(BIN)
 
 CRANE_VERSION        := v0.22.1
 REGCTL_VERSION       := v0.11.7
+ORAS_VERSION         := v1.3.6
+COSIGN_VERSION       := v3.1.3
 STATICCHECK_VERSION  := v0.8.2
 MINIO_VERSION        := v0.0.0-20260212201848-7aac2a2c5b7c
 NATS_SERVER_VERSION  := v2.15.3
@@ -56,7 +58,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg; \
 	done
 
-## e2e: real binaries driven by crane, regctl, docker, clusterctl, MinIO and HAProxy
+## e2e: real binaries driven by crane, regctl, oras, cosign, docker, clusterctl, MinIO and HAProxy
 e2e: tools build
 	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 
@@ -80,13 +82,18 @@ imports:
 	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
 	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 
-## tools: pinned crane, regctl, staticcheck, MinIO and nats-server into ./bin; HAProxy from Debian
-tools: $(BIN)/crane $(BIN)/regctl $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy
+## tools: pinned crane, regctl, oras, cosign, staticcheck, MinIO and nats-server into ./bin; HAProxy from Debian
+tools: $(BIN)/crane $(BIN)/regctl $(BIN)/oras $(BIN)/cosign $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy
 
 $(BIN)/crane:
 	$(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 $(BIN)/regctl:
 	$(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
+# oras and cosign drive the token flow in e2e/single/auth_test.go.
+$(BIN)/oras:
+	$(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
+$(BIN)/cosign:
+	$(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 $(BIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 # MinIO builds from source in a few minutes; static so it runs FROM scratch.

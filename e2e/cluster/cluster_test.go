@@ -185,7 +185,8 @@ backend berth
 		c.t.Fatal(err)
 	}
 	c.haproxy = harness.StartProc(c.t, "haproxy", harness.Tool(c.t, "haproxy"), []string{"-db", "-f", path}, nil)
-	harness.WaitFor(c.t, "haproxy", 30*time.Second, func() error { return harness.GetOK("http://" + c.lb + "/v2/") })
+	// /readyz, not /v2/: with authentication on, /v2/ answers 401.
+	harness.WaitFor(c.t, "haproxy", 30*time.Second, func() error { return harness.GetOK("http://" + c.lb + "/readyz") })
 }
 
 // clusterStatus is the JSON that `clusterctl status -o json` prints.

@@ -196,10 +196,27 @@ func GetOK(url string) error {
 // logs on stderr are shown only when the command fails.
 func Run(t testing.TB, env []string, bin string, args ...string) string {
 	t.Helper()
+	return RunInput(t, env, "", bin, args...)
+}
+
+// RunInput is Run with stdin (a password for --password-stdin).
+func RunInput(t testing.TB, env []string, stdin, bin string, args ...string) string {
+	t.Helper()
+	return RunDir(t, "", env, stdin, bin, args...)
+}
+
+// RunDir is RunInput in the working directory dir (for clients that
+// take relative file names, as oras does).
+func RunDir(t testing.TB, dir string, env []string, stdin, bin string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -217,4 +234,20 @@ func moduleRoot() string {
 		}
 	}
 	return dir
+}
+
+// RunFail runs a client command that must fail (a refused push, a pull
+// without credentials) and returns its stdout and stderr together, for
+// the test to check that it failed for the right reason.
+func RunFail(t testing.TB, env []string, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("%s %s succeeded, want it refused:\n%s", filepath.Base(bin), strings.Join(args, " "), Tail(string(out), 4000))
+	}
+	return string(out)
 }

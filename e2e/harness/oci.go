@@ -41,10 +41,16 @@ func NewImage(repo, tag string) Image {
 // way a client does: monolithic blob uploads, then the manifest by tag.
 // It returns nil only when the registry acknowledged the manifest (201).
 func (im Image) Push(ctx context.Context, base string) error {
+	return im.PushAs(ctx, base, "")
+}
+
+// PushAs pushes like Push with an Authorization header (none if empty),
+// for a registry with authentication on.
+func (im Image) PushAs(ctx context.Context, base, authorization string) error {
+	hdr := withAuth(map[string]string{"Content-Type": "application/octet-stream"}, authorization)
 	for _, b := range [][]byte{im.Config, im.Layer} {
 		code, _, body, err := HTTPStatus(ctx, "POST",
-			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)),
-			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
+			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)), hdr, bytes.NewReader(b))
 		if err != nil {
 			return err
 		}
@@ -52,7 +58,16 @@ func (im Image) Push(ctx context.Context, base string) error {
 			return fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
 		}
 	}
-	return im.putManifest(ctx, base)
+	_, err := im.putManifestHeader(ctx, base, authorization)
+	return err
+}
+
+// withAuth adds an Authorization header to hdr unless authorization is empty.
+func withAuth(hdr map[string]string, authorization string) map[string]string {
+	if authorization != "" {
+		hdr["Authorization"] = authorization
+	}
+	return hdr
 }
 
 // PushIndexed pushes like Push and returns the Raft index of the
@@ -70,7 +85,7 @@ func (im Image) PushIndexed(ctx context.Context, base string) (uint64, error) {
 			return 0, fmt.Errorf("blob upload: %d %s", code, strings.TrimSpace(string(body)))
 		}
 	}
-	hdr, err := im.putManifestHeader(ctx, base)
+	hdr, err := im.putManifestHeader(ctx, base, "")
 	if err != nil {
 		return 0, err
 	}
@@ -83,14 +98,14 @@ func (im Image) PushIndexed(ctx context.Context, base string) (uint64, error) {
 
 // putManifest pushes the manifest by tag once its blobs are in place.
 func (im Image) putManifest(ctx context.Context, base string) error {
-	_, err := im.putManifestHeader(ctx, base)
+	_, err := im.putManifestHeader(ctx, base, "")
 	return err
 }
 
-func (im Image) putManifestHeader(ctx context.Context, base string) (http.Header, error) {
+func (im Image) putManifestHeader(ctx context.Context, base, authorization string) (http.Header, error) {
 	code, hdr, body, err := HTTPStatus(ctx, "PUT",
 		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
-		map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, bytes.NewReader(im.Manifest))
+		withAuth(map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, authorization), bytes.NewReader(im.Manifest))
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +120,14 @@ func (im Image) putManifestHeader(ctx context.Context, base string) (http.Header
 
 // Verify pulls the image back through base and checks every byte.
 func (im Image) Verify(ctx context.Context, base string) error {
+	return im.VerifyAs(ctx, base, "")
+}
+
+// VerifyAs pulls and checks like Verify with an Authorization header
+// (none if empty).
+func (im Image) VerifyAs(ctx context.Context, base, authorization string) error {
 	code, hdr, body, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
-		map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil)
+		withAuth(map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, authorization), nil)
 	if err != nil {
 		return err
 	}
@@ -117,7 +138,7 @@ func (im Image) Verify(ctx context.Context, base string) error {
 		return fmt.Errorf("%s:%s on %s: manifest bytes differ", im.Repo, im.Tag, base)
 	}
 	for _, b := range [][]byte{im.Config, im.Layer} {
-		code, _, got, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.Repo, Sha(b)), nil, nil)
+		code, _, got, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.Repo, Sha(b)), withAuth(map[string]string{}, authorization), nil)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,9 @@ type Need struct {
 // invalid name): it may go through, to get its 400 or 404.
 //
 // Upload sessions need push throughout, like the POST that opened them; a
-// mount with from= also needs pull on the source repository.
+// mount with from= also needs pull on the source repository. A from= that
+// is not a repository name still needs push: the handler ignores it and
+// opens an upload session, which must not be open to anyone.
 func Needs(r *http.Request) (needs []Need, ping, ok bool) {
 	p := r.URL.Path
 	switch p {
@@ -47,10 +49,7 @@ func Needs(r *http.Request) (needs []Need, ping, ok bool) {
 	}
 	needs = []Need{{Repository: name, Action: action}}
 	if ep == epUpload && r.Method == http.MethodPost {
-		if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" && from != name {
-			if validName(from) != nil {
-				return nil, false, false
-			}
+		if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" && from != name && validName(from) == nil {
 			needs = append(needs, Need{Repository: from, Action: "pull"})
 		}
 	}
