@@ -111,7 +111,7 @@ specially.`,
 	create.Flags().StringVar(&expires, "expires", "", "lifetime such as 90d or 720h, or an RFC 3339 time (default: never)")
 	rotate := &cobra.Command{
 		Use:   "rotate NAME",
-		Short: "Give a robot a new secret (the old one stops working at once)",
+		Short: "Give a robot a new secret (the old secret stops working at once; tokens already issued with it expire within auth.tokenttl)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			doc, found, err := g.existing(cmd, "Robot", args[0])
