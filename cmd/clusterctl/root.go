@@ -28,6 +28,6 @@ and the admin token through --token, --token-file, BERTH_TOKEN, or the file
 	pf.StringVar(&g.tokenFile, "token-file", defaultTokenFile, "file holding the admin token")
 	root.AddCommand(applyCmd(g), getCmd(g), deleteCmd(g), historyCmd(g),
 		statusCmd(g), membersCmd(g), joinCmd(g), leaveCmd(g), removeCmd(g), transferCmd(g), snapshotCmd(g),
-		webhookCmd(g), eventsCmd(g), gcCmd(g), userCmd(g), robotCmd(g), authCmd(g))
+		webhookCmd(g), eventsCmd(g), gcCmd(g), userCmd(g), robotCmd(g), authCmd(g), versionCmd())
 	return root
 }
