@@ -42,6 +42,9 @@ type cluster struct {
 	// auth leaves authentication at its cluster default (on). Tests of
 	// other parts turn it off, so their clients need no credentials.
 	auth bool
+	// nodeArgs, if set, are added to every node's command line
+	// (--log-format json).
+	nodeArgs []string
 }
 
 func startMinIO(t *testing.T, dir string) string {
@@ -88,6 +91,7 @@ func (c *cluster) startNodes(prefix string, n int) {
 		nd.args = []string{"serve", "--node-id", nd.id, "--addr", nd.api, "--data-dir", nd.dataDir,
 			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","),
 			"--bootstrap-expect", fmt.Sprint(n)}
+		nd.args = append(nd.args, c.nodeArgs...)
 		nd.env = []string{
 			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
 			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,

@@ -2,10 +2,12 @@ package logs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -110,10 +112,18 @@ func value(v any) any {
 	case hclog.Quote:
 		return string(v)
 	case error:
-		if v == nil {
-			return nil
-		}
 		return v.Error()
+	case time.Duration, time.Time, json.Marshaler, slog.LogValuer:
+		return v // slog knows how to write these
+	case fmt.Stringer:
+		// Raft passes itself ("Node at 10.0.0.1:7000 [Leader]"): its
+		// String, not its exported fields, is what hclog wrote.
+		return v.String()
+	}
+	if k := reflect.Indirect(reflect.ValueOf(v)).Kind(); k == reflect.Struct {
+		// A raft.Server as {ID:node2 Address:10.0.0.2:7000 ...}, one
+		// value in text and JSON alike.
+		return fmt.Sprintf("%+v", v)
 	}
 	return v
 }

@@ -86,12 +86,14 @@ func TestHCLogAttrs(t *testing.T) {
 	var buf bytes.Buffer
 	l := HCLog(jsonLogger(&buf, slog.LevelDebug), "raft").Named("snapshot").With("id", "1-2-3")
 	l.Error("failed to heartbeat to", "peer", "10.0.0.2:7000", "backoff time", 50, "error", errors.New("connection refused"),
-		"fmt", hclog.Fmt("%d/%d", 1, 2), "hex", hclog.Hex(255), "dangling")
+		"fmt", hclog.Fmt("%d/%d", 1, 2), "hex", hclog.Hex(255), "node", stringer("Node at x [Leader]"),
+		"server", struct{ ID, Address string }{"n2", "10.0.0.2:7000"}, "dangling")
 	got := jsonLines(t, &buf)[0]
 	want := map[string]any{
 		"level": "ERROR", "msg": "failed to heartbeat to", NameKey: "raft.snapshot", "id": "1-2-3",
 		"peer": "10.0.0.2:7000", "backoff time": float64(50), "error": "connection refused",
 		"fmt": "1/2", "hex": "0xff", "EXTRA_VALUE_AT_END": "dangling",
+		"node": "Node at x [Leader]", "server": "{ID:n2 Address:10.0.0.2:7000}",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -102,6 +104,10 @@ func TestHCLogAttrs(t *testing.T) {
 		t.Errorf("no time in %v", got)
 	}
 }
+
+type stringer string
+
+func (s stringer) String() string { return string(s) }
 
 func TestStdLog(t *testing.T) {
 	cases := []struct {
