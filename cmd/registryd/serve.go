@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg node.Config, logOut io.Writer) (err error) {
 	go func() { dedup.Run(dctx); close(dedupDone) }()
 	defer func() {
 		if err != nil && cfg.Log.Format == "json" {
-			logger.Error("registryd stopped", "err", err)
+			logger.Error("registryd exiting", "err", err)
 			err = errLogged
 		}
 		stopDedup() // and write the counts still held back

@@ -29,8 +29,9 @@ type DedupOptions struct {
 }
 
 // DefaultIgnore are the attribute keys Berth's and its libraries' repeated
-// failures vary in: Raft's "backoff time" and "time", durations, attempts.
-var DefaultIgnore = []string{"backoff time", "time", "duration", "elapsed", "last-contact", "attempt", "wait", "took", "suppressed"}
+// failures vary in: Raft's "backoff time" and "time", durations, attempts,
+// retry delays (raftnet's "in").
+var DefaultIgnore = []string{"backoff time", "time", "duration", "elapsed", "last-contact", "attempt", "wait", "took", "in", "delay", "backoff", "suppressed"}
 
 // Attributes a summary line adds.
 const (
