@@ -107,6 +107,9 @@ var errLogged = errors.New("reported in the log")
 
 func serve(ctx context.Context, cfg node.Config, logOut io.Writer) (err error) {
 	logger, dedup := newLogger(cfg.Log, logOut)
+	// A library that logs through the standard log package (none should)
+	// still lands in the one stream, in its format, at info.
+	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	dctx, stopDedup := context.WithCancel(context.WithoutCancel(ctx))
