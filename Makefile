@@ -28,11 +28,20 @@ FUZZTIME ?= 8s
 
 all: build
 
-## build: compile registryd and clusterctl (static) into ./bin
+# What `registryd version` and `clusterctl version` print. Override on the
+# command line for a release: make build VERSION=v1.2.3. Without git (a
+# source tarball) they fall back to "dev" and the toolchain's VCS stamp.
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+BUILDINFO  := github.com/berth-registry/berth/internal/buildinfo
+LDFLAGS    := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).date=$(BUILD_DATE)
+
+## build: compile registryd and clusterctl (static) into ./bin, stamped with version, commit and date
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/registryd ./cmd/registryd
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/clusterctl ./cmd/clusterctl
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/registryd ./cmd/registryd
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/clusterctl ./cmd/clusterctl
 
 ## run: the single-node default: local disk under ./data, 127.0.0.1:5000
 run: build

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"net"
 	"strconv"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/berth-registry/berth/node/logs"
 )
 
 // Meta is what each node gossips about itself. It is how a follower finds
@@ -50,7 +50,7 @@ type membership struct {
 	members map[string]Member
 }
 
-func newMembership(cfg Config, self Meta, logger *slog.Logger, logOut io.Writer) (*membership, error) {
+func newMembership(cfg Config, self Meta, logger *slog.Logger) (*membership, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Gossip.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("gossip.addr %q: %w", cfg.Gossip.Addr, err)
@@ -85,7 +85,9 @@ func newMembership(cfg Config, self Meta, logger *slog.Logger, logOut io.Writer)
 	mc.ProbeInterval = 500 * time.Millisecond
 	mc.ProbeTimeout = 250 * time.Millisecond
 	mc.GossipInterval = 100 * time.Millisecond
-	mc.Logger = log.New(logOut, "memberlist: ", log.LstdFlags)
+	// memberlist's "[DEBUG] memberlist: ..." lines become records of the
+	// level they name, in the node's format.
+	mc.Logger = logs.StdLog(logger, "memberlist")
 	if s := cfg.Cluster.secret; s != "" {
 		// Gossip is encrypted with a key derived from the cluster secret.
 		key := sha256.Sum256([]byte("berth-gossip:" + s))

@@ -83,8 +83,10 @@ type Node struct {
 
 // New opens the data dir, the blob store and Raft, binds the HTTP listener
 // and (in a cluster) starts gossip, so that when it returns the node's
-// ports are taken. It does not serve until Run.
-func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, logOut io.Writer) (_ *Node, err error) {
+// ports are taken. It does not serve until Run. Everything the node and its
+// libraries (Raft, memberlist) log goes through logger; the io.Writer is
+// no longer written to and stays only so callers need not change.
+func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _ io.Writer) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -151,7 +153,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 	}
 	n.fsm = fsm.New(logger)
 	ownsStore = false
-	if n.raft, err = openRaft(cfg, store, n.fsm, logger, logOut); err != nil {
+	if n.raft, err = openRaft(cfg, store, n.fsm, logger); err != nil {
 		return nil, err
 	}
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
@@ -165,7 +167,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, l
 			return nil, fmt.Errorf("http address %q is not reachable by peers: set http.advertise (--advertise) to this node's address", self.APIAddr)
 		}
 		apiTLS.warnUntrustedPeers(self.APIAddr, logger)
-		if n.members, err = newMembership(cfg, self, logger, logOut); err != nil {
+		if n.members, err = newMembership(cfg, self, logger); err != nil {
 			n.close()
 			return nil, err
 		}
@@ -272,9 +274,11 @@ func (n *Node) handler() http.Handler {
 	limited := func(h http.Handler) http.Handler {
 		return limit.NewRequests(limit.Config{MaxConcurrent: lim.MaxConcurrentRequests, MaxPerClient: lim.MaxRequestsPerClient, RetryAfter: time.Second}, h)
 	}
-	mux.Handle("/v2/", n.metrics.HTTP(limited(n.guardAPI(
+	// The access log outermost of all, so refused requests (429, 401) get
+	// their line.
+	mux.Handle("/v2/", api.AccessLog(n.logger, n.metrics.HTTP(limited(n.guardAPI(
 		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly}, n, n, n.blobs, n.logger))),
-		api.RouteKinds, api.RouteKind))
+		api.RouteKinds, api.RouteKind)))
 	if n.access != nil {
 		mux.Handle("/token", limited(n.access.TokenHandler()))
 	}

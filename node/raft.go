@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berth-registry/berth/node/logs"
 	"github.com/berth-registry/berth/node/raftnet"
 )
 
@@ -61,16 +61,16 @@ func openLog(cfg Config) (*raftboltdb.BoltStore, error) {
 // <datadir>/raft. A node with no existing state and no peers bootstraps
 // itself as a single-voter cluster, which is what makes `registryd serve`
 // work with no flags.
-func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slog.Logger, logOut io.Writer) (*consensus, error) {
+func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slog.Logger) (*consensus, error) {
 	dir := filepath.Join(cfg.Storage.DataDir, "raft")
 	disk := newDiskGuard(dir, uint64(cfg.Storage.ReservedSpace), !cfg.Clustered(), logger)
 	// The cache saves a bolt read per entry when followers and the FSM catch up.
-	logs, err := raft.NewLogCache(1024, disk.logStore(store))
+	logCache, err := raft.NewLogCache(1024, disk.logStore(store))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStore(dir, 3, logOut)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, logs.HCLog(logger, "raft-snapshot"))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
@@ -104,7 +104,7 @@ func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slo
 		}
 		tt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: stream, MaxPool: 5, Timeout: 10 * time.Second,
-			Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: logOut, Level: hclog.DefaultLevel}),
+			Logger: logs.HCLog(logger, "raft-net"),
 		})
 		addr, trans = raft.ServerAddress(advertise), tt
 	}
@@ -114,12 +114,9 @@ func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slo
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.Raft.SnapshotThreshold
 	rc.SnapshotInterval = cfg.Raft.SnapshotInterval
-	rc.Logger = hclog.New(&hclog.LoggerOptions{
-		Name:       "raft",
-		Output:     logOut,
-		Level:      hclog.LevelFromString(hclogLevel(cfg.Log.Level)),
-		JSONFormat: cfg.Log.Format == "json",
-	})
+	// Raft logs through the node's handler: same format, same level
+	// filter, and its repeated heartbeat failures folded (node/logs).
+	rc.Logger = logs.HCLog(logger, "raft")
 	if cfg.Raft.Addr == "" {
 		// With one voter there is nobody to wait for: elect quickly.
 		rc.HeartbeatTimeout = 100 * time.Millisecond
@@ -127,12 +124,12 @@ func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slo
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
 	}
 
-	has, err := raft.HasExistingState(logs, store, snaps)
+	has, err := raft.HasExistingState(logCache, store, snaps)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, fsm, logs, store, snaps, trans)
+	r, err := raft.NewRaft(rc, fsm, logCache, store, snaps, trans)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -146,7 +143,7 @@ func openRaft(cfg Config, store *raftboltdb.BoltStore, fsm raft.FSM, logger *slo
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	return &consensus{raft: r, logs: logs, store: store, transport: trans, disk: disk, fresh: !has}, nil
+	return &consensus{raft: r, logs: logCache, store: store, transport: trans, disk: disk, fresh: !has}, nil
 }
 
 // raftStream listens on raft.addr behind node/raftnet, so only peers with
@@ -207,12 +204,4 @@ func (c *consensus) close(logger *slog.Logger) error {
 		errs = append(errs, fmt.Errorf("close raft log: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func hclogLevel(l string) string {
-	// Raft is chatty at info; only surface its warnings unless debugging.
-	if l == "debug" {
-		return "debug"
-	}
-	return "warn"
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -52,13 +53,19 @@ type clusterStatus struct {
 
 func statusCmd(g *globals) *cobra.Command {
 	var output string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show nodes, leader, term, commit and applied index, lag and gossip health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st clusterStatus
-			if err := g.call(cmd.Context(), "GET", "/admin/v1/cluster/status", nil, &st); err != nil {
+			if cmd.Flags().Changed("wait") {
+				var err error
+				if st, err = g.waitHealthy(cmd.Context(), wait, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			} else if err := g.call(cmd.Context(), "GET", "/admin/v1/cluster/status", nil, &st); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -72,6 +79,8 @@ func statusCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json (default: table)")
+	cmd.Flags().DurationVar(&wait, "wait", 60*time.Second, "wait until a leader is known and every node is a healthy voter, printing progress; fail after this long (--wait alone: 60s)")
+	cmd.Flags().Lookup("wait").NoOptDefVal = "60s"
 	return cmd
 }
 

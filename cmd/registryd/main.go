@@ -2,14 +2,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/berth-registry/berth/internal/buildinfo"
+)
 
 func main() {
 	root := &cobra.Command{
@@ -20,7 +20,9 @@ func main() {
 	}
 	root.AddCommand(serveCmd(), versionCmd(), envCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "registryd:", err)
+		if !errors.Is(err, errLogged) {
+			fmt.Fprintln(os.Stderr, "registryd:", err)
+		}
 		os.Exit(1)
 	}
 }
@@ -28,7 +30,8 @@ func main() {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
+		Short: "Print the version, commit and build date",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { buildinfo.Read().Print(cmd.OutOrStdout(), "registryd") },
 	}
 }

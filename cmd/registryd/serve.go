@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-registry/berth/internal/buildinfo"
 	"github.com/berth-registry/berth/node"
+	"github.com/berth-registry/berth/node/logs"
 )
 
 // serveFlags are the command-line overrides; each maps to one config key.
@@ -98,25 +101,47 @@ func applyFlags(cmd *cobra.Command, f serveFlags, cfg *node.Config) {
 	set("log-format", &cfg.Log.Format, f.logFormat)
 }
 
-func serve(ctx context.Context, cfg node.Config, logOut io.Writer) error {
-	logger := newLogger(cfg.Log, logOut)
+// errLogged is an error serve has already written to the log; main only
+// sets the exit code, so a JSON log stays JSON to its last line.
+var errLogged = errors.New("reported in the log")
+
+func serve(ctx context.Context, cfg node.Config, logOut io.Writer) (err error) {
+	logger, dedup := newLogger(cfg.Log, logOut)
+	// A library that logs through the standard log package (none should)
+	// still lands in the one stream, in its format, at info.
+	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, err := node.New(ctx, cfg, version, logger, logOut)
+	dctx, stopDedup := context.WithCancel(context.WithoutCancel(ctx))
+	dedupDone := make(chan struct{})
+	go func() { dedup.Run(dctx); close(dedupDone) }()
+	defer func() {
+		if err != nil && cfg.Log.Format == "json" {
+			logger.Error("registryd exiting", "err", err)
+			err = errLogged
+		}
+		stopDedup() // and write the counts still held back
+		<-dedupDone
+	}()
+	n, err := node.New(ctx, cfg, buildinfo.Read().Version, logger, logOut)
 	if err != nil {
 		return err
 	}
 	return n.Run(ctx)
 }
 
-func newLogger(c node.LogConfig, w io.Writer) *slog.Logger {
+// newLogger is the one handler every line goes through, Raft's and
+// memberlist's too (node/logs), with repeated warnings folded.
+func newLogger(c node.LogConfig, w io.Writer) (*slog.Logger, *logs.Dedup) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by Config.Validate
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	d := logs.NewDedup(h, logs.DedupOptions{})
+	return slog.New(d), d
 }
 
 func envCmd() *cobra.Command {

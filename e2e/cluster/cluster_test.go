@@ -47,6 +47,9 @@ type cluster struct {
 	// https, when set, is the client for nodes that serve HTTPS (http.tls
 	// or cluster.tls): it trusts the CA of their certificates.
 	https *http.Client
+	// nodeArgs, if set, are added to every node's command line
+	// (--log-format json).
+	nodeArgs []string
 }
 
 // url is a node's API URL for path, https when the nodes serve it.
@@ -124,6 +127,7 @@ func (c *cluster) startNodes(prefix string, n int) {
 		nd.args = []string{"serve", "--node-id", nd.id, "--addr", nd.api, "--data-dir", nd.dataDir,
 			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","),
 			"--bootstrap-expect", fmt.Sprint(n)}
+		nd.args = append(nd.args, c.nodeArgs...)
 		nd.env = []string{
 			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
 			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,

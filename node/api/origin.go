@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 
 	"github.com/berth-registry/berth/events"
@@ -19,9 +17,7 @@ func withOrigin(w http.ResponseWriter, r *http.Request) *http.Request {
 	}
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
-		var b [12]byte
-		rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
 	// The actor, if authentication named one, is already in the context.

@@ -82,7 +82,7 @@ func New(cfg Config, p Proposer, r Reader, blobs blob.Store, logger *slog.Logger
 		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	h := &handler{cfg: cfg, props: p, reads: r, blobs: blobs, logger: logger, cache: newManifestCache(cfg.ManifestCacheBytes)}
-	return logRequests(logger, h)
+	return AccessLog(logger, h)
 }
 
 var (
@@ -114,6 +114,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer b.finish()
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	noteActor(r)
 	r = withOrigin(w, r)
 	switch {
 	case p == "/v2/" || p == "/v2":
@@ -191,6 +192,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
 		writeError(w, r, h.logger, err)
 		return
 	}
+	noteTarget(r, ep, name, arg)
 	if h.refuseReadOnly(w, r, ep) {
 		return
 	}
