@@ -194,7 +194,6 @@ func (c *Console) manifest(s *session) (string, string, string, any, error) {
 	if err := json.Unmarshal(b, &om); err != nil {
 		md.ReadError = "the manifest is not JSON: " + err.Error()
 	}
-	md.Total = m.Size
 	linked := func(desc descriptor) layerRow {
 		_, ok := s.v.BlobLink(repo, desc.Digest)
 		return layerRow{descriptor: desc, Linked: ok}
@@ -202,7 +201,7 @@ func (c *Console) manifest(s *session) (string, string, string, any, error) {
 	if om.Config != nil {
 		r := linked(*om.Config)
 		md.Config = &r
-		md.Total += r.Size
+		md.Total = m.Size + r.Size
 	}
 	for _, l := range om.Layers {
 		md.Layers = append(md.Layers, linked(l))

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -86,14 +88,19 @@ func isIndex(mediaType string) bool {
 		mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
+// kindOf tells images from other artifacts. The FSM keeps, as the
+// referrers API wants it, the artifactType or else the config's media
+// type, so an image is a manifest whose "artifact type" is an image
+// config.
 func kindOf(m fsm.Manifest) string {
 	switch {
 	case isIndex(m.MediaType):
 		return kindIndex
-	case m.ArtifactType != "":
-		return kindArtifact
+	case m.ArtifactType == "", m.ArtifactType == "application/vnd.oci.image.config.v1+json",
+		m.ArtifactType == "application/vnd.docker.container.image.v1+json":
+		return kindImage
 	}
-	return kindImage
+	return kindArtifact
 }
 
 // referrerBadge counts a manifest's referrers of one artifact type.
@@ -104,6 +111,7 @@ type referrerBadge struct {
 
 // summary is what the tables show of one manifest.
 type summary struct {
+	Repo      string
 	Digest    digest.Digest
 	MediaType string
 	Kind      string
@@ -113,6 +121,9 @@ type summary struct {
 	Referrers []referrerBadge
 	// MoreReferrers is set when there are more than the badges count.
 	MoreReferrers bool
+	// Cells is the summary's table cells, rendered once per manifest
+	// rather than once per tag: most of a page's rendering time.
+	Cells template.HTML
 }
 
 type tagRow struct {
@@ -149,8 +160,9 @@ func (m *summaries) of(d digest.Digest) *summary {
 	if sm, ok := m.memo[d]; ok {
 		return sm
 	}
-	sm := &summary{Digest: d}
+	sm := &summary{Repo: m.repo, Digest: d}
 	m.memo[d] = sm
+	defer m.render(sm)
 	man, ok := m.s.v.Manifest(m.repo, d)
 	if !ok {
 		sm.Kind = "missing"
@@ -185,6 +197,14 @@ func (m *summaries) of(d digest.Digest) *summary {
 		}
 	}
 	return sm
+}
+
+func (m *summaries) render(sm *summary) {
+	var b strings.Builder
+	if err := m.c.pages["repository.html"].ExecuteTemplate(&b, "summary-cells", sm); err != nil {
+		panic("console: summary-cells: " + err.Error()) // a template bug
+	}
+	sm.Cells = template.HTML(b.String()) // html/template escaped it
 }
 
 // imageSize is a manifest's own size plus its config and layers, as
