@@ -21,7 +21,7 @@ import (
 // behind the OCI API's authentication when it is on.
 func (n *Node) webConsole() http.Handler {
 	cfg := console.Config{
-		Views:   n,
+		Views:   consoleViews{n},
 		Blobs:   n.blobs,
 		Cluster: n.consoleCluster,
 		Version: n.version,
@@ -43,6 +43,13 @@ func (n *Node) webConsole() http.Handler {
 	}
 	return c
 }
+
+// consoleViews gives the console reads at the read index and, for the
+// cluster page when there is no leader, this node's own state.
+type consoleViews struct{ n *Node }
+
+func (c consoleViews) ReadView(ctx context.Context) (*fsm.View, error) { return c.n.ReadView(ctx) }
+func (c consoleViews) View() *fsm.View                                 { return c.n.fsm.View() }
 
 // consoleCluster is ClusterStatus, as the console shows it.
 func (n *Node) consoleCluster(ctx context.Context) console.ClusterInfo {
@@ -82,7 +89,7 @@ func (n *Node) consoleEvents(ctx context.Context, before uint64, limit int) (con
 		seq = before - 1
 	}
 	var page console.EventPage
-	for looked := 0; seq >= first && seq > 0 && len(page.Events) < limit && looked < 4*limit; seq-- {
+	for looked := 0; seq >= first && seq > 0 && len(page.Events) < limit && looked < 2*limit; seq-- {
 		looked++
 		msg, err := stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {

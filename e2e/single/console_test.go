@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,6 +159,19 @@ func TestWebConsole(t *testing.T) {
 		})
 	}
 
+	// Events page by page, newest first: the second page starts where the
+	// first ended.
+	page1 := getPage(t, "http://"+host+"/ui/events?n=3", token)
+	first := eventIndexes(t, page1)
+	m := nextLink.FindSubmatch(page1)
+	if len(first) != 3 || m == nil {
+		t.Fatalf("events?n=3: indexes %v, next link %q", first, m)
+	}
+	second := eventIndexes(t, getPage(t, "http://"+host+strings.ReplaceAll(string(m[1]), "&amp;", "&"), token))
+	if len(second) == 0 || second[0] >= first[2] {
+		t.Fatalf("events: first page %v, the older page %v", first, second)
+	}
+
 	// 10000 tags of the same manifest, created through the API.
 	harness.Run(t, env, crane, "--insecure", "copy", img+":v1", host+"/demo/big:t00000")
 	manifest, mediaType := getConsoleManifest(t, host, token, "demo/big", "t00000")
@@ -211,6 +226,25 @@ func TestWebConsole(t *testing.T) {
 		t.Fatalf("Chromium took %v for the page of %d tags", took, tags)
 	}
 	b.shot("tags-10000", base+"repository?name=demo/big&n=10000")
+}
+
+var (
+	nextLink = regexp.MustCompile(`rel="next" href="([^"]+)"`)
+	eventRow = regexp.MustCompile(`<tr><td class="num">(\d+)</td>`)
+)
+
+// eventIndexes lists the log indexes of an events page's rows, in order.
+func eventIndexes(t *testing.T, page []byte) []int {
+	t.Helper()
+	var out []int
+	for _, m := range eventRow.FindAllSubmatch(page, -1) {
+		n, err := strconv.Atoi(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func getPage(t *testing.T, url, token string) []byte {

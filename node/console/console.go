@@ -48,6 +48,14 @@ type Views interface {
 	ReadView(ctx context.Context) (*fsm.View, error)
 }
 
+// StaleViews also reads the state as this node has applied it, without
+// waiting for the leader: what the cluster page falls back to when there
+// is no leader to confirm a read, which is when it is needed most.
+type StaleViews interface {
+	Views
+	View() *fsm.View
+}
+
 // Blobs reads manifest bytes (for layers and platforms).
 type Blobs interface {
 	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, blob.Info, error)
@@ -122,15 +130,18 @@ func New(cfg Config) (*Console, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+Prefix+"static/", http.StripPrefix(Prefix+"static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET "+Prefix+"{$}", c.serve(c.repositories))
-	mux.HandleFunc("GET "+Prefix+"repositories", c.serve(c.repositories))
-	mux.HandleFunc("GET "+Prefix+"repository", c.serve(c.repository))
-	mux.HandleFunc("GET "+Prefix+"manifest", c.serve(c.manifest))
-	mux.HandleFunc("GET "+Prefix+"cluster", c.serve(c.cluster))
-	mux.HandleFunc("GET "+Prefix+"events", c.serve(c.events))
-	mux.HandleFunc("GET "+Prefix+"resources", c.serve(c.resources))
-	mux.HandleFunc("GET "+Prefix+"resource", c.serve(c.resource))
+	for path, f := range map[string]pageFunc{
+		"{$}": c.repositories, "repositories": c.repositories, "repository": c.repository, "manifest": c.manifest,
+		"cluster": c.cluster, "events": c.events, "resources": c.resources, "resource": c.resource,
+	} {
+		mux.HandleFunc("GET "+Prefix+path, c.serve(f, path == "cluster"))
+	}
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			c.fail(w, r, nil, errorf(http.StatusMethodNotAllowed, "the console is read-only: use clusterctl or the admin API to change things"))
+			return
+		}
 		c.fail(w, r, nil, errorf(http.StatusNotFound, "no console page %s: start at %s", r.URL.Path, Prefix))
 	})
 	c.mux = mux
@@ -155,6 +166,9 @@ type session struct {
 	authOn bool
 	// pull caches, per namespace, whether id may pull there.
 	pull map[string]bool
+	// stale is why the view is this node's own rather than one at the
+	// read index; "" when it is current.
+	stale string
 }
 
 // admin reports whether the visitor may see the whole cluster.
@@ -192,21 +206,29 @@ type page struct {
 	Admin   bool
 	Version string
 	Node    string
-	Data    any
+	// Stale says why the page shows this node's own state.
+	Stale string
+	Data  any
 }
 
 // pageFunc answers one page: the template's name and its data.
 type pageFunc func(s *session) (tmpl, title, nav string, data any, err error)
 
-// serve reads the state, authenticates, runs f and renders its page.
-func (c *Console) serve(f pageFunc) http.HandlerFunc {
+// serve reads the state, authenticates, runs f and renders its page. A
+// page that may be stale falls back to this node's own state when the
+// read index cannot be had.
+func (c *Console) serve(f pageFunc, staleOK bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		stale := ""
 		v, err := c.cfg.Views.ReadView(r.Context())
+		if sv, ok := c.cfg.Views.(StaleViews); err != nil && staleOK && ok && r.Context().Err() == nil {
+			stale, v, err = err.Error(), sv.View(), nil
+		}
 		if err != nil {
 			c.fail(w, r, nil, errorf(http.StatusServiceUnavailable, "cannot read the cluster state: %v", err))
 			return
 		}
-		s := &session{r: r, v: v, authOn: c.cfg.Authenticate != nil, pull: map[string]bool{}}
+		s := &session{r: r, v: v, authOn: c.cfg.Authenticate != nil, pull: map[string]bool{}, stale: stale}
 		if s.authOn {
 			if s.id, err = c.cfg.Authenticate(r, v); err != nil {
 				w.Header().Set("WWW-Authenticate", `Basic realm="berth console", charset="UTF-8"`)
@@ -226,7 +248,7 @@ func (c *Console) serve(f pageFunc) http.HandlerFunc {
 func (c *Console) page(s *session, title, nav string, data any) page {
 	p := page{Title: title, Nav: nav, Version: c.cfg.Version, Node: c.cfg.Node, Data: data, Admin: true}
 	if s != nil {
-		p.Admin = s.admin()
+		p.Admin, p.Stale = s.admin(), s.stale
 		if s.authOn {
 			p.User = s.id.Subject()
 		}

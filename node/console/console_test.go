@@ -479,3 +479,47 @@ func TestEventsOffAndStatic(t *testing.T) {
 		}
 	}
 }
+
+// noLeader is a node that cannot confirm a read: its own state only.
+type noLeader struct{ *state }
+
+func (n noLeader) ReadView(context.Context) (*fsm.View, error) {
+	return nil, errors.New("no raft leader")
+}
+func (n noLeader) View() *fsm.View { return n.f.View() }
+
+// Without a leader the cluster page still shows, from this node's own
+// state and saying so; the other pages answer 503.
+func TestNoLeader(t *testing.T) {
+	fx := newFixture(t)
+	c, err := New(Config{Views: noLeader{fx.state}, Blobs: fx.state, Authenticate: fakeAuth,
+		Cluster: func(context.Context) ClusterInfo {
+			return ClusterInfo{Nodes: []NodeInfo{{ID: "node-1", State: "Candidate", Term: 7, Gossip: "alive"}}}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := get(c, "/ui/cluster", "root")
+	if body := w.Body.String(); w.Code != 200 || !strings.Contains(body, `id="stale"`) || !strings.Contains(body, "no raft leader") ||
+		!strings.Contains(body, "none (no quorum?)") || !strings.Contains(body, "Candidate") {
+		t.Fatalf("cluster without a leader: %d\n%s", w.Code, body)
+	}
+	if w := get(c, "/ui/cluster", "alice"); w.Code != 403 {
+		t.Fatalf("a member on the stale cluster page: %d", w.Code)
+	}
+	if w := get(c, "/ui/repositories", "root"); w.Code != 503 || !strings.Contains(w.Body.String(), "no raft leader") {
+		t.Fatalf("repositories without a leader: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	c := newConsole(t, newFixture(t), false)
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		r := httptest.NewRequest(m, "/ui/repositories", nil)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code != 405 || !strings.Contains(w.Body.String(), "read-only") {
+			t.Errorf("%s: %d %s", m, w.Code, w.Body)
+		}
+	}
+}
