@@ -24,7 +24,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint imports tools haproxy bench bench-cluster bench-events clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events clean
 
 all: build
 
@@ -91,8 +91,8 @@ imports:
 	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
 	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 
-## tools: pinned crane, regctl, oras, cosign, staticcheck, MinIO and nats-server into ./bin; HAProxy from Debian
-tools: $(BIN)/crane $(BIN)/regctl $(BIN)/oras $(BIN)/cosign $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy
+## tools: pinned crane, regctl, oras, cosign, staticcheck, MinIO and nats-server into ./bin; HAProxy and Chromium from Debian
+tools: $(BIN)/crane $(BIN)/regctl $(BIN)/oras $(BIN)/cosign $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy chromium
 
 $(BIN)/crane:
 	$(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
@@ -114,6 +114,9 @@ $(BIN)/nats-server:
 	CGO_ENABLED=0 $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 haproxy:
 	@command -v haproxy >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
+# Headless Chromium loads the web console's pages in e2e (console_test.go).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 ## bench: Berth against CNCF Distribution $(DISTRIBUTION_VERSION), side by side (see BENCHMARKS.md)
 bench: build $(BIN)/registry

@@ -28,6 +28,7 @@ import (
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
 	cs "github.com/berth-registry/berth/node/consensus"
+	"github.com/berth-registry/berth/node/console"
 	"github.com/berth-registry/berth/node/limit"
 	"github.com/berth-registry/berth/node/metrics"
 	"github.com/berth-registry/berth/node/peertls"
@@ -289,6 +290,7 @@ func (n *Node) handler() http.Handler {
 	// Webhook and Registry GETs show whether this node can read the
 	// secrets they reference (status.conditions).
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions), admin.WithGC(gcAdmin{n})))
+	mux.Handle(console.Prefix, limited(n.webConsole()))
 	mux.Handle(internalPrefix, n.internalHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

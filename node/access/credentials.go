@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -248,4 +249,36 @@ func federated(acc auth.ViewDirectory, name string) (auth.Identity, error) {
 		return auth.Identity{}, fmt.Errorf("%w: user %s: %w", auth.ErrBadCredentials, name, auth.ErrDisabled)
 	}
 	return auth.Identity{Kind: auth.UserIdentity, Name: name, Federated: true, ClusterAdmin: ok && spec.ClusterAdmin}, nil
+}
+
+// ErrNoCredentials is Identify's answer to a request without an
+// Authorization header.
+var ErrNoCredentials = errors.New("sign in: send Basic credentials (a user's password, a robot's secret, or the admin token as password)")
+
+// Identify authenticates a request's Basic credentials, or the admin
+// token as a bearer token, against the state v, for pages that are not
+// the OCI API (the web console). Other bearer tokens are refused: they
+// carry scopes for the OCI API, not a session. A refusal is counted and
+// audited like the gate's, and its error is safe to show the client.
+func (s *Server) Identify(r *http.Request, v *fsm.View) (auth.Identity, error) {
+	c, err := parseAuthorization(r.Header.Get("Authorization"))
+	switch {
+	case err != nil:
+		s.fail(r, "login", "malformed")
+		return auth.Identity{}, err
+	case c.scheme == "":
+		return auth.Identity{}, ErrNoCredentials
+	case c.scheme == "bearer" && s.isAdminToken(c.token):
+		return adminIdentity, nil
+	case c.scheme == "bearer":
+		s.fail(r, "login", "credentials")
+		return auth.Identity{}, errors.New("this page takes Basic credentials or the admin token, not an OCI API token")
+	}
+	id, err := s.signIn(v, c)
+	if err != nil {
+		s.fail(r, "login", "credentials")
+		s.audit.refused(r, "sign-in refused", err)
+		return auth.Identity{}, auth.ErrBadCredentials
+	}
+	return id, nil
 }
