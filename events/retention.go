@@ -6,7 +6,7 @@ const TypeRetentionApplied Type = "RetentionApplied"
 // RetentionApplied closes one run of a RetentionPolicy: the tag and
 // manifest deletions it made went through the log before it, each with
 // the actor retention:<policy>. It is published as
-// dev.berth.retention.completed; the FSM only keeps it in its history.
+// dev.berth.retention.completed; the FSM changes nothing for it.
 type RetentionApplied struct {
 	Policy           string `json:"policy"`
 	Index            uint64 `json:"index"` // the view the plan was made at

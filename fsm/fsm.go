@@ -139,6 +139,9 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.signingKeyAdded(p)
 	case events.PullsRecorded:
 		err = w.pullsRecorded(p)
+	case events.RetentionApplied:
+		// Nothing to change: the run's deletions were entries of their
+		// own; this one is published (dev.berth.retention.completed).
 	case events.ReadOnlySet:
 		err = w.readOnlySet(p)
 	case events.QuotasEnabled:

@@ -55,6 +55,12 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		n.runRetentionSchedule(ctx) // node/retention.go
+	}()
+	defer func() { <-retentionDone }()
 	if n.access != nil {
 		keysDone := make(chan struct{})
 		go func() {

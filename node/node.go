@@ -285,6 +285,7 @@ func (n *Node) handler() http.Handler {
 	}
 	mux.Handle("/admin/v1/cluster/", n.clusterAdmin())
 	mux.Handle("/admin/v1/auth/", n.authAdmin())
+	mux.Handle("/admin/v1/retention/", n.retentionAdmin())
 	mux.Handle("/admin/v1/webhooks/", n.webhooksAdmin())
 	mux.Handle("/admin/v1/events", n.webhooksAdmin())
 	// Webhook and Registry GETs show whether this node can read the

@@ -251,3 +251,14 @@ func RunFail(t testing.TB, env []string, bin string, args ...string) string {
 	}
 	return string(out)
 }
+
+// RunErr runs a client command that is expected to fail and returns its
+// combined output and error, for checking what the user is told.
+func RunErr(env []string, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
