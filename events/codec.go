@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -124,4 +125,28 @@ func Header(b []byte) (Type, int, error) {
 		return "", 0, fmt.Errorf("decode event envelope: %w", err)
 	}
 	return env.Type, env.Version, nil
+}
+
+// Types lists every event type this binary decodes, sorted.
+func Types() []Type {
+	out := make([]Type, 0, len(decoders))
+	for t := range decoders {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// DecodePayload decodes the newest schema version of t from JSON, for
+// tests that need a payload of every type.
+func DecodePayload(t Type, data []byte) (Payload, error) {
+	versions, ok := decoders[t]
+	if !ok {
+		return nil, fmt.Errorf("event %q: %w", t, ErrUnknownType)
+	}
+	newest := 0
+	for v := range versions {
+		newest = max(newest, v)
+	}
+	return versions[newest](data)
 }
