@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/e2e/harness"
 )
@@ -64,10 +65,11 @@ func bigImage(repo, tag string, n int) harness.Image {
 // the admin API reports equals the deduplicated size of what the stored
 // manifests reference, each digest's size as the blob store holds it;
 // the same image under another repository of the namespace adds nothing
-// and is accepted even when full; a delete makes room again.
+// and is accepted even when full; a delete makes room again; and after
+// garbage collection the blob store holds exactly the usage.
 func TestQuotaWithCrane(t *testing.T) {
 	data := t.TempDir()
-	reg := startRegistry(t, data, "")
+	reg := startRegistryEnv(t, data, "", []string{"BERTH_GC_UPLOADMAXAGE=1m"})
 	crane, env := harness.Tool(t, "crane"), clientEnv(t)
 	ctl := harness.Tool(t, "clusterctl")
 	tokenFile := filepath.Join(data, "admin.token")
@@ -183,6 +185,7 @@ func TestQuotaWithCrane(t *testing.T) {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
 	stored = stored[:len(stored)-1]
+	garbageAt := time.Now() // the last write that leaves unreferenced blobs behind
 	if after := checkUsage(append(stored, reg.addr+"/quota/mirror:v0")); after >= full {
 		t.Errorf("usage %d after a delete, %d before", after, full)
 	}
@@ -192,5 +195,18 @@ func TestQuotaWithCrane(t *testing.T) {
 	if out, err := c("append", "-f", tar, "-t", reg.addr+"/quota/app:again"); err != nil {
 		t.Fatalf("a push after the delete made room: %v\n%s", err, out)
 	}
-	checkUsage(append(stored, reg.addr+"/quota/mirror:v0", reg.addr+"/quota/app:again"))
+	usage := checkUsage(append(stored, reg.addr+"/quota/mirror:v0", reg.addr+"/quota/app:again"))
+
+	// The store still holds the deleted image's layer and the refused
+	// pushes' blobs until GC: once they are older than gc.uploadmaxage,
+	// a run removes them, and every byte on disk is counted usage.
+	time.Sleep(time.Until(garbageAt.Add(62 * time.Second)))
+	g("gc", "run", "--wait")
+	var onDisk int64
+	for _, size := range blobSizes(t, data) {
+		onDisk += size
+	}
+	if onDisk != usage {
+		t.Errorf("after GC the blob store holds %d bytes, the namespace's usage is %d", onDisk, usage)
+	}
 }
