@@ -48,20 +48,9 @@ func (c *client) withAuth(user, password string) *client {
 // Requests that carry their own Authorization are left alone.
 func (c *client) do(ctx context.Context, method, path string, hdr map[string]string, body io.Reader, size int64, keep bool) (int, http.Header, []byte, int64, error) {
 	if c.tokens == nil || hdr["Authorization"] != "" {
-		return c.send(ctx, method, path, hdr, body, size, keep)
+		return c.send(ctx, method, path, hdr, "", body, size, keep)
 	}
-	with := func(tok string) map[string]string {
-		if tok == "" {
-			return hdr
-		}
-		h := make(map[string]string, len(hdr)+1)
-		for k, v := range hdr {
-			h[k] = v
-		}
-		h["Authorization"] = "Bearer " + tok
-		return h
-	}
-	code, rh, b, n, err := c.send(ctx, method, path, with(c.tokens.forPath(path)), body, size, keep)
+	code, rh, b, n, err := c.send(ctx, method, path, hdr, c.tokens.forPath(path), body, size, keep)
 	if err != nil || code != http.StatusUnauthorized {
 		return code, rh, b, n, err
 	}
@@ -81,11 +70,12 @@ func (c *client) do(ctx context.Context, method, path string, hdr map[string]str
 			return code, rh, b, n, fmt.Errorf("rewind the body to retry with a token: %w", err)
 		}
 	}
-	return c.send(ctx, method, path, with(tok), body, size, keep)
+	return c.send(ctx, method, path, hdr, tok, body, size, keep)
 }
 
-// send is one HTTP exchange, without the token flow.
-func (c *client) send(ctx context.Context, method, path string, hdr map[string]string, body io.Reader, size int64, keep bool) (int, http.Header, []byte, int64, error) {
+// send is one HTTP exchange, without the token flow; a non-empty token
+// goes in the Authorization header.
+func (c *client) send(ctx context.Context, method, path string, hdr map[string]string, token string, body io.Reader, size int64, keep bool) (int, http.Header, []byte, int64, error) {
 	url := path
 	if !strings.HasPrefix(path, "http") {
 		url = c.base + path
@@ -99,6 +89,9 @@ func (c *client) send(ctx context.Context, method, path string, hdr map[string]s
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

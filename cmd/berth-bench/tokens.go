@@ -115,7 +115,7 @@ func (t *tokenSource) prefetch(ctx context.Context, c *client, repo, actions str
 	realm, service := t.realm, t.service
 	t.mu.Unlock()
 	if realm == "" {
-		code, hdr, body, _, err := c.send(ctx, "GET", "/v2/", nil, nil, -1, true)
+		code, hdr, body, _, err := c.send(ctx, "GET", "/v2/", nil, "", nil, -1, true)
 		if err != nil {
 			return fmt.Errorf("ping: %w", err)
 		}
