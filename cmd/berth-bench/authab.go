@@ -130,7 +130,7 @@ func authABCmd() *cobra.Command {
 					}
 					got := map[*server]Result{}
 					for _, s := range order {
-						r := runWorkload(ctx, clients[s], wl, s.name, dur, grace, 0)
+						r := runMeasured(ctx, clients[s], wl, s, dur, grace)
 						printResult(out, r)
 						got[s] = r
 					}
@@ -186,6 +186,20 @@ func authABCmd() *cobra.Command {
 	cmd.Flags().StringVar(&mdOut, "markdown", "", "write the summary table as Markdown")
 	cmd.Flags().StringVar(&profileDir, "profile", "", "after the rounds, run each workload once more per node while taking a CPU profile of it, into this directory (untimed)")
 	return cmd
+}
+
+// runMeasured runs one round of wl against s and adds the server's CPU
+// time per op, read from /proc around the round (left zero where /proc
+// cannot be read).
+func runMeasured(ctx context.Context, c *client, wl workload, s *server, dur, grace time.Duration) Result {
+	pid := s.procs[0].Process.Pid
+	before, berr := procCPU(pid)
+	r := runWorkload(ctx, c, wl, s.name, dur, grace, 0)
+	after, aerr := procCPU(pid)
+	if berr == nil && aerr == nil && r.Ops > 0 {
+		r.ServerCPUPerOp = (after - before) / time.Duration(r.Ops)
+	}
+	return r
 }
 
 // applyBenchUser creates, through the admin API, the namespace that owns
@@ -280,23 +294,32 @@ func profileAuth(ctx context.Context, out io.Writer, wls []workload, clients map
 func writeAuthMarkdown(w io.Writer, comps []AuthComparison, as string, rounds int, dur time.Duration) {
 	fmt.Fprintf(w, "Machine: %d CPUs, %s/%s, %s. One node each, auth.mode off and on; client signed in as %s. %d rounds of %s per node, alternating.\n\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), as, rounds, dur)
-	fmt.Fprintln(w, "| workload | off ops/s | on ops/s | off p50 / p99 | on p50 / p99 | per-round on/off | median on/off | target ≥ 0.90 | token fetches in timed rounds |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| workload | off ops/s | on ops/s | off p50 / p99 | on p50 / p99 | per-round on/off | median on/off | target ≥ 0.90 | server CPU per op off / on | token fetches in timed rounds |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	ops := func(r Result) float64 { return r.OpsPerS }
 	p50 := func(r Result) float64 { return float64(r.P50) }
 	p99 := func(r Result) float64 { return float64(r.P99) }
+	cpu := func(r Result) float64 { return float64(r.ServerCPUPerOp) }
 	for _, c := range comps {
 		met := "met"
 		if c.MedianRatio < authABTarget {
 			met = "**not met**"
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %.1f | %s / %s | %s / %s | %s | **%.2f** | %s | %d |\n", c.Workload,
+		offCPU, onCPU := time.Duration(medianOf(c.Off, cpu)), time.Duration(medianOf(c.On, cpu))
+		cpuCol := "–"
+		if offCPU > 0 && onCPU > 0 {
+			cpuCol = fmt.Sprintf("%s / %s (%+.0f%%)", us(offCPU), us(onCPU), 100*(float64(onCPU)/float64(offCPU)-1))
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %s / %s | %s / %s | %s | **%.2f** | %s | %s | %d |\n", c.Workload,
 			medianOf(c.Off, ops), medianOf(c.On, ops),
 			ms(time.Duration(medianOf(c.Off, p50))), ms(time.Duration(medianOf(c.Off, p99))),
 			ms(time.Duration(medianOf(c.On, p50))), ms(time.Duration(medianOf(c.On, p99))),
-			formatRatios(c.Ratios), c.MedianRatio, met, c.TimedTokenFetches)
+			formatRatios(c.Ratios), c.MedianRatio, met, cpuCol, c.TimedTokenFetches)
 	}
 }
+
+// us formats a duration in microseconds, the scale of CPU per request.
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/1e3) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
