@@ -24,7 +24,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth clean
 
 all: build
 
@@ -138,8 +138,14 @@ bench-events: build
 	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
 	$(BIN)/berth-bench events --berth $(BIN)/registryd --rounds 3 --duration 5s --json bench-events-results.json
 
+## bench-auth: one node with auth.mode off against one with it on: manifest-head and push-small through the token flow
+bench-auth: build
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench auth-ab --berth $(BIN)/registryd --workload manifest-head,push-small \
+		--rounds 3 --duration 5s --json bench-auth-results.json
+
 $(BIN)/registry:
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 clean:
-	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json bench-auth-results.json

@@ -14,10 +14,12 @@ import (
 )
 
 // client speaks the OCI Distribution API with plain net/http, so the
-// numbers measure the registry, not a client library.
+// numbers measure the registry, not a client library. With tokens set it
+// follows the Docker token flow (tokens.go) as real clients do.
 type client struct {
-	base string
-	hc   *http.Client
+	base   string
+	hc     *http.Client
+	tokens *tokenSource
 }
 
 func newClient(base string, concurrency int) *client {
@@ -31,9 +33,49 @@ func newClient(base string, concurrency int) *client {
 	return &client{base: strings.TrimRight(base, "/"), hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
 
+// withAuth makes the client answer Bearer challenges with tokens got
+// with these Basic credentials.
+func (c *client) withAuth(user, password string) *client {
+	c.tokens = newTokenSource(c.hc, user, password)
+	return c
+}
+
 // do sends a request and drains the answer, returning status, headers and
-// the body (kept only when keep is true; otherwise just counted).
+// the body (kept only when keep is true; otherwise just counted). With a
+// token source, the repository's cached token goes up front, and a 401
+// with a Bearer challenge is answered with a token and the request sent
+// once more (a body must then be an io.Seeker, as bytes.Reader is).
+// Requests that carry their own Authorization are left alone.
 func (c *client) do(ctx context.Context, method, path string, hdr map[string]string, body io.Reader, size int64, keep bool) (int, http.Header, []byte, int64, error) {
+	if c.tokens == nil || hdr["Authorization"] != "" {
+		return c.send(ctx, method, path, hdr, "", body, size, keep)
+	}
+	code, rh, b, n, err := c.send(ctx, method, path, hdr, c.tokens.forPath(path), body, size, keep)
+	if err != nil || code != http.StatusUnauthorized {
+		return code, rh, b, n, err
+	}
+	seeker, rewindable := body.(io.Seeker)
+	if body != nil && !rewindable {
+		return code, rh, b, n, err
+	}
+	tok, ok, terr := c.tokens.answer(ctx, rh)
+	if terr != nil {
+		return code, rh, b, n, terr
+	}
+	if !ok {
+		return code, rh, b, n, err
+	}
+	if seeker != nil {
+		if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+			return code, rh, b, n, fmt.Errorf("rewind the body to retry with a token: %w", err)
+		}
+	}
+	return c.send(ctx, method, path, hdr, tok, body, size, keep)
+}
+
+// send is one HTTP exchange, without the token flow; a non-empty token
+// goes in the Authorization header.
+func (c *client) send(ctx context.Context, method, path string, hdr map[string]string, token string, body io.Reader, size int64, keep bool) (int, http.Header, []byte, int64, error) {
 	url := path
 	if !strings.HasPrefix(path, "http") {
 		url = c.base + path
@@ -47,6 +89,9 @@ func (c *client) do(ctx context.Context, method, path string, hdr map[string]str
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

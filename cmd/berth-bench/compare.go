@@ -34,7 +34,10 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startServer(ctx context.Context, name, bin string, args func(addr, dir string) []string) (*server, error) {
+// startServer runs bin with args (and env added to this process's
+// environment) on a free port and a fresh temp dir, and waits until /v2/
+// answers 200, or 401 from a registry that asks for a token.
+func startServer(ctx context.Context, name, bin string, env []string, args func(addr, dir string) []string) (*server, error) {
 	dir, err := os.MkdirTemp("", "berth-bench-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -44,6 +47,9 @@ func startServer(ctx context.Context, name, bin string, args func(addr, dir stri
 		return nil, err
 	}
 	cmd := exec.Command(bin, args(addr, dir)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -56,7 +62,7 @@ func startServer(ctx context.Context, name, bin string, args func(addr, dir stri
 		resp, err := http.Get(s.url + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return s, nil
 			}
 		}
@@ -127,14 +133,14 @@ func compareCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			berth, err := startServer(ctx, "berth", berthBin, func(addr, dir string) []string {
+			berth, err := startServer(ctx, "berth", berthBin, nil, func(addr, dir string) []string {
 				return []string{"serve", "--addr", addr, "--data-dir", dir, "--log-level", "warn"}
 			})
 			if err != nil {
 				return err
 			}
 			defer berth.stop()
-			dist, err := startServer(ctx, "distribution", distBin, func(addr, dir string) []string {
+			dist, err := startServer(ctx, "distribution", distBin, nil, func(addr, dir string) []string {
 				cfg := filepath.Join(dir, "config.yml")
 				os.WriteFile(cfg, fmt.Appendf(nil, distributionConfig, filepath.Join(dir, "data"), addr), 0o644)
 				return []string{"serve", cfg}

@@ -49,7 +49,7 @@ func eventsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			srv, err := startServer(ctx, "berth", berthBin, func(addr, dir string) []string {
+			srv, err := startServer(ctx, "berth", berthBin, nil, func(addr, dir string) []string {
 				return []string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
 			})
 			if err != nil {

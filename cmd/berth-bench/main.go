@@ -1,7 +1,10 @@
 // Command berth-bench is a load generator for any OCI registry, in the
 // spirit of zot's zb: `run` measures one registry, `compare` starts Berth
-// and CNCF Distribution side by side and reports their ratio, and `limits`
-// measures the machine's physical limits to read the numbers against.
+// and CNCF Distribution side by side and reports their ratio, `auth-ab`
+// compares a Berth node with authentication on against one with it off,
+// and `limits` measures the machine's physical limits to read the numbers
+// against. With credentials the client follows the Docker token flow
+// (tokens.go), as docker and crane do.
 package main
 
 import (
@@ -19,7 +22,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "berth-bench", Short: "Benchmark OCI registries", SilenceUsage: true}
-	root.AddCommand(runCmd(), compareCmd(), compareClusterCmd(), limitsCmd(), scaleCmd(), eventsCmd())
+	root.AddCommand(runCmd(), compareCmd(), compareClusterCmd(), limitsCmd(), scaleCmd(), eventsCmd(), authABCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -54,7 +57,7 @@ func selectWorkloads(names string) ([]workload, error) {
 }
 
 func runCmd() *cobra.Command {
-	var url, names, jsonOut string
+	var url, names, jsonOut, creds string
 	var conc int
 	var dur time.Duration
 	cmd := &cobra.Command{
@@ -67,11 +70,29 @@ func runCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			c := newClient(url, 64)
+			if creds != "" {
+				user, password, err := parseCredentials(creds)
+				if err != nil {
+					return err
+				}
+				c.withAuth(user, password)
+			}
 			var results []Result
 			for _, wl := range wls {
 				if wl.setup != nil {
 					if err := wl.setup(ctx, c); err != nil {
 						return fmt.Errorf("setup %s: %w", wl.name, err)
+					}
+				}
+				if c.tokens != nil && wl.access != nil {
+					n := conc
+					if n <= 0 {
+						n = wl.concurrency
+					}
+					for repo, actions := range wl.access(n) {
+						if err := c.tokens.prefetch(ctx, c, repo, actions); err != nil {
+							return fmt.Errorf("token for %s: %w", repo, err)
+						}
 					}
 				}
 				r := runWorkload(ctx, c, wl, url, dur, time.Minute, conc)
@@ -90,5 +111,6 @@ func runCmd() *cobra.Command {
 	cmd.Flags().IntVar(&conc, "concurrency", 0, "workers (0: each workload's default)")
 	cmd.Flags().DurationVar(&dur, "duration", 10*time.Second, "time per workload")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "also write results as JSON to this file")
+	cmd.Flags().StringVar(&creds, "auth", "", "user:password for the Docker token flow (tokens are fetched before each workload, untimed)")
 	return cmd
 }

@@ -21,6 +21,10 @@ type Result struct {
 	FirstErr string        `json:"firstError,omitempty"`
 	// Unfinished ops were cancelled at the round's grace deadline.
 	Unfinished int `json:"unfinished,omitempty"`
+	// ServerCPUPerOp is the CPU the server process used during the round
+	// divided by the ops completed, where the bench started the server
+	// (auth-ab); zero when not measured.
+	ServerCPUPerOp time.Duration `json:"serverCpuPerOpNs,omitempty"`
 }
 
 // maxOpsPerS is the most this result can stand for: ops/s as if every

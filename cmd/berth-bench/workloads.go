@@ -13,12 +13,35 @@ import (
 // workload is one benchmark. setup runs once per registry instance and is
 // not timed; prepare runs before each op, untimed (generating content and
 // hashing it is the client's cost, not the registry's); op is timed.
+//
+// access names the repositories the op uses with n workers and the
+// actions it needs on each ("pull" or "pull,push"), so a client with
+// credentials can get its tokens before the timed rounds, as a client
+// that already ran once holds them.
 type workload struct {
 	name        string
 	concurrency int
 	setup       func(ctx context.Context, c *client) error
 	prepare     func(w *worker)
 	op          func(ctx context.Context, c *client, w *worker) (bytes int64, err error)
+	access      func(n int) map[string]string
+}
+
+// perWorker is the access of a workload whose worker i pushes to
+// prefix-i.
+func perWorker(prefix string) func(n int) map[string]string {
+	return func(n int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("%s-%d", prefix, i)] = "pull,push"
+		}
+		return m
+	}
+}
+
+// only is the access of a workload that uses one repository.
+func only(repo, actions string) func(int) map[string]string {
+	return func(int) map[string]string { return map[string]string{repo: actions} }
 }
 
 // worker holds one goroutine's reusable buffers.
@@ -130,28 +153,28 @@ func parallel(n, k int, f func(i int) error) error {
 func allWorkloads() []workload {
 	return []workload{
 		{
-			name: "push-small", concurrency: 16,
+			name: "push-small", concurrency: 16, access: perWorker("bench/small"),
 			prepare: func(w *worker) { w.img = newSmallImage(w.seq.Add(1)) },
 			op: func(ctx context.Context, c *client, w *worker) (int64, error) {
 				return w.img.push(ctx, c, fmt.Sprintf("bench/small-%d", w.id), fmt.Sprintf("t%d", w.i))
 			},
 		},
 		{
-			name: "blob-push-64m-mono", concurrency: 2,
+			name: "blob-push-64m-mono", concurrency: 2, access: only("bench/big", "pull,push"),
 			prepare: uniqueBlob,
 			op: func(ctx context.Context, c *client, w *worker) (int64, error) {
 				return bigBlob, c.pushBlob(ctx, "bench/big", w.buf, w.digest)
 			},
 		},
 		{
-			name: "blob-push-64m-chunked", concurrency: 2,
+			name: "blob-push-64m-chunked", concurrency: 2, access: only("bench/big", "pull,push"),
 			prepare: uniqueBlob,
 			op: func(ctx context.Context, c *client, w *worker) (int64, error) {
 				return bigBlob, c.pushChunked(ctx, "bench/big", w.buf, w.digest, chunkSize)
 			},
 		},
 		{
-			name: "blob-pull-64m", concurrency: 2,
+			name: "blob-pull-64m", concurrency: 2, access: only("bench/pull", "pull"),
 			setup: func(ctx context.Context, c *client) error {
 				fixtures()
 				return c.pushBlob(ctx, "bench/pull", fixture.big, fixture.bigD)
@@ -167,7 +190,7 @@ func allWorkloads() []workload {
 		readManifest("manifest-head", "HEAD"),
 		readManifest("manifest-get", "GET"),
 		{
-			name: "tags-list", concurrency: 8,
+			name: "tags-list", concurrency: 8, access: only("bench/tags", "pull"),
 			setup: func(ctx context.Context, c *client) error {
 				fixtures()
 				if _, err := fixture.tagImg.push(ctx, c, "bench/tags", "t00000"); err != nil {
@@ -217,6 +240,11 @@ func allWorkloads() []workload {
 		},
 		{
 			name: "mixed-70pull-30push", concurrency: 16,
+			access: func(n int) map[string]string {
+				m := perWorker("bench/mixed")(n)
+				m["bench/manifest"] = "pull"
+				return m
+			},
 			setup: func(ctx context.Context, c *client) error {
 				fixtures()
 				_, err := fixture.img.push(ctx, c, "bench/manifest", "latest")
@@ -250,7 +278,7 @@ func allWorkloads() []workload {
 
 func readManifest(name, method string) workload {
 	return workload{
-		name: name, concurrency: 16,
+		name: name, concurrency: 16, access: only("bench/manifest", "pull"),
 		setup: func(ctx context.Context, c *client) error {
 			fixtures()
 			_, err := fixture.img.push(ctx, c, "bench/manifest", "latest")

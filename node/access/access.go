@@ -64,6 +64,7 @@ type Server struct {
 	views Views
 	keys  keyring
 	creds credentialCache
+	specs specCache
 	audit auditLog
 }
 
@@ -85,6 +86,7 @@ func New(cfg Config, views Views) *Server {
 	s := &Server{cfg: cfg, views: views}
 	s.keys.secret = cfg.SealSecret
 	s.creds.init()
+	s.specs.init()
 	s.audit.init(cfg.Logger, cfg.Now)
 	return s
 }

@@ -30,7 +30,7 @@ const adminToken = "admin-token-0123456789"
 
 // state is an FSM fed events as Raft would, read through Views.
 type state struct {
-	t   *testing.T
+	t   testing.TB
 	f   *fsm.FSM
 	idx uint64
 }
@@ -78,7 +78,7 @@ func (s *state) addKey(created time.Time) events.SigningKeyAdded {
 
 var robotSecret string
 
-func newState(t *testing.T) *state {
+func newState(t testing.TB) *state {
 	t.Helper()
 	s := &state{t: t, f: fsm.New(slog.New(slog.DiscardHandler))}
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-password"), 10)
@@ -140,7 +140,7 @@ func do(h http.Handler, method, target, authz string) *httptest.ResponseRecorder
 }
 
 // token gets a token from the endpoint.
-func token(t *testing.T, srv *Server, authz, scope string) string {
+func token(t testing.TB, srv *Server, authz, scope string) string {
 	t.Helper()
 	w := do(srv.TokenHandler(), "GET", "/token?service=berth&scope="+scope, authz)
 	if w.Code != 200 {

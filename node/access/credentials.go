@@ -77,7 +77,7 @@ func (s *Server) signIn(v *fsm.View, c credentials) (auth.Identity, error) {
 	if s.isAdminToken(c.password) {
 		return adminIdentity, nil
 	}
-	acc := auth.ViewDirectory{View: v}
+	acc := s.dir(v)
 	if s.cfg.OIDC != nil && strings.Count(c.password, ".") == 2 && len(c.password) > 32 {
 		return s.signInOIDC(v, c.password)
 	}
@@ -107,7 +107,7 @@ var adminIdentity = auth.Identity{Kind: auth.UserIdentity, Name: AdminSubject, C
 // identityOf rebuilds, from the live state, the identity a Berth token's
 // subject names: the token says who, the state says what they may do now.
 func (s *Server) identityOf(v *fsm.View, sub string) (auth.Identity, error) {
-	acc := auth.ViewDirectory{View: v}
+	acc := s.dir(v)
 	switch {
 	case sub == "":
 		return auth.Identity{}, nil
@@ -232,12 +232,12 @@ func (s *Server) signInOIDC(v *fsm.View, idToken string) (auth.Identity, error) 
 	if name == "" {
 		name = c.Subject
 	}
-	return federated(auth.ViewDirectory{View: v}, name)
+	return federated(s.dir(v), name)
 }
 
 // federated is the identity of a user an OIDC provider named. A User of
 // the same name, if any, may disable them or make them a cluster admin.
-func federated(acc auth.ViewDirectory, name string) (auth.Identity, error) {
+func federated(acc auth.Accounts, name string) (auth.Identity, error) {
 	if name == "" || len(name) > maxFederatedName || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return auth.Identity{}, fmt.Errorf("%w: unusable user name from the OIDC provider", auth.ErrBadCredentials)
 	}

@@ -198,7 +198,7 @@ func (s *Server) allowed(v *fsm.View, c caller, n api.Need) (bool, error) {
 	if n.Catalog {
 		return c.id.ClusterAdmin && c.id.Kind != auth.Anonymous, nil
 	}
-	return auth.Can(c.id, auth.NamespaceOf(n.Repository), n.Action, auth.ViewDirectory{View: v})
+	return auth.Can(c.id, auth.NamespaceOf(n.Repository), n.Action, s.dir(v))
 }
 
 // challenge answers 401 (or status) with a Bearer challenge naming the

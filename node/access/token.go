@@ -86,7 +86,7 @@ func (s *Server) TokenHandler() http.Handler {
 				return
 			}
 		}
-		access, err := auth.Decide(id, scopes, auth.ViewDirectory{View: view})
+		access, err := auth.Decide(id, scopes, s.dir(view))
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot decide access: "+err.Error())
