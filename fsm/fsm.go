@@ -153,6 +153,7 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		return err
 	}
 	w.gcRecordOrphans(ev.Payload, orphans)
+	w.noteAuthChange(ev.Payload)
 	w.recordOutbox(entry, w.quotaWarnings(ev.Payload))
 	txn.Commit()
 	return nil

@@ -100,3 +100,32 @@ func TestPullTimes(t *testing.T) {
 		t.Error("an oversized batch was accepted")
 	}
 }
+
+func TestAuthEpoch(t *testing.T) {
+	h := newHarness(t)
+	h.seed() // applies Registry resources only
+	if e := h.f.View().AuthEpoch(); e != 0 {
+		t.Fatalf("epoch %d before any auth kind changed", e)
+	}
+	h.must(events.ResourceApplied{Kind: "Namespace", Name: "team-a", Document: []byte(`{"apiVersion":"berth.dev/v1","kind":"Namespace","metadata":{"name":"team-a"},"spec":{"public":true}}`)})
+	e1 := h.f.View().AuthEpoch()
+	if e1 != h.idx {
+		t.Fatalf("epoch %d, want the Namespace's index %d", e1, h.idx)
+	}
+	h.must(events.TagSet{Repo: "app", Tag: "x", Digest: dg("m1")})
+	if e := h.f.View().AuthEpoch(); e != e1 {
+		t.Errorf("a tag moved the epoch to %d", e)
+	}
+	h.must(events.ResourceDeleted{Kind: "Namespace", Name: "team-a"})
+	if e := h.f.View().AuthEpoch(); e != h.idx {
+		t.Errorf("a deleted Namespace left the epoch at %d", e)
+	}
+	snap := h.snapshot()
+	h2 := newHarness(t)
+	if err := h2.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if e := h2.f.View().AuthEpoch(); e != h.idx {
+		t.Errorf("restored epoch %d, want %d", e, h.idx)
+	}
+}

@@ -103,6 +103,8 @@ var snapshotTables = []struct {
 	// Pull times, empty until a node reported one. After the
 	// manifests, so a restore checks each has its manifest.
 	{tPullTime, func() any { return new(pullTimeRow) }},
+	// The authorization epoch, absent until an auth kind changed.
+	{tAuthEpoch, func() any { return new(authEpochRow) }},
 	// Read-only mode's row, absent until the mode was first turned on
 	// (readonly.go): older snapshots' bytes are unchanged.
 	{tReadOnly, func() any { return new(readOnlyRow) }},

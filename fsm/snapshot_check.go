@@ -122,6 +122,8 @@ func (l *loader) add(table string, obj any) error {
 		key, err = l.signingKey(o)
 	case *pullTimeRow:
 		key, err = l.pullTime(o)
+	case *authEpochRow:
+		key, err = l.authEpoch(o)
 	case *readOnlyRow:
 		err = l.readOnly(o)
 		key = []any{o.Key}

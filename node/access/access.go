@@ -64,8 +64,10 @@ type Server struct {
 	views Views
 	keys  keyring
 	creds credentialCache
-	specs specCache
-	audit auditLog
+	// decisions caches allowed bearer requests per authorization epoch.
+	decisions decisionCache
+	specs     specCache
+	audit     auditLog
 }
 
 // New returns the access layer; it reads the signing keys from the views
@@ -86,6 +88,7 @@ func New(cfg Config, views Views) *Server {
 	s := &Server{cfg: cfg, views: views}
 	s.keys.secret = cfg.SealSecret
 	s.creds.init()
+	s.decisions.init()
 	s.specs.init()
 	s.audit.init(cfg.Logger, cfg.Now)
 	return s

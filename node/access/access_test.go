@@ -224,6 +224,12 @@ func TestRevocationIsImmediate(t *testing.T) {
 	if w := do(gate, "PUT", "/v2/team-a/app/manifests/v1", "Bearer "+tok); w.Code != 200 {
 		t.Fatalf("before removal: %d %s", w.Code, w.Body)
 	}
+	// The same requests allowed before (now in the decision cache).
+	for _, authz := range []string{"Bearer " + tok, "Bearer " + robotTok} {
+		if w := do(gate, "GET", "/v2/team-a/app/manifests/v1", authz); w.Code != 200 {
+			t.Fatalf("before removal: %d %s", w.Code, w.Body)
+		}
+	}
 	s.applyYAML("apiVersion: berth.dev/v1\nkind: Namespace\nmetadata: {name: team-a}\nspec: {public: false}\n")
 	s.apply(events.ResourceDeleted{Kind: "Robot", Name: "ci"})
 	for _, authz := range []string{"Bearer " + tok, basic("alice", "alice-password")} {

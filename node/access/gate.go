@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/auth"
 	"github.com/berth-registry/berth/events"
@@ -45,6 +46,15 @@ func (s *Server) Gate(next http.Handler) http.Handler {
 			api.WriteError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "cannot read the cluster state to authorize the request: "+err.Error())
 			return
 		}
+		// A bearer token's allowed request, decided before at the same
+		// authorization epoch, is decided again the same way: the token,
+		// the need and every Namespace, User and Robot are unchanged.
+		if creds.scheme == "bearer" && len(needs) == 1 && !ping {
+			if actor, ok := s.decisions.allowed(creds.token, needs[0], view.AuthEpoch(), s.cfg.Now()); ok {
+				s.pass(w, r, next, view, actor)
+				return
+			}
+		}
 		c, err := s.authenticate(view, creds)
 		if err != nil {
 			s.fail(r, "login", "credentials")
@@ -83,12 +93,30 @@ func (s *Server) Gate(next http.Handler) http.Handler {
 			}
 			return
 		}
-		ctx := api.WithView(r.Context(), view)
-		if c.actor != "" {
-			ctx = events.WithOrigin(ctx, events.Origin{Actor: c.actor})
+		if creds.scheme == "bearer" && len(needs) == 1 && !ping && c.claims != nil {
+			until := c.claims.ExpiresAt
+			if c.id.Kind == auth.RobotIdentity {
+				// A robot's expiry moves no epoch: it caps the entry.
+				if spec, ok, err := (auth.ViewDirectory{View: view}).Robot(c.id.Name); err != nil || !ok {
+					until = time.Time{}
+				} else if exp := spec.ExpiresAt(); !exp.IsZero() && exp.Before(until) {
+					until = exp.Add(-auth.Leeway)
+				}
+			}
+			s.decisions.remember(creds.token, needs[0], view.AuthEpoch(), until, c.actor)
 		}
-		next.ServeHTTP(w, r.WithContext(ctx))
+		s.pass(w, r, next, view, c.actor)
 	})
+}
+
+// pass hands an authorized request to the API with the view it was
+// decided on and the actor its events carry.
+func (s *Server) pass(w http.ResponseWriter, r *http.Request, next http.Handler, view *fsm.View, actor string) {
+	ctx := api.WithView(r.Context(), view)
+	if actor != "" {
+		ctx = events.WithOrigin(ctx, events.Origin{Actor: actor})
+	}
+	next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func target(n api.Need) string {
