@@ -27,6 +27,19 @@ type gcRunAnswer struct {
 	OpenPhase string `json:"openPhase"`
 }
 
+// gcRecord mirrors fsm.GCRecord: one finished run.
+type gcRecord struct {
+	Run        string
+	Started    time.Time
+	Finished   time.Time
+	Candidates int
+	Manifests  int
+	Deleted    int
+	Bytes      int64
+	Outcome    string
+	Reason     string
+}
+
 // gcStatusAnswer mirrors node.GCStatusAnswer.
 type gcStatusAnswer struct {
 	Open *struct {
@@ -36,17 +49,7 @@ type gcStatusAnswer struct {
 		Blobs     int
 		Manifests int
 	} `json:"open"`
-	Runs []struct {
-		Run        string
-		Started    time.Time
-		Finished   time.Time
-		Candidates int
-		Manifests  int
-		Deleted    int
-		Bytes      int64
-		Outcome    string
-		Reason     string
-	} `json:"runs"`
+	Runs      []gcRecord  `json:"runs"`
 	LastError string      `json:"lastError"`
 	Paused    string      `json:"paused"`
 	Progress  *gcProgress `json:"progress"`
@@ -139,7 +142,7 @@ func printGCStatus(w io.Writer, s gcStatusAnswer) {
 		if p.Run != "" {
 			what = "run " + p.Run
 		}
-		fmt.Fprintf(w, "in progress: %s since %s: %s\n", what, p.Started.Format(time.RFC3339), progressLine(*p))
+		fmt.Fprintf(w, "in progress: %s since %s: %s %s\n", what, p.Started.Format(time.RFC3339), p.Phase, progressCounts(*p))
 	}
 	if s.Note != "" {
 		fmt.Fprintln(w, s.Note)

@@ -91,3 +91,42 @@ func TestProgressView(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintGCStatus: gc status shows the job in progress and, per run,
+// start, duration, candidates, deleted, bytes reclaimed and the error.
+func TestPrintGCStatus(t *testing.T) {
+	start := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	var s gcStatusAnswer
+	s.Progress = &gcProgress{Run: "r3", Phase: "sweeping", Started: start, PhaseStarted: start, Done: 1200, Total: 5000, Bytes: 34 << 20}
+	s.LastError = "gc: delete sha256:aa (run r2): connection refused"
+	s.Runs = []gcRecord{
+		{"r1", start.Add(-48 * time.Hour), start.Add(-48*time.Hour + 2500*time.Millisecond), 40, 2, 38, 3 << 20, "swept", ""},
+		{"r2", start.Add(-24 * time.Hour), start.Add(-24*time.Hour + time.Second), 0, 0, 0, 0, "cancelled", "mark too large"},
+	}
+	var buf bytes.Buffer
+	printGCStatus(&buf, s)
+	out := buf.String()
+	lines := strings.Split(out, "\n")
+	for i, want := range []string{
+		"in progress: run r3 since 2026-11-30T03:00:00Z: sweeping 1200/5000 objects, 34 MiB",
+		"last error on the leader: gc: delete sha256:aa (run r2): connection refused",
+	} {
+		if lines[i] != want {
+			t.Errorf("line %d: %q, want %q", i, lines[i], want)
+		}
+	}
+	if !strings.HasPrefix(lines[2], "RUN") || !strings.Contains(lines[2], "RECLAIMED") || !strings.Contains(lines[2], "ERROR") {
+		t.Errorf("header: %q", lines[2])
+	}
+	// Newest first.
+	for i, want := range [][]string{
+		{"r2", "2026-11-29T03:00:00Z", "1s", "cancelled", "mark too large"},
+		{"r1", "2026-11-28T03:00:00Z", "2.5s", "40", "38", "3 MiB", "swept", "-"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[3+i], w) {
+				t.Errorf("row %d %q lacks %q", i, lines[3+i], w)
+			}
+		}
+	}
+}
