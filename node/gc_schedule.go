@@ -50,32 +50,38 @@ func lastGCStart(v *fsm.View) time.Time {
 
 // timer starts the timer for the next due run.
 func (s *gcScheduler) timer() *time.Timer {
-	s.next = s.compute()
-	s.t = time.NewTimer(s.next.Sub(s.now()))
+	now := s.now()
+	s.next = s.compute(now)
+	s.t = time.NewTimer(s.next.Sub(now))
 	s.log.Info("next scheduled gc run", "at", s.next)
 	return s.t
 }
 
 // reset re-aims the timer after a run or a tick that was not due.
 func (s *gcScheduler) reset() {
-	next := s.compute()
-	if !next.Equal(s.next) {
+	now := s.now()
+	next := s.compute(now)
+	if !next.Equal(s.next) && next.After(now) {
 		s.log.Info("next scheduled gc run", "at", next)
 	}
 	s.next = next
-	s.t.Reset(next.Sub(s.now()))
+	s.t.Reset(next.Sub(now))
 }
 
-// due reports whether the run the timer was set for is due now.
-func (s *gcScheduler) due() bool { return !s.now().Before(s.compute()) }
+// due reports whether the run the timer was set for is due now. (One
+// reading of the clock: compute returns now itself for a missed slot.)
+func (s *gcScheduler) due() bool {
+	now := s.now()
+	return !now.Before(s.compute(now))
+}
 
 // attempted records a scheduled attempt now.
 func (s *gcScheduler) attempted() { s.tried = s.now() }
 
-func (s *gcScheduler) compute() time.Time {
+func (s *gcScheduler) compute(now time.Time) time.Time {
 	last := s.last()
 	if s.tried.After(last) {
 		last = s.tried
 	}
-	return gc.NextRun(s.sched, last, s.now())
+	return gc.NextRun(s.sched, last, now)
 }

@@ -108,8 +108,8 @@ func gcCmd(g *globals) *cobra.Command {
 func printGCRun(w io.Writer, a gcRunAnswer) {
 	switch a.State {
 	case "dry-run":
-		fmt.Fprintf(w, "dry run at index %d: a run started at index %d would delete %d blobs (%s) and %d manifests, unless something references them first\n",
-			a.Index, a.Index, len(a.Blobs), iecBytes(a.Bytes), len(a.Manifests))
+		fmt.Fprintf(w, "dry run at index %d: a run started now would delete these %d blobs (%s) and %d manifests, less any that is referenced after index %d\n",
+			a.Index, len(a.Blobs), iecBytes(a.Bytes), len(a.Manifests), a.Index)
 		if a.OpenRun != "" {
 			fmt.Fprintf(w, "run %s is still open (%s): a real run finishes it first, and deletes what is left of its candidates too (not listed)\n", a.OpenRun, a.OpenPhase)
 		}

@@ -50,7 +50,7 @@ func TestGCFromAnyNode(t *testing.T) {
 	cr("delete", c.lb+"/gc/app@"+goneDigest)
 	pushed := time.Now()
 
-	if out := c.ctl(t, follower.api, "gc", "run", "--dry-run"); !strings.Contains(out, "would delete 0 blobs") {
+	if out := c.ctl(t, follower.api, "gc", "run", "--dry-run"); !strings.Contains(out, "would delete these 0 blobs") {
 		t.Errorf("within gc.uploadmaxage nothing is garbage; the dry run through follower %s says:\n%s", follower.id, out)
 	}
 	time.Sleep(time.Until(pushed.Add(61 * time.Second)))
