@@ -53,7 +53,11 @@ func (s *gcScheduler) timer() *time.Timer {
 	now := s.now()
 	s.next = s.compute(now)
 	s.t = time.NewTimer(s.next.Sub(now))
-	s.log.Info("next scheduled gc run", "at", s.next)
+	if s.next.After(now) {
+		s.log.Info("next scheduled gc run", "at", s.next)
+	} else {
+		s.log.Info("a scheduled gc slot passed since the last run: running it now, once", "lastRun", s.last())
+	}
 	return s.t
 }
 
