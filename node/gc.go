@@ -89,8 +89,8 @@ type GCStatusAnswer struct {
 	Note   string `json:"note,omitempty"`
 }
 
-// NotLeaderError is runGCHere on a node that does not lead: RunGC then
-// forwards the request, and the internal API answers it as a 409.
+// NotLeaderError is what runGCHere returns on a node that does not lead: RunGC
+// then forwards the request, and the internal API answers it as a 409.
 type NotLeaderError struct{ Leader string }
 
 func (e *NotLeaderError) Error() string {
