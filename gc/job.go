@@ -58,6 +58,8 @@ type Job struct {
 	Batch int
 	// Now stamps run names; tests set it.
 	Now func() time.Time
+
+	prog tracker
 }
 
 // Result is what one run did.
@@ -68,6 +70,8 @@ type Result struct {
 	Manifests []events.ManifestRef
 	Deleted   int
 	Bytes     int64
+	// Open is, for a dry run, the run that a real run would finish first.
+	Open *fsm.GCRun
 }
 
 // check asks the fence, then whether GC is paused.
@@ -101,15 +105,24 @@ func (j *Job) now() time.Time {
 // DryRun computes, at the current index, exactly what a run started now
 // would delete if nothing referenced a candidate meanwhile. It commits
 // nothing.
+//
+// A run still open (a failover or read-only mode interrupted it) is
+// finished first by the real run; Open names it, and its candidates are
+// not in the lists.
 func (j *Job) DryRun(opt Options) Result {
 	v := j.View()
 	m := ComputeMark(v, opt, j.now())
-	return Result{Index: m.Index, Blobs: m.Blobs, Manifests: m.Manifests, Bytes: m.Bytes()}
+	r := Result{Index: m.Index, Blobs: m.Blobs, Manifests: m.Manifests, Bytes: m.Bytes()}
+	if st, ok := v.GCRun(); ok {
+		r.Open = &st
+	}
+	return r
 }
 
 // Run collects garbage once: it first finishes a run an earlier leader
 // left open, then starts a new one with opt.
 func (j *Job) Run(ctx context.Context, opt Options) (Result, error) {
+	defer j.begin()()
 	if _, err := j.Resume(ctx); err != nil {
 		return Result{}, err
 	}
@@ -129,7 +142,13 @@ func (j *Job) Run(ctx context.Context, opt Options) (Result, error) {
 	if !ok || st.Run != run {
 		return Result{}, fmt.Errorf("gc: run %s is not open after its start committed", run)
 	}
+	j.phase(run, PhaseMarking, 0, 0)
 	m := ComputeMark(v, Options{DeleteUntagged: st.DeleteUntagged, Grace: time.Duration(st.GraceSeconds) * time.Second}, st.Started)
+	j.phase(run, PhaseMarking, len(m.Blobs)+len(m.Manifests), m.Bytes())
+	sizes := map[digest.Digest]int64{}
+	for i, d := range m.Blobs {
+		sizes[d] = m.Sizes[i]
+	}
 	for _, c := range m.Chunks(run) {
 		if err := j.Fence(); err != nil {
 			return Result{Run: run}, err
@@ -138,6 +157,11 @@ func (j *Job) Run(ctx context.Context, opt Options) (Result, error) {
 			j.cancel(run, err)
 			return Result{Run: run}, fmt.Errorf("gc: commit mark of run %s: %w", run, err)
 		}
+		var b int64
+		for _, d := range c.Blobs {
+			b += sizes[d]
+		}
+		j.step(len(c.Blobs)+len(c.Manifests), b)
 	}
 	res, err := j.sweep(ctx, run)
 	res.Index = m.Index
@@ -162,6 +186,7 @@ func (j *Job) cancel(run string, cause error) {
 // and sweep, or in the middle of a sweep, left it in the log. Deleting
 // again what an earlier leader deleted is harmless.
 func (j *Job) Resume(ctx context.Context) (Result, error) {
+	defer j.begin()()
 	st, ok := j.View().GCRun()
 	if !ok {
 		return Result{}, nil
@@ -185,6 +210,11 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 	// Only what is still a candidate after every later reference was
 	// taken out: the FSM's set, not the mark.
 	ds, sizes := j.View().GCBlobCandidates()
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	j.phase(run, PhaseSweeping, len(ds), total)
 	batch := j.Batch
 	if batch <= 0 {
 		batch = 100
@@ -209,6 +239,7 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 			return res, fmt.Errorf("gc: delete %s (run %s): %w", d, run, err)
 		}
 		res.Blobs = append(res.Blobs, d)
+		j.step(1, sizes[i])
 	}
 	if err := j.Fence(); err != nil {
 		return res, err
@@ -224,6 +255,16 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 // time. Both blob drivers implement it.
 type Purger interface {
 	PurgeUploads(ctx context.Context, olderThan time.Time) (int, error)
+}
+
+// PurgeUploads is PurgeUploads (the function) with the job's fence,
+// reported as its progress while it runs.
+func (j *Job) PurgeUploads(ctx context.Context, p Purger, maxAge time.Duration, now time.Time) (int, error) {
+	defer j.begin()()
+	j.phase("", PhasePurging, 0, 0)
+	n, err := PurgeUploads(ctx, p, j.Fence, maxAge, now)
+	j.step(n, 0)
+	return n, err
 }
 
 // PurgeUploads removes sessions older than maxAge, if still leader.

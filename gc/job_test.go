@@ -144,10 +144,10 @@ func TestDryRunMatchesRun(t *testing.T) {
 	}
 	j := newJob(s, st, func() error { return nil })
 	opt := Options{DeleteUntagged: true, Grace: time.Hour}
-	dry := j.DryRun(opt)
 	before := s.idx
-	if s.idx != before {
-		t.Fatal("dry run committed")
+	dry := j.DryRun(opt)
+	if s.idx != before || dry.Index != before || dry.Open != nil {
+		t.Fatalf("dry run at index %d (open %v) committed %d entries, want it at %d and none", dry.Index, dry.Open, s.idx-before, before)
 	}
 	res, err := j.Run(context.Background(), opt)
 	if err != nil {
@@ -155,6 +155,9 @@ func TestDryRunMatchesRun(t *testing.T) {
 	}
 	if fmt.Sprint(dry.Blobs) != fmt.Sprint(res.Blobs) || len(dry.Blobs) != 4 {
 		t.Errorf("dry run %v, run %v", dry.Blobs, res.Blobs)
+	}
+	if fmt.Sprint(dry.Manifests) != fmt.Sprint(res.Manifests) || len(dry.Manifests) == 0 {
+		t.Errorf("dry run manifests %v, run %v", dry.Manifests, res.Manifests)
 	}
 	if h := s.f.View().GCHistory(); len(h) != 1 || h[0].Deleted != 4 {
 		t.Errorf("history %+v", h)

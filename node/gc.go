@@ -67,6 +67,10 @@ type GCRunAnswer struct {
 	Manifests []events.ManifestRef `json:"manifests,omitempty"`
 	Deleted   int                  `json:"deleted"`
 	Bytes     int64                `json:"bytes"`
+	// OpenRun (dry run) is a run left open, in OpenPhase, by a failover or
+	// read-only mode: the real run finishes it before it marks anew.
+	OpenRun   string `json:"openRun,omitempty"`
+	OpenPhase string `json:"openPhase,omitempty"`
 }
 
 // GCStatusAnswer is GET /admin/v1/gc/status.
@@ -76,9 +80,17 @@ type GCStatusAnswer struct {
 	LastError string         `json:"lastError,omitempty"`
 	// Paused says why no run or sweep starts now (read-only mode).
 	Paused string `json:"paused,omitempty"`
+	// Progress is the leader's job in progress, if any.
+	Progress *gc.Progress `json:"progress,omitempty"`
+	// Leader is the node ID of the leader that answered; empty when a
+	// follower could not ask it and answered from its own state (Note
+	// says why): then Progress and LastError are unknown.
+	Leader string `json:"leader,omitempty"`
+	Note   string `json:"note,omitempty"`
 }
 
-// NotLeaderError sends a GC request to the leader.
+// NotLeaderError is what runGCHere returns on a node that does not lead: RunGC
+// then forwards the request, and the internal API answers it as a 409.
 type NotLeaderError struct{ Leader string }
 
 func (e *NotLeaderError) Error() string {
@@ -129,9 +141,10 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 	paused := n.gcFailed(err)
 	resume := time.NewTicker(gcResumeEvery)
 	defer resume.Stop()
+	sched := n.gcSchedule()
 	var tick <-chan time.Time
-	if n.cfg.GC.Interval > 0 {
-		t := time.NewTicker(n.cfg.GC.Interval)
+	if sched != nil {
+		t := sched.timer()
 		defer t.Stop()
 		tick = t.C
 	}
@@ -143,12 +156,20 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			if err := n.gcPaused(); err != nil {
-				n.logger.Debug("scheduled gc run skipped", "reason", err)
+			// Not due yet: the timer fired for a slot an on-demand run
+			// (or a wall clock step) made moot; reset re-aims it.
+			if !sched.due() {
+				sched.reset()
 				continue
 			}
-			_, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge})
-			paused = n.gcFailed(err)
+			sched.attempted()
+			if err := n.gcPaused(); err != nil {
+				n.logger.Info("scheduled gc run skipped: the registry is in read-only mode", "reason", err)
+			} else {
+				_, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge})
+				paused = n.gcFailed(err)
+			}
+			sched.reset()
 		case <-resume.C:
 			// Runs happen only in this loop, so none is in progress here.
 			switch {
@@ -169,6 +190,9 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 			res, err := l.run(ctx, req.opt)
 			paused = n.gcFailed(err)
 			req.reply <- gcReply{res, err}
+			if sched != nil {
+				sched.reset() // the run may have taken the due slot
+			}
 		}
 	}
 }
@@ -201,7 +225,7 @@ func (n *Node) purgeUploads(ctx context.Context, l *gcLoop) {
 	if p == nil || n.gcPaused() != nil {
 		return // read-only: the bucket must not change, stale sessions included
 	}
-	count, err := gc.PurgeUploads(ctx, p, l.job.Fence, n.cfg.GC.UploadMaxAge, time.Now())
+	count, err := l.job.PurgeUploads(ctx, p, n.cfg.GC.UploadMaxAge, time.Now())
 	switch {
 	case err != nil && !errors.Is(err, gc.ErrFenced) && ctx.Err() == nil:
 		n.logger.Warn("purge of old upload sessions failed; retrying at the next interval", "err", err)
@@ -228,8 +252,21 @@ func purger(s blob.Store) gc.Purger {
 	return nil
 }
 
-// RunGC runs (or, dry, previews) garbage collection on the leader.
+// RunGC runs (or, dry, previews) garbage collection on the leader; a
+// follower forwards the request there (gc_forward.go), so clusterctl may
+// reach any node, through the load balancer too.
 func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error) {
+	a, err := n.runGCHere(ctx, req)
+	var nl *NotLeaderError
+	if errors.As(err, &nl) {
+		err = n.forwardGC(ctx, "POST", "gc/run?"+req.query(), &a)
+	}
+	return a, err
+}
+
+// leaderGC is the GC loop of this node's current term, or a
+// *NotLeaderError when it does not lead.
+func (n *Node) leaderGC() (*gcLoop, error) {
 	n.gc.mu.Lock()
 	l := n.gc.cur
 	n.gc.mu.Unlock()
@@ -238,7 +275,16 @@ func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error)
 		if li, err := n.engine.Leader(); err == nil {
 			leader = li.APIAddr
 		}
-		return GCRunAnswer{}, &NotLeaderError{Leader: leader}
+		return nil, &NotLeaderError{Leader: leader}
+	}
+	return l, nil
+}
+
+// runGCHere is RunGC on this node, which must lead.
+func (n *Node) runGCHere(ctx context.Context, req GCRunRequest) (GCRunAnswer, error) {
+	l, err := n.leaderGC()
+	if err != nil {
+		return GCRunAnswer{}, err
 	}
 	opt := gc.Options{DeleteUntagged: req.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge}
 	if err := n.gcPaused(); err != nil && !req.DryRun {
@@ -246,7 +292,11 @@ func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error)
 	}
 	if req.DryRun {
 		r := l.job.DryRun(opt)
-		return GCRunAnswer{State: "dry-run", Index: r.Index, Blobs: r.Blobs, Manifests: r.Manifests, Bytes: r.Bytes}, nil
+		a := GCRunAnswer{State: "dry-run", Index: r.Index, Blobs: r.Blobs, Manifests: r.Manifests, Bytes: r.Bytes}
+		if r.Open != nil {
+			a.OpenRun, a.OpenPhase = r.Open.Run, r.Open.Phase
+		}
+		return a, nil
 	}
 	gr := gcRequest{opt: opt, reply: make(chan gcReply, 1)}
 	if l.busy.Load() {
@@ -275,8 +325,29 @@ func (n *Node) RunGC(ctx context.Context, req GCRunRequest) (GCRunAnswer, error)
 	}
 }
 
-// GCStatus reports the open run and the last finished ones.
+// GCStatus reports the open run, the job in progress and the last
+// finished runs. The job and the last error live on the leader, so a
+// follower asks it, and answers from its own state if it cannot.
 func (n *Node) GCStatus(ctx context.Context) (GCStatusAnswer, error) {
+	if _, err := n.leaderGC(); err == nil {
+		return n.gcStatusHere(ctx)
+	}
+	var a GCStatusAnswer
+	ferr := n.forwardGC(ctx, "GET", "gc/status", &a)
+	if ferr == nil {
+		return a, nil
+	}
+	a, err := n.gcStatusHere(ctx)
+	if err != nil {
+		return a, err
+	}
+	a.Leader = ""
+	a.Note = "the leader could not be asked (" + ferr.Error() + "): runs from this node's state; progress and the last error unknown"
+	return a, nil
+}
+
+// gcStatusHere is GCStatus from this node's state and job.
+func (n *Node) gcStatusHere(ctx context.Context) (GCStatusAnswer, error) {
 	v, err := n.ReadView(ctx)
 	if err != nil {
 		return GCStatusAnswer{}, err
@@ -293,6 +364,12 @@ func (n *Node) GCStatus(ctx context.Context) (GCStatusAnswer, error) {
 	}
 	if ro := v.ReadOnly(); ro.On {
 		a.Paused = pausedError(ro).Error()
+	}
+	if l, err := n.leaderGC(); err == nil {
+		a.Leader = n.cfg.Node.ID
+		if p, ok := l.job.Progress(); ok {
+			a.Progress = &p
+		}
 	}
 	return a, nil
 }

@@ -61,6 +61,8 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"raft/transfer", n.handleTransfer)
 	mux.HandleFunc("POST "+internalPrefix+"restore", n.handleInternalRestore)
 	mux.HandleFunc("POST "+internalPrefix+"webhooks/{name}/{action}", n.handleInternalWebhook)
+	mux.HandleFunc("POST "+internalPrefix+"gc/run", n.handleInternalGCRun)
+	mux.HandleFunc("GET "+internalPrefix+"gc/status", n.handleInternalGCStatus)
 	h := httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",
@@ -183,6 +185,12 @@ func (c *peerClient) url(apiAddr, path string) string {
 var errNotSent = cs.ErrNotSent
 
 func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body []byte, out any) error {
+	return c.doLimit(ctx, method, apiAddr, path, body, out, 1<<20)
+}
+
+// doLimit is do for answers of up to limit bytes (a GC dry run lists
+// every candidate).
+func (c *peerClient) doLimit(ctx context.Context, method, apiAddr, path string, body []byte, out any, limit int64) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.url(apiAddr, path), bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -196,7 +204,7 @@ func (c *peerClient) do(ctx context.Context, method, apiAddr, path string, body 
 		return err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err := peerError(resp, method+" "+path+" on "+apiAddr, b); err != nil {
 		return err
 	}

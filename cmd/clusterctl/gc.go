@@ -21,8 +21,23 @@ type gcRunAnswer struct {
 		Repo   string `json:"repo"`
 		Digest string `json:"digest"`
 	} `json:"manifests"`
-	Deleted int   `json:"deleted"`
-	Bytes   int64 `json:"bytes"`
+	Deleted   int    `json:"deleted"`
+	Bytes     int64  `json:"bytes"`
+	OpenRun   string `json:"openRun"`
+	OpenPhase string `json:"openPhase"`
+}
+
+// gcRecord mirrors fsm.GCRecord: one finished run.
+type gcRecord struct {
+	Run        string
+	Started    time.Time
+	Finished   time.Time
+	Candidates int
+	Manifests  int
+	Deleted    int
+	Bytes      int64
+	Outcome    string
+	Reason     string
 }
 
 // gcStatusAnswer mirrors node.GCStatusAnswer.
@@ -34,19 +49,12 @@ type gcStatusAnswer struct {
 		Blobs     int
 		Manifests int
 	} `json:"open"`
-	Runs []struct {
-		Run        string
-		Started    time.Time
-		Finished   time.Time
-		Candidates int
-		Manifests  int
-		Deleted    int
-		Bytes      int64
-		Outcome    string
-		Reason     string
-	} `json:"runs"`
-	LastError string `json:"lastError"`
-	Paused    string `json:"paused"`
+	Runs      []gcRecord  `json:"runs"`
+	LastError string      `json:"lastError"`
+	Paused    string      `json:"paused"`
+	Progress  *gcProgress `json:"progress"`
+	Leader    string      `json:"leader"`
+	Note      string      `json:"note"`
 }
 
 func gcCmd(g *globals) *cobra.Command {
@@ -54,7 +62,7 @@ func gcCmd(g *globals) *cobra.Command {
 	var dry, untagged, wait bool
 	run := &cobra.Command{
 		Use:   "run",
-		Short: "Collect garbage now, online (on the leader: --server must reach it)",
+		Short: "Collect garbage now, online (any node: a follower forwards to the leader)",
 		Example: `  clusterctl gc run --dry-run --delete-untagged
   clusterctl gc run --wait`,
 		Args: cobra.NoArgs,
@@ -64,7 +72,13 @@ func gcCmd(g *globals) *cobra.Command {
 			q.Set("deleteUntagged", strconv.FormatBool(untagged))
 			q.Set("wait", strconv.FormatBool(wait))
 			var a gcRunAnswer
-			if err := g.call(cmd.Context(), "POST", "/admin/v1/gc/run?"+q.Encode(), nil, &a); err != nil {
+			var err error
+			if wait && !dry {
+				a, err = runAndWatch(cmd.Context(), g, "/admin/v1/gc/run?"+q.Encode(), newProgressView(cmd.ErrOrStderr()))
+			} else {
+				err = g.call(cmd.Context(), "POST", "/admin/v1/gc/run?"+q.Encode(), nil, &a)
+			}
+			if err != nil {
 				return err
 			}
 			printGCRun(cmd.OutOrStdout(), a)
@@ -73,7 +87,7 @@ func gcCmd(g *globals) *cobra.Command {
 	}
 	run.Flags().BoolVar(&dry, "dry-run", false, "list what a run at the current index would delete; change nothing")
 	run.Flags().BoolVar(&untagged, "delete-untagged", false, "also collect manifests no tag, kept index or kept subject reaches")
-	run.Flags().BoolVar(&wait, "wait", false, "wait until the run is done")
+	run.Flags().BoolVar(&wait, "wait", false, "wait until the run is done, showing its progress on stderr")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the open GC run and the last finished ones",
@@ -94,7 +108,11 @@ func gcCmd(g *globals) *cobra.Command {
 func printGCRun(w io.Writer, a gcRunAnswer) {
 	switch a.State {
 	case "dry-run":
-		fmt.Fprintf(w, "dry run at index %d: %d blobs (%d bytes) and %d manifests would be deleted\n", a.Index, len(a.Blobs), a.Bytes, len(a.Manifests))
+		fmt.Fprintf(w, "dry run at index %d: a run started now would delete these %d blobs (%s) and %d manifests, less any that is referenced after index %d\n",
+			a.Index, len(a.Blobs), iecBytes(a.Bytes), len(a.Manifests), a.Index)
+		if a.OpenRun != "" {
+			fmt.Fprintf(w, "run %s is still open (%s): a real run finishes it first, and deletes what is left of its candidates too (not listed)\n", a.OpenRun, a.OpenPhase)
+		}
 		for _, b := range a.Blobs {
 			fmt.Fprintf(w, "blob      %s\n", b)
 		}
@@ -104,7 +122,11 @@ func printGCRun(w io.Writer, a gcRunAnswer) {
 	case "started":
 		fmt.Fprintln(w, "gc run started; see clusterctl gc status")
 	default:
-		fmt.Fprintf(w, "gc run %s done: %d blobs deleted, %d bytes reclaimed\n", a.Run, a.Deleted, a.Bytes)
+		human := ""
+		if a.Bytes >= 1024 {
+			human = " (" + iecBytes(a.Bytes) + ")"
+		}
+		fmt.Fprintf(w, "gc run %s done: %d blobs deleted, %d bytes reclaimed%s\n", a.Run, a.Deleted, a.Bytes, human)
 	}
 }
 
@@ -115,18 +137,33 @@ func printGCStatus(w io.Writer, s gcStatusAnswer) {
 	if s.Open != nil {
 		fmt.Fprintf(w, "open run %s: %s since %s, %d blob and %d manifest candidates\n", s.Open.Run, s.Open.Phase, s.Open.Started.Format(time.RFC3339), s.Open.Blobs, s.Open.Manifests)
 	}
+	if p := s.Progress; p != nil {
+		what := "job"
+		if p.Run != "" {
+			what = "run " + p.Run
+		}
+		fmt.Fprintf(w, "in progress: %s since %s: %s %s\n", what, p.Started.Format(time.RFC3339), p.Phase, progressCounts(*p))
+	}
+	if s.Note != "" {
+		fmt.Fprintln(w, s.Note)
+	}
 	if s.LastError != "" {
 		fmt.Fprintf(w, "last error on the leader: %s\n", s.LastError)
 	}
+	if len(s.Runs) == 0 {
+		fmt.Fprintln(w, "no finished runs")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED\tDURATION\tCANDIDATES\tMANIFESTS\tDELETED\tBYTES\tOUTCOME")
+	fmt.Fprintln(tw, "RUN\tSTARTED\tDURATION\tCANDIDATES\tMANIFESTS\tDELETED\tRECLAIMED\tOUTCOME\tERROR")
 	for i := len(s.Runs) - 1; i >= 0; i-- {
 		r := s.Runs[i]
-		outcome := r.Outcome
-		if r.Reason != "" {
-			outcome += ": " + r.Reason
+		reason := r.Reason
+		if reason == "" {
+			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.Run, r.Started.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Millisecond), r.Candidates, r.Manifests, r.Deleted, r.Bytes, outcome)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Run, r.Started.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Millisecond),
+			r.Candidates, r.Manifests, r.Deleted, iecBytes(r.Bytes), r.Outcome, reason)
 	}
 	tw.Flush()
 }
