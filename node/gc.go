@@ -166,6 +166,8 @@ func (n *Node) runGC(ctx context.Context, l *gcLoop) {
 			if err := n.gcPaused(); err != nil {
 				n.logger.Info("scheduled gc run skipped: the registry is in read-only mode", "reason", err)
 			} else {
+				// Retention first, so this run collects what it frees.
+				n.retentionBeforeGC(ctx)
 				_, err := l.run(ctx, gc.Options{DeleteUntagged: n.cfg.GC.DeleteUntagged, Grace: n.cfg.GC.UploadMaxAge})
 				paused = n.gcFailed(err)
 			}

@@ -165,3 +165,17 @@ func (n *Node) retentionAdmin() http.Handler {
 	})
 	return admin.Guard(n.token).Wrap(mux)
 }
+
+// retentionBeforeGC runs, before a scheduled GC run, every enabled
+// RetentionPolicy that has no schedule of its own: those follow GC's.
+func (n *Node) retentionBeforeGC(ctx context.Context) {
+	for _, r := range n.fsm.View().Resources("RetentionPolicy") {
+		p, err := resource.DecodeRetentionPolicy(r.Document)
+		if err != nil || !p.Spec.Enabled || p.Spec.Schedule != "" {
+			continue
+		}
+		if _, err := n.RunRetention(ctx, r.Name, false); err != nil && ctx.Err() == nil {
+			n.logger.Warn("retention run before gc failed", "policy", r.Name, "err", err)
+		}
+	}
+}
