@@ -180,7 +180,7 @@ func TestGCClusterLeaderFailover(t *testing.T) {
 
 	// 2. Kill the next leader in the middle of its sweep. The first one
 	// restarts meanwhile, so two nodes remain.
-	l2 := c.leader()
+	l2 := c.newLeader(l1)
 	c.start(l1)
 	waitLog(t, l2, "gc: resuming the open run", "phase="+held.Open.Phase)
 	var left int
@@ -201,7 +201,7 @@ func TestGCClusterLeaderFailover(t *testing.T) {
 	l2.p.Kill()
 	t.Logf("killed %s with %d of %d candidates still in the bucket", l2.id, left, garbage)
 	c.waitReady(l1)
-	l3 := c.leader()
+	l3 := c.newLeader(l2)
 	waitLog(t, l3, "gc: resuming the open run", "phase=sweeping")
 
 	// 3. The third leader completes the run.
@@ -234,6 +234,20 @@ func TestGCClusterLeaderFailover(t *testing.T) {
 	if len(missing) > 0 || len(leftover) > 0 {
 		t.Errorf("bucket after the run: %d live digests missing %v, %d garbage left", len(missing), missing, len(leftover))
 	}
+}
+
+// newLeader waits until the live nodes agree on a leader other than old
+// (right after a kill they may still name it).
+func (c *cluster) newLeader(old *node) *node {
+	c.t.Helper()
+	var nd *node
+	harness.WaitFor(c.t, "a new leader", time.Minute, func() error {
+		if nd = c.leader(); nd == old {
+			return fmt.Errorf("the nodes still name %s", old.id)
+		}
+		return nil
+	})
+	return nd
 }
 
 // waitLog waits until a line of nd's log holds all of parts.

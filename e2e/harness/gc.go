@@ -369,7 +369,10 @@ func ReadToken(path string) (string, error) {
 
 // SetReadOnly switches read-only mode on base with the admin token.
 func SetReadOnly(ctx context.Context, base, token string, on bool) error {
-	body := fmt.Sprintf(`{"on":%v,"reason":"e2e"}`, on)
+	body := `{"on":false}`
+	if on {
+		body = `{"on":true,"reason":"e2e"}`
+	}
 	code, _, resp, err := HTTPStatus(ctx, "POST", "http://"+base+"/admin/v1/readonly",
 		map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}, strings.NewReader(body))
 	if err != nil {
