@@ -167,7 +167,7 @@ func benchGCStore(ctx context.Context, out io.Writer, driver string, repos, blob
 			return res, err
 		}
 		defer stop()
-		if store, err = s3.New(ctx, s3.Config{Endpoint: endpoint, Bucket: "gc", AccessKey: benchS3User, SecretKey: benchS3Secret, PathStyle: true}, logger); err != nil {
+		if store, err = s3.New(ctx, s3.Config{Endpoint: endpoint, Bucket: "berth-gc", AccessKey: benchS3User, SecretKey: benchS3Secret, PathStyle: true}, logger); err != nil {
 			return res, err
 		}
 	default:
@@ -279,7 +279,7 @@ func peakRSS() int64 {
 	return -1
 }
 
-// startBenchMinIO runs MinIO on a free port with a "gc" bucket.
+// startBenchMinIO runs MinIO on a free port with a "berth-gc" bucket.
 func startBenchMinIO(ctx context.Context, bin, dir string) (stop func(), endpoint string, err error) {
 	endpoint, err = freeAddr()
 	if err != nil {
@@ -296,7 +296,7 @@ func startBenchMinIO(ctx context.Context, bin, dir string) (stop func(), endpoin
 		return nil, "", fmt.Errorf("start MinIO (%s): %w", bin, err)
 	}
 	stop = func() { stopProc(cmd) }
-	if err := makeBuckets(ctx, endpoint, "gc"); err != nil {
+	if err := makeBuckets(ctx, endpoint, "berth-gc"); err != nil {
 		stop()
 		return nil, "", err
 	}
