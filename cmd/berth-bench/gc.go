@@ -348,6 +348,12 @@ func benchGCPush(ctx context.Context, out io.Writer, bin string, rounds int, dur
 					if loop.Err() != nil {
 						return
 					}
+					if code == 409 {
+						// The run of the last round, whose request was cut
+						// off, is still going.
+						time.Sleep(100 * time.Millisecond)
+						continue
+					}
 					if err != nil || code != 200 {
 						runErr = fmt.Errorf("gc run: %d %s %v", code, body, err)
 						return
