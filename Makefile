@@ -24,7 +24,7 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization
 FUZZTIME ?= 8s
 
-.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth bench-gc clean
 
 all: build
 
@@ -133,6 +133,12 @@ bench-cluster: build tools $(BIN)/registry
 		--minio $(BIN)/minio --haproxy $$(command -v haproxy) \
 		--rounds 3 --duration 5s --markdown bench-cluster-results.md --json bench-cluster-results.json
 
+## bench-gc: GC over 100k blobs in 10k repositories (mark, sweep, memory) on the filesystem and MinIO; push-small with and without GC running
+bench-gc: build $(BIN)/minio
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench gc --repos 10000 --blobs-per-repo 10 --drivers filesystem,s3 --minio $(BIN)/minio \
+		--berth $(BIN)/registryd --rounds 3 --duration 5s --json bench-gc-results.json
+
 ## bench-events: one node: push-small without and with a webhook, outbox events/s, push-to-webhook latency
 bench-events: build
 	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
@@ -148,4 +154,4 @@ $(BIN)/registry:
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 clean:
-	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json bench-auth-results.json
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json bench-auth-results.json bench-gc-results.json

@@ -241,15 +241,27 @@ func (w writer) gcMarked(p events.GCMarked) error {
 			w.insert(tGCManifest, &gcManifestRow{Repo: m.Repo, Digest: m.Digest})
 			run.Manifests++
 		}
+		// The mark lists a manifest's bytes among the blobs (in this or an
+		// earlier chunk); a manifest has no link to take the size from.
+		b, ok := w.first(tGCBlob, m.Digest.String()).(*gcBlobRow)
+		mf, found := w.first(tManifest, m.Repo, m.Digest.String()).(*Manifest)
+		if ok && found && b.Size == 0 {
+			w.insert(tGCBlob, &gcBlobRow{Digest: b.Digest, Size: mf.Size})
+		}
 	}
 	w.insert(tGCRun, &run)
 	return nil
 }
 
-// sizeOf is a digest's size from any link or manifest row (0 if none).
+// sizeOf is a digest's size from any link or orphan row (0 if none). A
+// manifest candidate's size comes with its row (gcMarked): a run once
+// reported the bytes of manifests and orphans as 0 reclaimed.
 func (w writer) sizeOf(d digest.Digest) int64 {
 	if o, err := w.txn.First(tBlob, idxDigest, d.String()); err == nil && o != nil {
 		return o.(*BlobLink).Size
+	}
+	if o, ok := w.first(tGCOrphan, d.String()).(*gcOrphanRow); ok {
+		return o.Size
 	}
 	return 0
 }

@@ -1,9 +1,8 @@
 package cluster
 
 import (
-	"os"
-	"path/filepath"
-	"regexp"
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,82 +10,259 @@ import (
 	"github.com/berth-registry/berth/e2e/harness"
 )
 
-// TestGCFromAnyNode: `clusterctl gc` works whichever node it reaches. A
-// dry run through a follower lists, at an index, the deleted image's
-// blobs; `gc run --wait` through the load balancer deletes exactly those
-// from the bucket (every node then answers 404 for them) while the tagged
-// image pulls whole; `gc status` on every node shows the run as the
-// leader recorded it.
-func TestGCFromAnyNode(t *testing.T) {
+// newGCCluster starts MinIO and three nodes with gc.uploadmaxage at 1m and
+// no blob cache, so every pull reads the bucket GC deletes from.
+func newGCCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, dir: t.TempDir()}
 	c.minio = startMinIO(t, c.dir)
-	c.nodeEnv = func(*node) []string { return []string{"BERTH_GC_UPLOADMAXAGE=1m"} }
+	c.nodeEnv = func(*node) []string {
+		return []string{"BERTH_GC_UPLOADMAXAGE=" + harness.GCGrace.String(), "BERTH_STORAGE_CACHESIZE=0"}
+	}
 	c.startNodes("node", 3)
-	c.startHAProxy()
+	return c
+}
+
+func (c *cluster) apis() []string {
+	var out []string
+	for _, nd := range c.nodes {
+		out = append(out, nd.api)
+	}
+	return out
+}
+
+// TestGCClusterUnderConcurrentPushes is the single node's concurrency test
+// on three nodes and MinIO: 8 clients spread over the nodes push images
+// that share layers, pull and delete tags while the leader runs GC back to
+// back for a minute; then every live image pulls whole from every node
+// and, after one more run, the bucket holds exactly the live images' blobs.
+func TestGCClusterUnderConcurrentPushes(t *testing.T) {
+	c := newGCCluster(t)
 	leader := c.leader()
-	var follower *node
+	ctl := harness.Tool(t, "clusterctl")
+	res := harness.GCChurnScenario(t, c.apis(), leader.api, adminToken, ctl,
+		[]string{"BERTH_TOKEN=" + adminToken}, []string{"--server", "http://" + leader.api})
+	ctx, cancel := harness.Ctx(2 * time.Minute)
+	defer cancel()
 	for _, nd := range c.nodes {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
-	crane := harness.Tool(t, "crane")
-	home := t.TempDir()
-	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
-	cr := func(args ...string) string {
-		return strings.TrimSpace(harness.Run(t, env, crane, append([]string{"--insecure"}, args...)...))
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(home, name)
-		if err := os.WriteFile(p, harness.TarWithFile(name+".txt", []byte(content)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	cr("append", "-f", write("kept", "kept\n"), "-t", c.lb+"/gc/app:kept")
-	cr("append", "-f", write("gone", "garbage\n"), "-t", c.lb+"/gc/app:gone")
-	goneDigest := cr("digest", c.lb+"/gc/app:gone")
-	cr("delete", c.lb+"/gc/app@"+goneDigest)
-	pushed := time.Now()
-
-	if out := c.ctl(t, follower.api, "gc", "run", "--dry-run"); !strings.Contains(out, "would delete these 0 blobs") {
-		t.Errorf("within gc.uploadmaxage nothing is garbage; the dry run through follower %s says:\n%s", follower.id, out)
-	}
-	time.Sleep(time.Until(pushed.Add(61 * time.Second)))
-	dry := c.ctl(t, follower.api, "gc", "run", "--dry-run")
-	if !regexp.MustCompile(`^dry run at index \d+: `).MatchString(dry) {
-		t.Errorf("the dry run does not say at which index:\n%s", dry)
-	}
-	var listed []string
-	for _, l := range strings.Split(dry, "\n") {
-		if d, ok := strings.CutPrefix(l, "blob      "); ok {
-			listed = append(listed, strings.TrimSpace(d))
-		}
-	}
-	if len(listed) != 3 {
-		t.Fatalf("the dry run through follower %s lists %d blobs, want the deleted image's manifest, config and layer:\n%s", follower.id, len(listed), dry)
-	}
-
-	run := c.ctl(t, c.lb, "gc", "run", "--wait")
-	m := regexp.MustCompile(`gc run (\S+) done: 3 blobs deleted`).FindStringSubmatch(run)
-	if m == nil {
-		t.Fatalf("gc run --wait through the load balancer: %s", run)
-	}
-	for _, nd := range c.nodes {
-		for _, d := range listed {
-			code, _, _, err := harness.HTTPStatus(t.Context(), "GET", "http://"+nd.api+"/v2/gc/app/blobs/"+d, nil, nil)
-			if err != nil || code != 404 {
-				t.Errorf("%s serves the collected blob %s: %d %v", nd.id, d, code, err)
+		for _, im := range res.Live {
+			if err := im.Verify(ctx, nd.api); err != nil {
+				t.Errorf("on %s after the final GC: %v", nd.id, err)
+				break
 			}
 		}
-		if got := cr("digest", nd.api+"/gc/app:kept"); got == "" {
-			t.Errorf("%s lost the kept image", nd.id)
-		}
-		harness.Run(t, env, crane, "--insecure", "pull", nd.api+"/gc/app:kept", filepath.Join(home, nd.id+".tar"))
-		st := c.ctl(t, nd.api, "gc", "status")
-		if !strings.Contains(st, m[1]) || !strings.Contains(st, "swept") || strings.Contains(st, "could not be asked") {
-			t.Errorf("gc status on %s does not show run %s from the leader:\n%s", nd.id, m[1], st)
+	}
+	listed, err := harness.BucketBlobs(ctx, c.minio, "berth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.CheckStoreAfterGC(t, "blob objects in the bucket", listed, res)
+}
+
+// pushGarbage uploads n small blobs, linked in repo but in no manifest,
+// over the nodes with 16 clients: once older than gc.uploadmaxage each is
+// a GC candidate whose bytes the sweep deletes one by one.
+func pushGarbage(t *testing.T, ctx context.Context, bases []string, repo string, n int) [][]byte {
+	t.Helper()
+	blobs := harness.LayerPool(n, 64)
+	work := make(chan []byte)
+	errs := make(chan error, 16)
+	for w := range 16 {
+		go func() {
+			var err error
+			for b := range work {
+				if err == nil {
+					err = harness.PushBlob(ctx, bases[w%len(bases)], repo, b)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for _, b := range blobs {
+		work <- b
+	}
+	close(work)
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatalf("push garbage: %v", err)
 		}
 	}
+	return blobs
+}
+
+// TestGCClusterLeaderFailover kills the leader with SIGKILL twice in one
+// GC run: once between the mark and the sweep, then the next leader in
+// the middle of its sweep. The third leader must finish the run (gc
+// status: swept, no open run), every tagged image must pull whole from
+// the bucket, and the garbage must be gone from it.
+//
+// Making the moments deterministic:
+//   - Between mark and sweep: the mark of a few thousand candidates is
+//     committed within tens of milliseconds, too short to aim a kill at.
+//     So the test polls the leader's gc status until the run is open
+//     and, at once, switches read-only mode on. Read-only mode lets GC
+//     marks through but refuses GCSweepStarted, and the job checks it
+//     before the sweep and before every batch of deletes: the leader
+//     stops right after the mark with nothing deleted, and stays there.
+//     The test checks that (phase marking, or, if the switch committed
+//     after GCSweepStarted, phase sweeping with every candidate still in
+//     the bucket), lifts the mode and kills the leader in the same
+//     millisecond: its loop looks at the mode only every 2s. The next
+//     leader's "gc: resuming the open run" log line names the phase it
+//     resumed from.
+//   - Middle of the sweep: the sweep deletes thousands of objects one by
+//     one, which takes seconds; the test lists the bucket until between a
+//     fifth and four fifths of the candidates are gone, and kills the
+//     leader then. Its successor's log line must say it resumed from
+//     phase sweeping.
+func TestGCClusterLeaderFailover(t *testing.T) {
+	c := newGCCluster(t)
+	ctx, cancel := harness.Ctx(12 * time.Minute)
+	defer cancel()
+	pool := harness.LayerPool(8, 1024)
+	var live []harness.LayeredImage
+	for i := range 12 {
+		im := harness.NewLayeredImage("gc/live", fmt.Sprint("v", i), fmt.Sprint("live-", i), harness.PickLayers(pool, 2, true), nil, "")
+		if _, err := im.Push(ctx, c.nodes[i%3].api); err != nil {
+			t.Fatal(err)
+		}
+		live = append(live, im)
+	}
+	const garbage = 5000
+	start := time.Now()
+	pushGarbage(t, ctx, c.apis(), "gc/garbage", garbage)
+	t.Logf("pushed %d garbage blobs in %s", garbage, time.Since(start).Round(time.Millisecond))
+	before, err := harness.BucketBlobs(ctx, c.minio, "berth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(harness.GCGrace + 2*time.Second)
+
+	// 1. Kill the leader between mark and sweep.
+	l1 := c.leader()
+	status := func(nd *node) harness.GCStatus {
+		st, err := harness.GetGCStatus(ctx, nd.api, adminToken)
+		if err != nil {
+			t.Fatalf("gc status on %s: %v", nd.id, err)
+		}
+		return st
+	}
+	if err := harness.StartGC(ctx, l1.api, adminToken, false); err != nil {
+		t.Fatal(err)
+	}
+	for st := status(l1); st.Open == nil; st = status(l1) {
+		if len(st.Runs) > 0 {
+			t.Fatalf("the run finished before the test saw it open: %+v", st.Runs)
+		}
+	}
+	// Straight to the admin API: starting clusterctl takes longer than
+	// the mark does.
+	if err := harness.SetReadOnly(ctx, l1.api, adminToken, true); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the run to stop at the read-only mode", 30*time.Second, func() error {
+		if !strings.Contains(l1.p.Out.String(), "gc paused") {
+			return fmt.Errorf("no \"gc paused\" in %s's log yet", l1.id)
+		}
+		return nil
+	})
+	held := status(l1)
+	if held.Open == nil || held.Open.Blobs < garbage {
+		t.Fatalf("held run: %+v, want open with at least %d blob candidates", held.Open, garbage)
+	}
+	if now, err := harness.BucketBlobs(ctx, c.minio, "berth"); err != nil || len(now) != len(before) {
+		t.Fatalf("the held run deleted bytes: %d blobs in the bucket, %d before (%v)", len(now), len(before), err)
+	}
+	t.Logf("run %s held in phase %s with %d candidates; killing %s", held.Open.Run, held.Open.Phase, held.Open.Blobs, l1.id)
+	if err := harness.SetReadOnly(ctx, l1.api, adminToken, false); err != nil {
+		t.Fatal(err)
+	}
+	l1.p.Kill()
+
+	// 2. Kill the next leader in the middle of its sweep. The first one
+	// restarts meanwhile, so two nodes remain.
+	l2 := c.newLeader(l1)
+	c.start(l1)
+	waitLog(t, l2, "gc: resuming the open run", "phase="+held.Open.Phase)
+	var left int
+	harness.WaitFor(t, "the sweep a fifth done", 3*time.Minute, func() error {
+		now, err := harness.BucketBlobs(ctx, c.minio, "berth")
+		if err != nil {
+			return err
+		}
+		left = len(now) - (len(before) - garbage)
+		if left > garbage*4/5 {
+			return fmt.Errorf("%d of %d candidates still in the bucket", left, garbage)
+		}
+		return nil
+	})
+	if left < garbage/5 {
+		t.Fatalf("the sweep was too fast to kill in its middle: %d of %d candidates left when seen", left, garbage)
+	}
+	l2.p.Kill()
+	t.Logf("killed %s with %d of %d candidates still in the bucket", l2.id, left, garbage)
+	c.waitReady(l1)
+	l3 := c.newLeader(l2)
+	waitLog(t, l3, "gc: resuming the open run", "phase=sweeping")
+
+	// 3. The third leader completes the run.
+	harness.WaitFor(t, "the run swept", 3*time.Minute, func() error {
+		st, err := harness.GetGCStatus(ctx, l3.api, adminToken)
+		if err != nil {
+			return err
+		}
+		if st.Open != nil || len(st.Runs) == 0 {
+			return fmt.Errorf("open run %+v", st.Open)
+		}
+		if r := st.Runs[len(st.Runs)-1]; r.Run != held.Open.Run || r.Outcome != "swept" || r.Candidates != garbage {
+			return fmt.Errorf("last run %+v, want %s swept with %d candidates", r, held.Open.Run, garbage)
+		}
+		return nil
+	})
+	t.Log(c.ctl(t, l3.api, "gc", "status"))
+	for _, nd := range []*node{l1, l3} {
+		for _, im := range live {
+			if err := im.Verify(ctx, nd.api); err != nil {
+				t.Errorf("on %s after the failovers: %v", nd.id, err)
+			}
+		}
+	}
+	listed, err := harness.BucketBlobs(ctx, c.minio, "berth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, leftover := harness.CheckStore(listed, harness.Reachable(live))
+	if len(missing) > 0 || len(leftover) > 0 {
+		t.Errorf("bucket after the run: %d live digests missing %v, %d garbage left", len(missing), missing, len(leftover))
+	}
+}
+
+// newLeader waits until the live nodes agree on a leader other than old
+// (right after a kill they may still name it).
+func (c *cluster) newLeader(old *node) *node {
+	c.t.Helper()
+	var nd *node
+	harness.WaitFor(c.t, "a new leader", time.Minute, func() error {
+		if nd = c.leader(); nd == old {
+			return fmt.Errorf("the nodes still name %s", old.id)
+		}
+		return nil
+	})
+	return nd
+}
+
+// waitLog waits until a line of nd's log holds all of parts.
+func waitLog(t *testing.T, nd *node, parts ...string) {
+	t.Helper()
+	harness.WaitFor(t, fmt.Sprintf("%s logging %q", nd.id, parts), time.Minute, func() error {
+		for _, line := range strings.Split(nd.p.Out.String(), "\n") {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("not logged")
+	})
 }
