@@ -55,6 +55,15 @@ func completeKindAndNames(g *globals, names int) cobra.CompletionFunc {
 	}
 }
 
+// completeNamesOf completes the one NAME argument of a command about a
+// fixed kind (webhook test NAME, robot rotate NAME) as get completes it.
+func completeNamesOf(g *globals, kind string) cobra.CompletionFunc {
+	names := completeKindAndNames(g, 1)
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		return names(cmd, append([]string{kind}, args...), toComplete)
+	}
+}
+
 // completeKinds offers the lower-case spellings of every kind (plural
 // first, with the canonical kind as description), or the canonical names
 // when the user started with a capital.

@@ -69,6 +69,9 @@ func TestCompletion(t *testing.T) {
 		{"delete takes more names, not the same twice", []string{"delete", "registry", "hub", ""}, "zot"},
 		{"unknown kind", []string{"get", "widgets", ""}, ""},
 		{"kinds for history", []string{"history", "w"}, "webhooks webhook wh"},
+		{"webhook test: webhook names", []string{"webhook", "test", ""}, "ci"},
+		{"webhook redeliver: webhook names", []string{"webhook", "redeliver", "c"}, "ci"},
+		{"webhook test: one name", []string{"webhook", "test", "ci", ""}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

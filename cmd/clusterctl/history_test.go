@@ -41,7 +41,11 @@ func TestChangeSummary(t *testing.T) {
 		{"added field", doc(base, nil), doc(with("secretRef", map[string]any{"name": "s"}), nil), "spec.secretRef"},
 		{"removed field", doc(base, nil), doc(with("enabled", nil), nil), "spec.enabled"},
 		{"labels", doc(base, nil), doc(base, map[string]any{"team": "a"}), "metadata.labels"},
-		{"only FSM fields", doc(base, nil), func() map[string]any { d := doc(base, nil); d["metadata"].(map[string]any)["generation"] = 2.0; return d }(), "-"},
+		{"only FSM fields", doc(base, nil), func() map[string]any {
+			d := doc(base, nil)
+			d["metadata"].(map[string]any)["generation"] = 2.0
+			return d
+		}(), "-"},
 		{"many", doc(base, nil), doc(map[string]any{"a": 1.0, "b": 1.0, "c": 1.0, "url": "x", "events": nil}, map[string]any{"x": "y"}),
 			"metadata.labels, spec.a, spec.b, spec.c and 3 more"},
 	}
