@@ -32,8 +32,17 @@ func (w writer) resourceApplied(p events.ResourceApplied) error {
 	}
 	now := w.ev.Time.UTC().Format(time.RFC3339)
 	res := Resource{Kind: p.Kind, Name: p.Name, Generation: 1, Created: w.ev.Time, Updated: w.ev.Time}
+	if w.recordsActors() {
+		res.Actor = w.ev.Origin.Actor
+	}
 
-	if old, ok := w.first(tResource, p.Kind, p.Name).(*Resource); ok {
+	old, ok := w.first(tResource, p.Kind, p.Name).(*Resource)
+	if !ok {
+		// A new resource starts a new history: what was kept of an
+		// earlier one of the same name (deleted) goes.
+		w.dropHistory(p.Kind, p.Name)
+	}
+	if ok {
 		var prev map[string]any
 		if err := json.Unmarshal(old.Document, &prev); err != nil {
 			panic(fmt.Sprintf("fsm: stored resource %s/%s is not JSON: %v", p.Kind, p.Name, err))
@@ -115,8 +124,8 @@ func (w writer) trimHistory(kind, name string, current uint64) {
 }
 
 func (w writer) resourceDeleted(p events.ResourceDeleted) error {
-	r := w.first(tResource, p.Kind, p.Name)
-	if r == nil {
+	r, ok := w.first(tResource, p.Kind, p.Name).(*Resource)
+	if !ok {
 		return refuse(CodeResourceUnknown, "%s %q does not exist", p.Kind, p.Name)
 	}
 	if p.Kind == KindNamespace {
@@ -126,18 +135,45 @@ func (w writer) resourceDeleted(p events.ResourceDeleted) error {
 	if p.Kind == KindNamespace {
 		w.setQuota(p.Name) // gone: unlimited
 	}
+	if !w.recordsActors() {
+		// A binary older than generation 3 drops the history with the
+		// resource; until every voter runs a newer one, so does this.
+		w.dropHistory(p.Kind, p.Name)
+		return nil
+	}
+	// The history outlives the resource, ending with the generation that
+	// was deleted, so `clusterctl history` still shows what it was and
+	// who deleted it; applying the name again starts afresh.
+	at := w.ev.Time.UTC()
+	w.insert(tHistory, &historyRow{Kind: p.Kind, Name: p.Name, Generation: uint64(r.Generation), Resource: *r,
+		Deleted: &at, DeletedBy: w.ev.Origin.Actor})
+	w.trimHistory(p.Kind, p.Name, uint64(r.Generation))
+	return nil
+}
+
+// dropHistory deletes every kept generation of a resource.
+func (w writer) dropHistory(kind, name string) {
 	var rows []any
-	it, err := w.txn.Get(tHistory, idx+"_prefix", p.Kind, p.Name)
+	it, err := w.txn.Get(tHistory, idx+"_prefix", kind, name)
 	if err != nil {
 		panic(err)
 	}
 	for o := it.Next(); o != nil; o = it.Next() {
-		if h := o.(*historyRow); h.Kind == p.Kind && h.Name == p.Name {
+		if h := o.(*historyRow); h.Kind == kind && h.Name == name {
 			rows = append(rows, h)
 		}
 	}
 	for _, h := range rows {
 		w.delete(tHistory, h)
 	}
-	return nil
+}
+
+// recordsActors reports whether this entry is applied only by binaries
+// that record who applied and deleted a resource and keep its history
+// past a delete. QuotasEnabled is committed once every voter decodes
+// generation 3 (node/quota.go), and an older binary stops at it, so from
+// its index on every node folds these details in alike; before it, Apply
+// does exactly what generation 2 binaries do.
+func (w writer) recordsActors() bool {
+	return w.cluster().Quotas
 }

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"time"
+
 	"github.com/hashicorp/go-memdb"
 	"github.com/opencontainers/go-digest"
 )
@@ -41,12 +43,16 @@ type referrerRow struct {
 	Digest  digest.Digest
 }
 
-// historyRow keeps earlier generations of a resource.
+// historyRow keeps earlier generations of a resource. The row of the
+// generation a delete removed says so in Deleted and DeletedBy (omitted
+// otherwise, so older snapshots' bytes are unchanged).
 type historyRow struct {
 	Kind       string
 	Name       string
 	Generation uint64
 	Resource   Resource
+	Deleted    *time.Time `json:",omitempty"`
+	DeletedBy  string     `json:",omitempty"`
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }

@@ -235,8 +235,15 @@ func (l *loader) history(h *historyRow) error {
 	if err := checkResource(&h.Resource); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
+	// The history of a deleted resource is kept (resourceDeleted), so a
+	// row needs a later current resource only while one exists; a row
+	// that records a delete cannot have one (a new resource of the name
+	// drops the old history).
 	cur, ok := l.first(tResource, h.Kind, h.Name).(*Resource)
-	if !ok || cur.Generation <= h.Resource.Generation {
+	switch {
+	case ok && h.Deleted != nil:
+		return fmt.Errorf("history of %s/%s generation %d records a delete, but the resource exists", h.Kind, h.Name, h.Generation)
+	case ok && cur.Generation <= h.Resource.Generation:
 		return fmt.Errorf("history of %s/%s generation %d has no later current resource", h.Kind, h.Name, h.Generation)
 	}
 	return nil
@@ -261,9 +268,43 @@ func (l *loader) finish() (empty bool, err error) {
 			return false, fmt.Errorf("repository %q holds nothing", r.Name)
 		}
 	}
+	if err := l.deletedHistories(); err != nil {
+		return false, err
+	}
 	// Usage rows are derived, not stored (quota.go).
 	if err := deriveUsage(l.txn); err != nil {
 		return false, fmt.Errorf("namespace usage: %w", err)
 	}
 	return l.repos == 0 && l.resources == 0, nil
+}
+
+// deletedHistories checks that the history of every resource that does
+// not exist ends with the row of its delete.
+func (l *loader) deletedHistories() error {
+	it, err := l.txn.Get(tHistory, idx)
+	if err != nil {
+		return err
+	}
+	// Rows come in (kind, name, generation) order: the last row of each
+	// resource is the one before the next resource's first.
+	var last *historyRow
+	check := func() error {
+		if last == nil || last.Deleted != nil {
+			return nil
+		}
+		if _, ok := l.first(tResource, last.Kind, last.Name).(*Resource); ok {
+			return nil
+		}
+		return fmt.Errorf("history of %s/%s generation %d has no later current resource and records no delete", last.Kind, last.Name, last.Generation)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		h := o.(*historyRow)
+		if last != nil && (last.Kind != h.Kind || last.Name != h.Name) {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+		last = h
+	}
+	return check()
 }

@@ -42,6 +42,10 @@ type Resource struct {
 	Document   []byte
 	Created    time.Time
 	Updated    time.Time
+	// Actor is who applied this generation (the event's Origin), for
+	// `clusterctl history`. Empty for generations applied before every
+	// voter ran a binary that records it (writer.recordsActors).
+	Actor string `json:",omitempty"`
 }
 
 // View is a consistent point-in-time read of the state (a go-memdb read
@@ -219,7 +223,34 @@ func (v *View) Resources(kind string) []Resource {
 	return out
 }
 
+// Deletion is when and by whom a resource was deleted; its last
+// generation is the last of ResourceHistory.
+type Deletion struct {
+	Time  time.Time
+	Actor string
+}
+
+// ResourceDeletion reports how a resource that no longer exists was
+// deleted, if its history was kept (see writer.resourceDeleted).
+func (v *View) ResourceDeletion(kind, name string) (Deletion, bool) {
+	if _, ok := v.Resource(kind, name); ok {
+		return Deletion{}, false
+	}
+	it, err := v.txn.Get(tHistory, idx+"_prefix", kind, name)
+	if err != nil {
+		panic(err)
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if h := o.(*historyRow); h.Kind == kind && h.Name == name && h.Deleted != nil {
+			return Deletion{Time: *h.Deleted, Actor: h.DeletedBy}, true
+		}
+	}
+	return Deletion{}, false
+}
+
 // ResourceHistory lists earlier generations of a resource, oldest first.
+// For a deleted resource whose history was kept, the last is the
+// generation that was deleted.
 func (v *View) ResourceHistory(kind, name string) []Resource {
 	it, err := v.txn.Get(tHistory, idx+"_prefix", kind, name)
 	if err != nil {

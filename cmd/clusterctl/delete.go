@@ -20,6 +20,7 @@ func deleteCmd(g *globals) *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: completeKindAndNames(g, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Each name is deleted on its own; one that does not exist
 			// does not stop the others, but makes the command fail.

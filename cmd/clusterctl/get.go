@@ -24,6 +24,7 @@ func getCmd(g *globals) *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: completeKindAndNames(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "yaml", "json", "wide"); err != nil {
 				return err
@@ -47,32 +48,6 @@ func getCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: yaml, json or wide (default: a table)")
-	return cmd
-}
-
-func historyCmd(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "history KIND NAME",
-		Short: "Show the generations of a resource, oldest first",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "yaml", "json", "table"); err != nil {
-				return err
-			}
-			var list struct {
-				Items []map[string]any `json:"items"`
-			}
-			if err := g.call(cmd.Context(), "GET", resourcePath(args[0], args[1], "history"), nil, &list); err != nil {
-				return err
-			}
-			if output == "table" {
-				return printHistory(cmd.OutOrStdout(), list.Items)
-			}
-			return printList(cmd.OutOrStdout(), list.Items, output, time.Now())
-		},
-	}
-	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml, json or table")
 	return cmd
 }
 

@@ -35,7 +35,8 @@ hash is sent: the plain password never reaches the registry, its log or its
 disk. A new user is created; an existing user keeps its other settings.`,
 		Example: `  clusterctl user passwd alice
   echo "$PASSWORD" | clusterctl user passwd ci-bot --password-stdin`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNamesOf(g, "User"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			pw, err := readPassword(cmd, stdin)
@@ -110,9 +111,10 @@ specially.`,
 	create.Flags().StringVar(&role, "role", "", "admin, maintainer, developer or guest")
 	create.Flags().StringVar(&expires, "expires", "", "lifetime such as 90d or 720h, or an RFC 3339 time (default: never)")
 	rotate := &cobra.Command{
-		Use:   "rotate NAME",
-		Short: "Give a robot a new secret (the old secret stops working at once; tokens already issued with it expire within auth.tokenttl)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "rotate NAME",
+		Short:             "Give a robot a new secret (the old secret stops working at once; tokens already issued with it expire within auth.tokenttl)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNamesOf(g, "Robot"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			doc, found, err := g.existing(cmd, "Robot", args[0])
 			if err != nil {

@@ -239,16 +239,6 @@ func tlsSummary(doc map[string]any) string {
 	return str(map[string]any{"tls": shown}, "tls")
 }
 
-// printHistory prints one line per generation.
-func printHistory(w io.Writer, items []map[string]any) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "GENERATION\tUPDATED")
-	for _, it := range items {
-		fmt.Fprintf(tw, "%s\t%s\n", str(it, "metadata.generation"), str(it, "metadata.updateTimestamp"))
-	}
-	return tw.Flush()
-}
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

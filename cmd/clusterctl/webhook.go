@@ -70,9 +70,10 @@ func webhookListCmd(g *globals, what, short string, def int) *cobra.Command {
 		limit  int
 	)
 	cmd := &cobra.Command{
-		Use:   what + " NAME",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               what + " NAME",
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNamesOf(g, "Webhook"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "json"); err != nil {
 				return err
@@ -150,7 +151,8 @@ func webhookRedeliverCmd(g *globals) *cobra.Command {
 whose log index is at least INDEX (events already delivered are sent again:
 receivers deduplicate by id). redeliver --dead-letters sends every dead
 letter once more, in order; those that fail again stay dead letters.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNamesOf(g, "Webhook"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "json"); err != nil {
 				return err
@@ -194,9 +196,10 @@ letter once more, in order; those that fail again stay dead letters.`,
 func webhookTestCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "test NAME",
-		Short: "Send a dev.berth.ping event to a webhook now and show the answer",
-		Args:  cobra.ExactArgs(1),
+		Use:               "test NAME",
+		Short:             "Send a dev.berth.ping event to a webhook now and show the answer",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeNamesOf(g, "Webhook"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "json"); err != nil {
 				return err

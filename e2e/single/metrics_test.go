@@ -41,15 +41,29 @@ func scrape(t *testing.T, url string, hdr map[string]string) map[string]float64 
 	return out
 }
 
+// meteredNamespace is a namespace an operator created, so its usage and
+// quota are exported (namespaces only clients named are not).
+const meteredNamespace = `apiVersion: berth.dev/v1
+kind: Namespace
+metadata: {name: metered}
+spec:
+  quota: {storage: 10Mi}
+`
+
 // TestMetricsDuringPushes scrapes registryd while crane pushes: the
-// request counters and the Raft indexes only grow, the node leads, and no
-// series names a repository.
+// request counters, the Raft indexes, proposal counts and times and a
+// namespace's usage only grow, the node leads in one term with no last
+// contact (that is a follower's), and no series names a repository. A
+// single node reads without read-index rounds: the cluster's
+// TestMetricsCluster checks those, last contact and leader changes.
 func TestMetricsDuringPushes(t *testing.T) {
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	dataDir := t.TempDir()
 	reg := startRegistryEnv(t, dataDir, "", []string{"BERTH_HTTP_METRICSADDR=" + metricsAddr})
 	crane, env := harness.Tool(t, "crane"), clientEnv(t)
 	dir := t.TempDir()
+	harness.Run(t, []string{"BERTH_SERVER=http://" + reg.addr, "BERTH_TOKEN="}, harness.Tool(t, "clusterctl"),
+		"--token-file", filepath.Join(dataDir, "admin.token"), "apply", "-f", writeFile(t, filepath.Join(dir, "ns.yaml"), []byte(meteredNamespace)))
 
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -58,8 +72,12 @@ func TestMetricsDuringPushes(t *testing.T) {
 		defer wg.Done()
 		defer close(done)
 		for i := range 6 {
+			ns := "hidden-team"
+			if i%2 == 1 {
+				ns = "metered"
+			}
 			layer := writeFile(t, filepath.Join(dir, fmt.Sprintf("layer%d.tar", i)), harness.TarWithFile("f", []byte(fmt.Sprintf("layer %d\n", i))))
-			harness.Run(t, env, crane, "--insecure", "append", "-f", layer, "-t", fmt.Sprintf("%s/hidden-team/app%d:v%d", reg.addr, i, i))
+			harness.Run(t, env, crane, "--insecure", "append", "-f", layer, "-t", fmt.Sprintf("%s/%s/app%d:v%d", reg.addr, ns, i, i))
 		}
 	}()
 	var scrapes []map[string]float64
@@ -79,8 +97,9 @@ func TestMetricsDuringPushes(t *testing.T) {
 	for _, s := range []string{
 		`registry_http_requests_total{code="201",handler="manifest",method="PUT"}`,
 		`registry_http_requests_total{code="202",handler="blob_upload",method="POST"}`,
-		"berth_raft_commit_index", "berth_raft_applied_index",
-		`berth_propose_duration_seconds_count{result="ok"}`,
+		"berth_raft_commit_index", "berth_raft_applied_index", "berth_raft_last_index",
+		`berth_propose_duration_seconds_count{result="ok"}`, `berth_propose_duration_seconds_sum{result="ok"}`,
+		`berth_namespace_usage_bytes{namespace="metered"}`,
 	} {
 		prev := -1.0
 		for i, sc := range scrapes {
@@ -98,6 +117,18 @@ func TestMetricsDuringPushes(t *testing.T) {
 	}
 	if last["berth_raft_leader"] != 1 || last["berth_raft_term"] < 1 || last["berth_fsm_halted"] != 0 {
 		t.Errorf("raft: leader %v term %v halted %v", last["berth_raft_leader"], last["berth_raft_term"], last["berth_fsm_halted"])
+	}
+	// Pushes hold no election: one term, no leader change.
+	for _, s := range []string{"berth_raft_term", "berth_raft_leader_changes_total"} {
+		if first[s] != last[s] {
+			t.Errorf("%s changed during the pushes: %v, then %v", s, first[s], last[s])
+		}
+	}
+	if v, ok := last["berth_raft_last_contact_seconds"]; ok {
+		t.Errorf("the leader reports berth_raft_last_contact_seconds %v; only followers have a last contact", v)
+	}
+	if got := last[`berth_namespace_quota_bytes{namespace="metered"}`]; got != 10<<20 {
+		t.Errorf("metered quota %v, want %d", got, 10<<20)
 	}
 	for series := range last {
 		if strings.Contains(series, "hidden-team") {

@@ -111,6 +111,17 @@ func CanonicalKind(s string) (kind string, ok bool) {
 	return "", false
 }
 
+// Spellings lists the lower-case names the command line takes for a kind
+// besides its canonical one (CanonicalKind accepts each): the plural
+// first, then the singular and the aliases. Shell completion offers them.
+func Spellings(kind string) []string {
+	k, ok := lookupKind(kind)
+	if !ok {
+		return nil
+	}
+	return append([]string{k.plural, strings.ToLower(k.kind)}, k.aliases...)
+}
+
 // Plural is the lower-case plural of a canonical kind ("registries"), as
 // used in URLs; it returns the lower-cased input for an unknown kind.
 func Plural(kind string) string {

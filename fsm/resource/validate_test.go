@@ -337,3 +337,21 @@ func testCA(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// Every spelling completion offers is one CanonicalKind takes back.
+func TestSpellings(t *testing.T) {
+	for _, kind := range Kinds() {
+		sp := Spellings(kind)
+		if len(sp) < 2 || sp[0] != Plural(kind) {
+			t.Errorf("Spellings(%s) = %v, want the plural first and the singular", kind, sp)
+		}
+		for _, s := range sp {
+			if k, ok := CanonicalKind(s); !ok || k != kind {
+				t.Errorf("Spellings(%s) offers %q, which CanonicalKind maps to %q, %v", kind, s, k, ok)
+			}
+		}
+	}
+	if sp := Spellings("Widget"); sp != nil {
+		t.Errorf("Spellings(Widget) = %v, want none", sp)
+	}
+}

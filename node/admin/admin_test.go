@@ -41,7 +41,7 @@ type unavailable struct{}
 func (unavailable) Error() string     { return "no leader" }
 func (unavailable) Unavailable() bool { return true }
 
-func (n *logNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
+func (n *logNode) Propose(ctx context.Context, p events.Payload) (uint64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.failAt != 0 && n.index+1 == n.failAt {
@@ -50,7 +50,8 @@ func (n *logNode) Propose(_ context.Context, p events.Payload) (uint64, error) {
 	if n.mutate != nil {
 		p = n.mutate(p)
 	}
-	b, err := events.Encode(events.Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Payload: p})
+	// As node.Propose does, the event carries the request's Origin.
+	b, err := events.Encode(events.Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Origin: events.OriginFrom(ctx), Payload: p})
 	if err != nil {
 		return 0, err
 	}

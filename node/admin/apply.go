@@ -76,7 +76,7 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	results, status, msg := s.commit(r.Context(), docs, normalized)
+	results, status, msg := s.commit(withActor(r, ResourceActor), docs, normalized)
 	if msg != "" {
 		if status >= 500 {
 			s.logger.Error("apply failed", "err", msg)

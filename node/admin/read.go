@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
@@ -68,25 +69,53 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.withStatus(r.Context(), v, kind, res.Name, res.Document))
 }
 
+// HistoryEntry is what the history answer says of one generation besides
+// its document: when it was applied and by whom (empty when the cluster
+// did not record it yet).
+type HistoryEntry struct {
+	Generation int64     `json:"generation"`
+	Applied    time.Time `json:"applied"`
+	Actor      string    `json:"actor,omitempty"`
+}
+
+// HistoryDeletion is when and by whom a resource was deleted.
+type HistoryDeletion struct {
+	Time  time.Time `json:"time"`
+	Actor string    `json:"actor,omitempty"`
+}
+
 // history answers every generation the node keeps, oldest first, ending
-// with the current one.
+// with the current one: "items" holds the documents (what `clusterctl
+// apply` takes back), "generations" when and by whom each was applied.
+// A deleted resource's history is kept, ending with the generation that
+// was deleted, and "deleted" says when and by whom.
 func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	kind, v, ok := s.view(w, r)
 	if !ok {
 		return
 	}
 	name := r.PathValue("name")
+	gens := v.ResourceHistory(kind, name)
 	cur, found := v.Resource(kind, name)
-	if !found {
+	del, deleted := v.ResourceDeletion(kind, name)
+	switch {
+	case found:
+		gens = append(gens, cur)
+	case !deleted:
 		notFound(w, kind, name)
 		return
 	}
 	items := []json.RawMessage{}
-	for _, res := range v.ResourceHistory(kind, name) {
+	entries := []HistoryEntry{}
+	for _, res := range gens {
 		items = append(items, res.Document)
+		entries = append(entries, HistoryEntry{Generation: res.Generation, Applied: res.Updated.UTC(), Actor: res.Actor})
 	}
-	items = append(items, cur.Document)
-	writeJSON(w, http.StatusOK, map[string]any{"apiVersion": resource.APIVersion, "kind": kind + "List", "items": items})
+	answer := map[string]any{"apiVersion": resource.APIVersion, "kind": kind + "List", "items": items, "generations": entries}
+	if deleted {
+		answer["deleted"] = HistoryDeletion{Time: del.Time.UTC(), Actor: del.Actor}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // delete removes a resource through the log. A resource that does not
@@ -103,7 +132,7 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("%s %q does not exist", kind, name))
 		return
 	}
-	index, err := s.props.Propose(r.Context(), events.ResourceDeleted{Kind: kind, Name: name})
+	index, err := s.props.Propose(withActor(r, ResourceActor), events.ResourceDeleted{Kind: kind, Name: name})
 	if err != nil {
 		s.fail(w, "delete "+kind+" "+name, err)
 		return

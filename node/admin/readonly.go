@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/node/access"
 )
 
 // ReadOnlyRequest is the body of POST /admin/v1/readonly.
@@ -22,6 +24,27 @@ type ReadOnlyRequest struct {
 // AdminActor is who a change made with the admin token is recorded as,
 // when the request carries no identity of its own.
 const AdminActor = "admin"
+
+// ResourceActor is who a resource applied or deleted with the admin
+// token is recorded as (`clusterctl history`): the subject the admin
+// token has everywhere else (access.AdminSubject).
+const ResourceActor = access.AdminSubject
+
+// withActor returns the request's context with an Origin naming actor,
+// unless the request already carries an identity of its own, and the
+// client's user agent.
+func withActor(r *http.Request, actor string) context.Context {
+	ctx := r.Context()
+	o := events.OriginFrom(ctx)
+	if o.Actor != "" {
+		return ctx
+	}
+	o.Actor = actor
+	if o.UserAgent == "" {
+		o.UserAgent = r.UserAgent()
+	}
+	return events.WithOrigin(ctx, o)
+}
 
 // maxReadOnlyBody bounds the request: one flag and a short reason.
 const maxReadOnlyBody = 4 << 10
@@ -61,14 +84,7 @@ func (s *server) setReadOnly(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "a reason is kept only when turning read-only mode on; send no reason with on: false")
 		return
 	}
-	ctx := r.Context()
-	if o := events.OriginFrom(ctx); o.Actor == "" {
-		o.Actor = AdminActor
-		if o.UserAgent == "" {
-			o.UserAgent = r.UserAgent()
-		}
-		ctx = events.WithOrigin(ctx, o)
-	}
+	ctx := withActor(r, AdminActor)
 	if _, err := s.props.Propose(ctx, events.ReadOnlySet{On: *req.On, Reason: req.Reason}); err != nil {
 		s.fail(w, "set read-only mode", err)
 		return
