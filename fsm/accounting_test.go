@@ -167,6 +167,13 @@ func TestStorageAccounting(t *testing.T) {
 				events.BlobLinked{Repo: "b", Digest: dg("layer"), Size: 1000},
 			}),
 			map[string]bytesOf{"a": {1110, 1110}, "b": {}}, StorageTotals{1110, 1110, 3}},
+		{"a manifest of one repository listed as an unlinked blob by another counts only where it is a manifest",
+			steps(image("a", "m1", 100, shared), []events.Payload{
+				events.BlobLinked{Repo: "b", Digest: dg("m1"), Size: 100},
+				events.ManifestPut{Repo: "b", Digest: dg("m2"), Size: 50, Blobs: []digest.Digest{dg("m1")}},
+				events.BlobUnlinked{Repo: "b", Digest: dg("m1")},
+			}),
+			map[string]bytesOf{"a": {1110, 1110}, "b": {50, 50}}, StorageTotals{1260, 1160, 4}}, // the registry sizes m1 as a manifest: the corner where its logical bytes exceed the sum
 		{"GC's sweep of an untagged manifest and its blob",
 			steps(image("a", "m1", 100, shared), image("a", "m2", 200, other), []events.Payload{
 				events.TagDeleted{Repo: "a", Tag: "latest"},
@@ -229,5 +236,21 @@ func TestRepositoryStoragesPage(t *testing.T) {
 	}
 	if _, ok := v.RepositoryStorage("nope"); ok {
 		t.Fatal("a repository that does not exist has accounting")
+	}
+}
+
+// BenchmarkLinkSharedLayer links a layer that 5000 repositories' manifests
+// already reach into one more repository, as every push of an image on a
+// popular base does (a mount): the sizes do not change, so Apply should
+// not visit the 5000 rows of the layer.
+func BenchmarkLinkSharedLayer(b *testing.B) {
+	h := newHarness(b)
+	for i := range 5000 {
+		h.must(image(fmt.Sprintf("r%05d", i), "m", 100, map[string]int64{"base": 1 << 20})...)
+	}
+	i := 0
+	for b.Loop() {
+		h.must(events.BlobLinked{Repo: fmt.Sprintf("new%07d", i), Digest: dg("base"), Size: 1 << 20})
+		i++
 	}
 }

@@ -68,6 +68,9 @@ type usageRow struct {
 	ManifestSize int64
 	// Size is what the digest adds to the owner (see sizeOfUsage).
 	Size int64
+	// Link, in the registry's rows only, is the link state every row of
+	// Digest was sized with (see usageResize).
+	Link linkState
 }
 
 // nsUsageRow is a namespace's total: the sum of its usage rows' sizes.
@@ -256,11 +259,29 @@ func (w writer) addUsage(ns string, delta int64) {
 	w.insert(tNSUsage, &r)
 }
 
+// linkState is what the links of a digest say about its size: the size
+// of its first link, if it has one.
+type linkState struct {
+	Linked bool
+	Size   int64
+}
+
+func (w writer) linkOf(d digest.Digest) linkState {
+	o, err := w.txn.First(tBlob, idxDigest, d.String())
+	if err != nil {
+		panic(fmt.Sprintf("fsm: read links: %v", err))
+	}
+	if l, ok := o.(*BlobLink); ok {
+		return linkState{Linked: true, Size: l.Size}
+	}
+	return linkState{}
+}
+
 // sizeOfUsage is what a referenced digest adds to its owner: the size of
 // any link of it, else of the owner's manifest rows of it, else 0.
-func (w writer) sizeOfUsage(r *usageRow) int64 {
-	if o, err := w.txn.First(tBlob, idxDigest, r.Digest.String()); err == nil && o != nil {
-		return o.(*BlobLink).Size
+func sizeOfUsage(r *usageRow, link linkState) int64 {
+	if link.Linked {
+		return link.Size
 	}
 	if r.ManifestRefs > 0 {
 		return r.ManifestSize
@@ -290,7 +311,11 @@ func (w writer) usageRef(table, owner string, d digest.Digest, refs, manifestRef
 		}
 		return
 	}
-	r.Size = w.sizeOfUsage(&r)
+	link := w.linkOf(d)
+	r.Size = sizeOfUsage(&r, link)
+	if table == tRegUsage {
+		r.Link = link
+	}
 	w.insert(table, &r)
 	added := 0
 	if !existed {
@@ -319,8 +344,20 @@ func (w writer) manifestUsage(m *Manifest, sign int) {
 
 // usageResize recomputes every row of d, in every namespace, repository
 // and the registry, after a link of d was made or removed: the size of a
-// row comes from the links.
+// row comes from the links. Most link events change nothing (a mount of a
+// layer that is linked elsewhere already), and a popular layer has a row
+// in each of thousands of repositories; so the registry's row, which
+// exists while any owner references d, records the link state the rows
+// were sized with, and nothing else is read unless it changed.
 func (w writer) usageResize(d digest.Digest) {
+	reg, ok := w.first(tRegUsage, regOwner, d.String()).(*usageRow)
+	if !ok {
+		return // no manifest reaches d: no owner has a row of it
+	}
+	link := w.linkOf(d)
+	if reg.Link == link {
+		return
+	}
 	for _, table := range usageTables {
 		it, err := w.txn.Get(table, idxDigest, d.String())
 		if err != nil {
@@ -332,9 +369,14 @@ func (w writer) usageResize(d digest.Digest) {
 		}
 		for _, old := range rows {
 			r := *old
-			r.Size = w.sizeOfUsage(&r)
-			if r.Size != old.Size {
+			r.Size = sizeOfUsage(&r, link)
+			if table == tRegUsage {
+				r.Link = link
+			}
+			if r != *old {
 				w.insert(table, &r)
+			}
+			if r.Size != old.Size {
 				w.addTotals(table, r.Owner, int64(r.Refs)*(r.Size-old.Size), r.Size-old.Size, 0)
 			}
 		}
