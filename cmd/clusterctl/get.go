@@ -39,7 +39,7 @@ func getCmd(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				var doc map[string]any
 				if err := g.call(cmd.Context(), "GET", resourcePath(args[0], args[1]), nil, &doc); err != nil {
-					return err
+					return repositoriesHint(err)
 				}
 				return printOne(w, doc, output, time.Now())
 			}
@@ -48,7 +48,7 @@ func getCmd(g *globals) *cobra.Command {
 				Items []map[string]any `json:"items"`
 			}
 			if err := g.call(cmd.Context(), "GET", resourcePath(args[0]), nil, &list); err != nil {
-				return err
+				return repositoriesHint(err)
 			}
 			return printList(w, list.Items, output, time.Now())
 		},

@@ -40,6 +40,15 @@ func isRepositories(kind string) bool {
 	return false
 }
 
+// repositoriesHint adds to the server's "unknown kind" answer that
+// repositories, not a kind, are there too.
+func repositoriesHint(err error) error {
+	if strings.Contains(err.Error(), "unknown kind") {
+		return fmt.Errorf("%w; or repositories (alias repos)", err)
+	}
+	return err
+}
+
 // repositoryRow mirrors node/admin's repositoryJSON.
 type repositoryRow struct {
 	Name         string `json:"name"`

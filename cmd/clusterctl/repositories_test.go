@@ -94,6 +94,7 @@ team-a/app | 2 | 2 | 3Mi | 6Mi | 2`},
 	}
 
 	c.fails("", `repository "nope" does not exist`, "get", "repo", "nope")
+	c.fails("", "; or repositories (alias repos)", "get", "repostories")
 	c.fails("", `unknown output format "yaml": use json or wide (repositories print as a table, wide or json)`, "get", "repositories", "-o", "yaml")
 }
 
