@@ -78,7 +78,7 @@ team-a/app | 2 | 2 | 3Mi | 6Mi | 2`},
 
 	// json has the exact bytes.
 	var doc struct {
-		Repositories []repositoryRow `json:"repositories"`
+		Repositories []repositoryRow  `json:"repositories"`
 		Totals       repositoryTotals `json:"totals"`
 	}
 	if err := json.Unmarshal([]byte(c.ok("", "get", "repositories", "-o", "json")), &doc); err != nil {
