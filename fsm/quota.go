@@ -32,7 +32,8 @@ import (
 // from the manifests and links of a snapshot, which is what Restore does:
 // they are not written to snapshots, whose format stays as it was, and a
 // restored node holds exactly the numbers of the nodes that applied the
-// log.
+// log. The same rows, kept per repository and for the whole registry, give
+// the storage accounting of accounting.go.
 const (
 	tUsage   = "nsusage"
 	tNSUsage = "nsusagetotal"
@@ -53,19 +54,23 @@ const (
 // over its storage quota; the OCI API answers 403 DENIED.
 const CodeQuotaExceeded Code = "QUOTA_EXCEEDED"
 
-// usageRow counts the references a namespace's manifest rows make to one
-// digest.
+// usageRow counts the references an owner's manifest rows make to one
+// digest. The owner is a namespace in tUsage, a repository in tRepoUsage
+// and the registry (regOwner) in tRegUsage (accounting.go).
 type usageRow struct {
-	Namespace string
-	Digest    digest.Digest
+	Owner  string
+	Digest digest.Digest
 	// Refs counts manifest rows that are Digest or list it as a blob.
 	Refs int
 	// ManifestRefs counts the manifest rows of Digest itself, and
 	// ManifestSize is their size (the same bytes in every repository).
 	ManifestRefs int
 	ManifestSize int64
-	// Size is what the digest adds to the namespace (see sizeOfUsage).
+	// Size is what the digest adds to the owner (see sizeOfUsage).
 	Size int64
+	// Link, in the registry's rows only, is the link state every row of
+	// Digest was sized with (see usageResize).
+	Link linkState
 }
 
 // nsUsageRow is a namespace's total: the sum of its usage rows' sizes.
@@ -82,7 +87,7 @@ type nsQuotaRow struct {
 
 func init() {
 	schema.Tables[tUsage] = &memdb.TableSchema{Name: tUsage, Indexes: map[string]*memdb.IndexSchema{
-		idx:       {Name: idx, Unique: true, Indexer: compound("Namespace", "Digest")},
+		idx:       {Name: idx, Unique: true, Indexer: compound("Owner", "Digest")},
 		idxDigest: {Name: idxDigest, Indexer: str("Digest")},
 	}}
 	schema.Tables[tNSUsage] = &memdb.TableSchema{Name: tNSUsage, Indexes: map[string]*memdb.IndexSchema{
@@ -254,11 +259,29 @@ func (w writer) addUsage(ns string, delta int64) {
 	w.insert(tNSUsage, &r)
 }
 
-// sizeOfUsage is what a referenced digest adds to its namespace: the size
-// of any link of it, else of its manifest rows, else 0.
-func (w writer) sizeOfUsage(r *usageRow) int64 {
-	if o, err := w.txn.First(tBlob, idxDigest, r.Digest.String()); err == nil && o != nil {
-		return o.(*BlobLink).Size
+// linkState is what the links of a digest say about its size: the size
+// of its first link, if it has one.
+type linkState struct {
+	Linked bool
+	Size   int64
+}
+
+func (w writer) linkOf(d digest.Digest) linkState {
+	o, err := w.txn.First(tBlob, idxDigest, d.String())
+	if err != nil {
+		panic(fmt.Sprintf("fsm: read links: %v", err))
+	}
+	if l, ok := o.(*BlobLink); ok {
+		return linkState{Linked: true, Size: l.Size}
+	}
+	return linkState{}
+}
+
+// sizeOfUsage is what a referenced digest adds to its owner: the size of
+// any link of it, else of the owner's manifest rows of it, else 0.
+func sizeOfUsage(r *usageRow, link linkState) int64 {
+	if link.Linked {
+		return link.Size
 	}
 	if r.ManifestRefs > 0 {
 		return r.ManifestSize
@@ -266,62 +289,96 @@ func (w writer) sizeOfUsage(r *usageRow) int64 {
 	return 0
 }
 
-// usageRef changes the references of ns to d and keeps the row's size and
-// the namespace's total in step.
-func (w writer) usageRef(ns string, d digest.Digest, refs, manifestRefs int, manifestSize int64) {
-	r := usageRow{Namespace: ns, Digest: d}
-	if old, ok := w.first(tUsage, ns, d.String()).(*usageRow); ok {
+// usageRef changes the references of one owner (a namespace, a
+// repository or the registry: table says which, accounting.go) to d and
+// keeps the row's size and the owner's totals in step.
+func (w writer) usageRef(table, owner string, d digest.Digest, refs, manifestRefs int, manifestSize int64) {
+	r := usageRow{Owner: owner, Digest: d}
+	old, existed := w.first(table, owner, d.String()).(*usageRow)
+	if existed {
 		r = *old
 	}
-	oldSize := r.Size
+	oldSize, oldRefs := r.Size, int64(r.Refs)
 	r.Refs += refs
 	r.ManifestRefs += manifestRefs
 	if manifestRefs > 0 {
 		r.ManifestSize = manifestSize
 	}
 	if r.Refs <= 0 {
-		if old := w.first(tUsage, ns, d.String()); old != nil {
-			w.delete(tUsage, old)
+		if existed {
+			w.delete(table, old)
+			w.addTotals(table, owner, -oldRefs*oldSize, -oldSize, -1)
 		}
-		w.addUsage(ns, -oldSize)
 		return
 	}
-	r.Size = w.sizeOfUsage(&r)
-	w.insert(tUsage, &r)
-	w.addUsage(ns, r.Size-oldSize)
+	link := w.linkOf(d)
+	r.Size = sizeOfUsage(&r, link)
+	if table == tRegUsage {
+		r.Link = link
+	}
+	w.insert(table, &r)
+	added := 0
+	if !existed {
+		added = 1
+	}
+	w.addTotals(table, owner, int64(r.Refs)*r.Size-oldRefs*oldSize, r.Size-oldSize, added)
 }
 
 // manifestUsage adds (sign 1) or removes (sign -1) the references of one
-// manifest row: its own digest and each distinct blob it lists.
+// manifest row, in its namespace, its repository and the registry: its
+// own digest and each distinct blob it lists.
 func (w writer) manifestUsage(m *Manifest, sign int) {
-	ns := NamespaceOf(m.Repo)
-	w.usageRef(ns, m.Digest, sign, sign, m.Size)
 	blobs := slices.Clone(m.Blobs)
 	slices.Sort(blobs)
-	for _, b := range slices.Compact(blobs) {
-		if b != m.Digest {
-			w.usageRef(ns, b, sign, 0, 0)
+	blobs = slices.Compact(blobs)
+	for _, table := range usageTables {
+		owner := usageOwner(table, m.Repo)
+		w.usageRef(table, owner, m.Digest, sign, sign, m.Size)
+		for _, b := range blobs {
+			if b != m.Digest {
+				w.usageRef(table, owner, b, sign, 0, 0)
+			}
 		}
 	}
 }
 
-// usageResize recomputes every namespace's row of d after a link of d was
-// made or removed: the size of a row comes from the links.
+// usageResize recomputes every row of d, in every namespace, repository
+// and the registry, after a link of d was made or removed: the size of a
+// row comes from the links. Most link events change nothing (a mount of a
+// layer that is linked elsewhere already), and a popular layer has a row
+// in each of thousands of repositories; so the registry's row, which
+// exists while any owner references d, records the link state the rows
+// were sized with, and nothing else is read unless it changed.
 func (w writer) usageResize(d digest.Digest) {
-	it, err := w.txn.Get(tUsage, idxDigest, d.String())
-	if err != nil {
-		panic(fmt.Sprintf("fsm: read usage: %v", err))
+	reg, ok := w.first(tRegUsage, regOwner, d.String()).(*usageRow)
+	if !ok {
+		return // no manifest reaches d: no owner has a row of it
 	}
-	var rows []*usageRow
-	for o := it.Next(); o != nil; o = it.Next() {
-		rows = append(rows, o.(*usageRow))
+	link := w.linkOf(d)
+	if reg.Link == link {
+		return
 	}
-	for _, old := range rows {
-		r := *old
-		r.Size = w.sizeOfUsage(&r)
-		if r.Size != old.Size {
-			w.insert(tUsage, &r)
-			w.addUsage(r.Namespace, r.Size-old.Size)
+	for _, table := range usageTables {
+		it, err := w.txn.Get(table, idxDigest, d.String())
+		if err != nil {
+			panic(fmt.Sprintf("fsm: read %s: %v", table, err))
+		}
+		var rows []*usageRow
+		for o := it.Next(); o != nil; o = it.Next() {
+			rows = append(rows, o.(*usageRow))
+		}
+		for _, old := range rows {
+			r := *old
+			r.Size = sizeOfUsage(&r, link)
+			if table == tRegUsage {
+				r.Link = link
+			}
+			if r != *old {
+				w.insert(table, &r)
+			}
+			if r.Size != old.Size {
+				w.addTotals(table, r.Owner, int64(r.Refs)*(r.Size-old.Size), r.Size-old.Size, 0)
+			}
 		}
 	}
 }
@@ -349,8 +406,9 @@ func bytesText(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// deriveUsage rebuilds the usage and quota rows from a loaded
-// snapshot's manifests, links and Namespace resources.
+// deriveUsage rebuilds the usage rows (namespaces, repositories, the
+// registry) and the quota rows from a loaded snapshot's manifests, links
+// and Namespace resources.
 func deriveUsage(txn *memdb.Txn) error {
 	it, err := txn.Get(tManifest, idx)
 	if err != nil {

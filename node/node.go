@@ -160,6 +160,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	m.WatchNamespaces(n.fsm.View)
+	m.WatchStorage(n.fsm.View)
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}

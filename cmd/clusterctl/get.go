@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,12 +13,15 @@ func getCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
-		Short: "Show resources: get registries, get registry NAME, get webhooks",
+		Short: "Show resources (get registries, get registry NAME, get webhooks) or repositories",
+		Long:  "Show the resources of a kind, or one of them by NAME.\n" + repositoriesHelp,
 		Example: `  clusterctl get registries
   clusterctl get registries -o wide
   clusterctl get registry hub -o yaml
   clusterctl get webhooks
-  clusterctl get webhook ci`,
+  clusterctl get webhook ci
+  clusterctl get repositories -o wide
+  clusterctl get repository team-a/app -o json`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 || len(args) > 2 {
 				return errors.New("get needs a kind and at most one name, e.g. get registries, or get registry NAME")
@@ -26,6 +30,9 @@ func getCmd(g *globals) *cobra.Command {
 		},
 		ValidArgsFunction: completeKindAndNames(g, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isRepositories(args[0]) {
+				return g.getRepositories(cmd.Context(), cmd.OutOrStdout(), strings.Join(args[1:], ""), output)
+			}
 			if err := checkOutput(output, "yaml", "json", "wide"); err != nil {
 				return err
 			}
@@ -33,7 +40,7 @@ func getCmd(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				var doc map[string]any
 				if err := g.call(cmd.Context(), "GET", resourcePath(args[0], args[1]), nil, &doc); err != nil {
-					return err
+					return repositoriesHint(err)
 				}
 				return printOne(w, doc, output, time.Now())
 			}
@@ -42,12 +49,12 @@ func getCmd(g *globals) *cobra.Command {
 				Items []map[string]any `json:"items"`
 			}
 			if err := g.call(cmd.Context(), "GET", resourcePath(args[0]), nil, &list); err != nil {
-				return err
+				return repositoriesHint(err)
 			}
 			return printList(w, list.Items, output, time.Now())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: yaml, json or wide (default: a table)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: yaml, json or wide (default: a table); repositories: json or wide")
 	return cmd
 }
 

@@ -1,5 +1,6 @@
 // Package admin serves the admin API that clusterctl talks to: declarative
-// resources (apply, list, get, delete, history) under /admin/v1/. Writes go
+// resources (apply, list, get, delete, history) and the repositories'
+// storage accounting under /admin/v1/. Writes go
 // through the log like every other change (rules 1 and 11): a handler
 // validates, proposes an event and answers once it is applied.
 //
@@ -74,6 +75,8 @@ func New(token string, p Proposer, r Reader, logger *slog.Logger, opts ...Option
 	route("/admin/v1/resources/{kind}", map[string]http.HandlerFunc{"GET": s.list})
 	route("/admin/v1/resources/{kind}/{name}", map[string]http.HandlerFunc{"GET": s.get, "DELETE": s.delete})
 	route("/admin/v1/resources/{kind}/{name}/history", map[string]http.HandlerFunc{"GET": s.history})
+	route("/admin/v1/repositories", map[string]http.HandlerFunc{"GET": s.repositories})
+	route("/admin/v1/repositories/{name...}", map[string]http.HandlerFunc{"GET": s.repository})
 	route("/admin/v1/readonly", map[string]http.HandlerFunc{"GET": s.readOnlyStatus, "POST": s.setReadOnly})
 	if s.gc != nil {
 		route("/admin/v1/gc/run", map[string]http.HandlerFunc{"POST": s.gcRun})
