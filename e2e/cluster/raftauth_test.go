@@ -24,7 +24,7 @@ func TestRaftPortRejectsForgedAppendEntries(t *testing.T) {
 	c.minio = startMinIO(t, c.dir)
 	c.startNodes("solo", 1)
 	im := harness.NewImage("victim/app", "v1")
-	ctx, cancel := harness.Ctx(30 * time.Second)
+	ctx, cancel := c.ctx(30 * time.Second)
 	defer cancel()
 	if err := im.Push(ctx, c.nodes[0].api); err != nil {
 		t.Fatalf("push: %v", err)
@@ -41,7 +41,7 @@ type nodeRaftStatus struct {
 
 func (c *cluster) raftStatus(t *testing.T, nd *node) nodeRaftStatus {
 	t.Helper()
-	ctx, cancel := harness.Ctx(5 * time.Second)
+	ctx, cancel := c.ctx(5 * time.Second)
 	defer cancel()
 	code, _, body, err := c.httpStatus(ctx, "GET", c.url(nd.api, "/admin/v1/cluster/status"),
 		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
