@@ -114,9 +114,15 @@ func TestWebhookCluster(t *testing.T) {
 	if len(acked) < 10 {
 		t.Errorf("only %d pushes acknowledged", len(acked))
 	}
-	if out := run(follower, "webhook", "deliveries", "ha", "--limit", "100"); !strings.Contains(out, "200") {
-		t.Errorf("deliveries read on a follower:\n%s", out)
-	}
+	// Polled: right after the leader's restart JetStream may briefly
+	// have no responder for the deliveries stream ("no responders").
+	harness.WaitFor(t, "deliveries read on a follower", 30*time.Second, func() error {
+		out, err := c.tryRun(ctl, follower, "webhook", "deliveries", "ha", "--limit", "100")
+		if err != nil || !strings.Contains(out, "200") {
+			return fmt.Errorf("%v:\n%s", err, out)
+		}
+		return nil
+	})
 	if out := run(follower, "webhook", "redeliver", "ha", "--from", fmt.Sprint(acked[0])); !strings.Contains(out, "redelivering from index") {
 		t.Errorf("redeliver forwarded to the leader: %s", out)
 	}
