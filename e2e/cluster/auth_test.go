@@ -21,7 +21,7 @@ func newAuthCluster(t *testing.T, n int) *cluster {
 	c.startNodes("node", n)
 	c.startHAProxy()
 	harness.WaitFor(t, "the token endpoint", 30*time.Second, func() error {
-		ctx, cancel := harness.Ctx(5 * time.Second)
+		ctx, cancel := c.ctx(5 * time.Second)
 		defer cancel()
 		_, err := harness.Token(ctx, c.lb, "", "")
 		return err
@@ -49,8 +49,8 @@ const (
 // the removal, which is still within its lifetime.
 func TestAuthRevokedMember(t *testing.T) {
 	c := newAuthCluster(t, 3)
-	harness.RunInput(t, []string{"BERTH_TOKEN=" + adminToken}, bobPassword+"\n", harness.Tool(t, "clusterctl"),
-		"--server", "http://"+c.lb, "user", "passwd", bob, "--password-stdin")
+	harness.RunInput(t, c.ctlEnv(), bobPassword+"\n", harness.Tool(t, "clusterctl"),
+		"--server", c.url(c.lb, ""), "user", "passwd", bob, "--password-stdin")
 	c.apply(t, c.lb, `apiVersion: berth.dev/v1
 kind: Namespace
 metadata: {name: team-a}
@@ -61,17 +61,17 @@ spec:
 
 	// bob pushes with crane through HAProxy: the challenge's realm is the
 	// load balancer's /token, which any node serves.
-	crane, env := harness.Tool(t, "crane"), []string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=" + t.TempDir()}
+	crane, env := harness.Tool(t, "crane"), c.clientEnv(t.TempDir())
 	harness.RunInput(t, env, bobPassword+"\n", crane, "auth", "login", c.lb, "-u", bob, "--password-stdin")
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	if err := os.WriteFile(layer, harness.TarWithFile("bob.txt", []byte("pushed by bob\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ref := c.lb + "/team-a/app:1"
-	harness.Run(t, env, crane, "--insecure", "append", "-f", layer, "-t", ref)
-	digest := strings.TrimSpace(harness.Run(t, env, crane, "--insecure", "digest", ref))
+	harness.Run(t, env, crane, "append", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", ref))
 
-	ctx, cancel := harness.Ctx(2 * time.Minute)
+	ctx, cancel := c.ctx(2 * time.Minute)
 	defer cancel()
 	tok, err := harness.Token(ctx, c.lb, bob, bobPassword, "repository:team-a/app:pull,push")
 	if err != nil {
@@ -86,7 +86,7 @@ spec:
 	for _, nd := range c.nodes {
 		for _, cr := range creds {
 			for _, req := range []struct{ method, path string }{{"GET", manifest}, {"POST", "/v2/team-a/app/blobs/uploads/"}} {
-				if code, _, body, err := harness.Request(ctx, req.method, "http://"+nd.api+req.path, cr.authorization); err != nil || code >= 300 {
+				if code, _, body, err := harness.Request(ctx, req.method, c.url(nd.api, req.path), cr.authorization); err != nil || code >= 300 {
 					t.Fatalf("before the removal, %s %s on %s with %s: %d %v %s", req.method, req.path, nd.id, cr.name, code, err, body)
 				}
 			}
@@ -103,7 +103,7 @@ spec:
 	for _, nd := range c.nodes {
 		for _, cr := range creds {
 			for _, req := range []struct{ method, path string }{{"GET", manifest}, {"POST", "/v2/team-a/app/blobs/uploads/"}} {
-				code, _, body, err := harness.Request(ctx, req.method, "http://"+nd.api+req.path, cr.authorization)
+				code, _, body, err := harness.Request(ctx, req.method, c.url(nd.api, req.path), cr.authorization)
 				if err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
 					t.Errorf("%s after the removal, %s %s on %s with %s: %d %v %s, want 401 or 403",
 						time.Since(removed), req.method, req.path, nd.id, cr.name, code, err, body)
@@ -111,7 +111,7 @@ spec:
 			}
 		}
 	}
-	if out := harness.RunFail(t, env, crane, "--insecure", "digest", ref); !strings.Contains(out, "UNAUTHORIZED") {
+	if out := harness.RunFail(t, env, crane, "digest", ref); !strings.Contains(out, "UNAUTHORIZED") {
 		t.Errorf("crane through HAProxy after the removal: %s", out)
 	}
 	// A new token grants bob nothing in team-a any more.

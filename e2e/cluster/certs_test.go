@@ -50,8 +50,9 @@ func newCertAuthority(t *testing.T, dir string) *certAuthority {
 	return ca
 }
 
-// issue writes a certificate and key for one node and returns their paths.
-func (ca *certAuthority) issue(t *testing.T, name string) (certFile, keyFile string) {
+// issue writes a certificate and key for one node and returns their
+// paths. The certificate names localhost, 127.0.0.1 and ips.
+func (ca *certAuthority) issue(t *testing.T, name string, ips ...net.IP) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +66,7 @@ func (ca *certAuthority) issue(t *testing.T, name string) (certFile, keyFile str
 		// The nodes listen on loopback: clients check these names when a
 		// certificate serves http.tls.
 		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

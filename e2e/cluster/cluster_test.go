@@ -50,6 +50,11 @@ type cluster struct {
 	// nodeArgs, if set, are added to every node's command line
 	// (--log-format json).
 	nodeArgs []string
+	// caFile is the CA certificate clients trust (crane, regctl and
+	// clusterctl); serverCA and clusterCA issue the certificates of a
+	// cluster the harness runs with TLS (BERTH_E2E_TLS=1, enableTLS).
+	caFile              string
+	serverCA, clusterCA *certAuthority
 }
 
 // url is a node's API URL for path, https when the nodes serve it.
@@ -106,8 +111,14 @@ func newCluster(t *testing.T, n int) *cluster {
 // startNodes starts n nodes named prefix1..prefixN that find each other by
 // gossip and bootstrap together on the cluster's MinIO, and waits until
 // every one is ready.
+//
+// With BERTH_E2E_TLS=1 the nodes of a cluster that has no TLS of its own
+// (c.https unset) serve HTTPS and talk to each other over mutual TLS.
 func (c *cluster) startNodes(prefix string, n int) {
 	t := c.t
+	if tlsSuite() && c.https == nil {
+		c.enableTLS()
+	}
 	for i := 1; i <= n; i++ {
 		c.nodes = append(c.nodes, &node{
 			id:      fmt.Sprintf("%s%d", prefix, i),
@@ -128,22 +139,30 @@ func (c *cluster) startNodes(prefix string, n int) {
 			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip, "--join", strings.Join(join, ","),
 			"--bootstrap-expect", fmt.Sprint(n)}
 		nd.args = append(nd.args, c.nodeArgs...)
-		nd.env = []string{
-			"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
-			"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,
-			"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=" + secret, "BERTH_ADMIN_TOKEN=" + adminToken,
-		}
-		if !c.auth {
-			nd.env = append(nd.env, "BERTH_AUTH_MODE=off")
-		}
-		if c.nodeEnv != nil {
-			nd.env = append(nd.env, c.nodeEnv(nd)...)
-		}
+		nd.env = c.envFor(nd)
 		c.start(nd)
 	}
 	for _, nd := range c.nodes {
 		c.waitReady(nd)
+		c.checkTLSOnly(nd)
 	}
+}
+
+// envFor is the environment of one node of the cluster: shared storage,
+// secrets, auth, the test's nodeEnv and the node's own TLS certificates.
+func (c *cluster) envFor(nd *node) []string {
+	env := []string{
+		"BERTH_STORAGE_DRIVER=s3", "BERTH_STORAGE_S3_ENDPOINT=" + c.minio, "BERTH_STORAGE_S3_BUCKET=berth",
+		"BERTH_STORAGE_S3_ACCESSKEY=" + minioUser, "BERTH_STORAGE_S3_SECRETKEY=" + minioSecret,
+		"BERTH_STORAGE_S3_PATHSTYLE=true", "BERTH_CLUSTER_SECRET=" + secret, "BERTH_ADMIN_TOKEN=" + adminToken,
+	}
+	if !c.auth {
+		env = append(env, "BERTH_AUTH_MODE=off")
+	}
+	if c.nodeEnv != nil {
+		env = append(env, c.nodeEnv(nd)...)
+	}
+	return append(env, c.tlsEnv(nd)...)
 }
 
 func (c *cluster) start(nd *node) {
@@ -162,9 +181,10 @@ func (c *cluster) waitReady(nd *node) {
 func (c *cluster) startHAProxy() {
 	port := harness.FreePort(c.t)
 	c.lb = fmt.Sprintf("127.0.0.1:%d", port)
+	bindTLS, serverTLS := c.haproxyTLS()
 	var servers strings.Builder
 	for _, nd := range c.nodes {
-		fmt.Fprintf(&servers, "    server %s %s check\n", nd.id, nd.api)
+		fmt.Fprintf(&servers, "    server %s %s check%s\n", nd.id, nd.api, serverTLS)
 	}
 	cfg := fmt.Sprintf(`global
     maxconn 1024
@@ -176,21 +196,21 @@ defaults
     retries 3
     option redispatch
 frontend registry
-    bind %s
+    bind %s%s
     default_backend berth
 backend berth
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 500ms fall 2 rise 2
-%s`, c.lb, servers.String())
+%s`, c.lb, bindTLS, servers.String())
 	path := filepath.Join(c.dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
 	c.haproxy = harness.StartProc(c.t, "haproxy", harness.Tool(c.t, "haproxy"), []string{"-db", "-f", path}, nil)
 	// /readyz, not /v2/: with authentication on, /v2/ answers 401.
-	harness.WaitFor(c.t, "haproxy", 30*time.Second, func() error { return harness.GetOK("http://" + c.lb + "/readyz") })
+	harness.WaitFor(c.t, "haproxy", 30*time.Second, func() error { return c.getOK(c.url(c.lb, "/readyz")) })
 }
 
 // clusterStatus is the JSON that `clusterctl status -o json` prints.

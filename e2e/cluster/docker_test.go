@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,24 +28,35 @@ import (
 // and is the one partitioned; "client" is how the test and MinIO reach
 // the nodes. Docker isolates bridges from each other, so cutting "raft"
 // cuts the node off from its peers but not from the test.
+//
+// Under BERTH_E2E_TLS=1 the containers get TLS like every other cluster:
+// certificates naming their fixed client-network addresses, copied into
+// each container before it starts (containerTLS).
 func TestDockerPartition(t *testing.T) {
 	d := newDockerEnv(t)
+	c := &cluster{t: t, dir: t.TempDir()}
+	if tlsSuite() {
+		c.enableTLS()
+	}
 	registryd, minio := harness.Tool(t, "registryd"), harness.Tool(t, "minio")
 	regImage := d.buildImage("registryd", registryd, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.registryd"))
 	minioImage := d.buildImage("minio", minio, filepath.Join("..", "..", "deploy", "docker", "Dockerfile.minio"))
 
 	raftNet := d.network("raft", fmt.Sprintf("10.231.%d.0/24", 10+randByte()%200))
-	clientNet := d.network("client", "")
+	// Fixed client addresses, so that the nodes' HTTPS certificates can
+	// name them before the containers start.
+	clientNet := d.network("client", fmt.Sprintf("10.232.%d.0/24", 10+randByte()%200))
 	minioName := d.name("minio")
 	d.docker("run", "-d", "--name", minioName, "--network", clientNet.name,
 		"-e", "MINIO_ROOT_USER="+minioUser, "-e", "MINIO_ROOT_PASSWORD="+minioSecret, "-e", "MINIO_BROWSER=off",
 		minioImage, "server", "/data", "--address", ":9000")
 
-	prefix := strings.TrimSuffix(raftNet.subnet, "0/24")
+	prefix, clientPrefix := strings.TrimSuffix(raftNet.subnet, "0/24"), strings.TrimSuffix(clientNet.subnet, "0/24")
 	type cnode struct{ id, name, raftIP, clientIP string }
 	var nodes []*cnode
 	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, &cnode{id: fmt.Sprintf("node%d", i), name: d.name(fmt.Sprintf("node%d", i)), raftIP: fmt.Sprintf("%s%d", prefix, 10+i)})
+		nodes = append(nodes, &cnode{id: fmt.Sprintf("node%d", i), name: d.name(fmt.Sprintf("node%d", i)),
+			raftIP: fmt.Sprintf("%s%d", prefix, 10+i), clientIP: fmt.Sprintf("%s%d", clientPrefix, 10+i)})
 	}
 	for _, n := range nodes {
 		var join []string
@@ -53,7 +65,9 @@ func TestDockerPartition(t *testing.T) {
 				join = append(join, o.raftIP+":7946")
 			}
 		}
-		d.docker("create", "--name", n.name, "--network", clientNet.name,
+		tlsArgs, tlsDir := c.containerTLS(n.id, n.clientIP)
+		args := append([]string{"create", "--name", n.name, "--network", clientNet.name, "--ip", n.clientIP}, tlsArgs...)
+		d.docker(append(args,
 			"-e", "BERTH_STORAGE_DRIVER=s3", "-e", "BERTH_STORAGE_S3_ENDPOINT="+minioName+":9000",
 			"-e", "BERTH_STORAGE_S3_BUCKET=berth", "-e", "BERTH_STORAGE_S3_ACCESSKEY="+minioUser,
 			"-e", "BERTH_STORAGE_S3_SECRETKEY="+minioSecret, "-e", "BERTH_STORAGE_S3_PATHSTYLE=true",
@@ -63,19 +77,23 @@ func TestDockerPartition(t *testing.T) {
 			"--addr", "0.0.0.0:5000", "--advertise", n.raftIP+":5000",
 			"--raft-addr", "0.0.0.0:7000", "--raft-advertise", n.raftIP+":7000",
 			"--gossip-addr", "0.0.0.0:7946", "--gossip-advertise", n.raftIP+":7946",
-			"--join", strings.Join(join, ","), "--bootstrap-expect", "3")
+			"--join", strings.Join(join, ","), "--bootstrap-expect", "3")...)
+		if tlsDir != "" {
+			d.docker("cp", tlsDir, n.name+":"+containerTLSDir)
+		}
 		d.docker("network", "connect", "--ip", n.raftIP, raftNet.name, n.name)
 		d.docker("start", n.name)
-		n.clientIP = d.ip(n.name, clientNet)
+		if got := d.ip(n.name, clientNet); got != n.clientIP {
+			t.Fatalf("%s has client address %s, want %s", n.id, got, n.clientIP)
+		}
 	}
 	api := func(n *cnode) string { return n.clientIP + ":5000" }
 	for _, n := range nodes {
-		harness.WaitFor(t, n.id+" ready", 120*time.Second, func() error { return harness.GetOK("http://" + api(n) + "/readyz") })
+		harness.WaitFor(t, n.id+" ready", 120*time.Second, func() error { return c.getOK(c.url(api(n), "/readyz")) })
 	}
 
-	c := &cluster{t: t}
 	before := harness.NewImage("part/app", "before")
-	ctx, cancel := harness.Ctx(3 * time.Minute)
+	ctx, cancel := c.ctx(3 * time.Minute)
 	defer cancel()
 	if err := before.Push(ctx, api(nodes[0])); err != nil {
 		t.Fatalf("push before partition: %v", err)
@@ -125,7 +143,7 @@ func TestDockerPartition(t *testing.T) {
 	}
 	// ...and serves no stale reads: not the old tag, not a 404 for the new one.
 	for _, ref := range []string{"before", "after"} {
-		code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+api(isolated)+"/v2/part/app/manifests/"+ref, nil, nil)
+		code, _, body, err := harness.HTTPStatus(ctx, "GET", c.url(api(isolated), "/v2/part/app/manifests/"+ref), nil, nil)
 		if err != nil {
 			t.Fatalf("read on isolated node: %v", err)
 		}
@@ -248,4 +266,44 @@ func randByte() byte {
 	var b [1]byte
 	rand.Read(b[:])
 	return b[0]
+}
+
+// containerTLSDir is where a node container finds its TLS files.
+const containerTLSDir = "/tls"
+
+// containerTLS is, for a TLS cluster, the `docker create` flags that point
+// a node container at its TLS files and the directory holding them (to
+// copy to containerTLSDir before it starts): a cluster certificate and an
+// HTTPS certificate for clientIP, the address the test reaches it at.
+// Peers reach each other by SNI with the cluster certificate, which names
+// no address. Both are empty for a plain cluster.
+func (c *cluster) containerTLS(id, clientIP string) (args []string, dir string) {
+	if c.clusterCA == nil {
+		return nil, ""
+	}
+	t := c.t
+	cert, key := c.clusterCA.issue(t, id)
+	srvCert, srvKey := c.serverCA.issue(t, id+"-https", net.ParseIP(clientIP))
+	dir = filepath.Join(t.TempDir(), "tls")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := []struct{ src, name, env string }{
+		{c.clusterCA.file, "ca.pem", "BERTH_CLUSTER_TLS_CAFILE"},
+		{cert, "cluster.crt", "BERTH_CLUSTER_TLS_CERTFILE"},
+		{key, "cluster.key", "BERTH_CLUSTER_TLS_KEYFILE"},
+		{srvCert, "https.crt", "BERTH_HTTP_TLS_CERTIFICATE"},
+		{srvKey, "https.key", "BERTH_HTTP_TLS_KEY"},
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-e", f.env+"="+containerTLSDir+"/"+f.name)
+	}
+	return args, dir
 }

@@ -88,7 +88,7 @@ func TestEventsCluster(t *testing.T) {
 				followers = append(followers, nd)
 			}
 		}
-		acked, failed := pushWhile(t, "kill", followers, 2, 5*time.Second, func() {
+		acked, failed := c.pushWhile(t, "kill", followers, 2, 5*time.Second, func() {
 			time.Sleep(1500 * time.Millisecond)
 			leader.p.Kill()
 		})
@@ -99,7 +99,7 @@ func TestEventsCluster(t *testing.T) {
 	})
 
 	t.Run("NATS stopped for 20s during pushes", func(t *testing.T) {
-		acked, failed := pushWhile(t, "stop", c.nodes, 1, 22*time.Second, func() {
+		acked, failed := c.pushWhile(t, "stop", c.nodes, 1, 22*time.Second, func() {
 			time.Sleep(time.Second)
 			nats.signal(syscall.SIGSTOP)
 			time.Sleep(20 * time.Second)
@@ -118,7 +118,7 @@ func TestEventsCluster(t *testing.T) {
 // pushWhile pushes from perNode clients on each of nodes for d, running
 // during alongside. It returns the indexes of acknowledged pushes and how
 // many failed (those may have committed without an answer).
-func pushWhile(t *testing.T, repo string, nodes []*node, perNode int, d time.Duration, during func()) (acked []uint64, failed int) {
+func (c *cluster) pushWhile(t *testing.T, repo string, nodes []*node, perNode int, d time.Duration, during func()) (acked []uint64, failed int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
@@ -128,7 +128,7 @@ func pushWhile(t *testing.T, repo string, nodes []*node, perNode int, d time.Dur
 			go func() {
 				defer wg.Done()
 				for i := 0; time.Now().Before(end); i++ {
-					ctx, cancel := harness.Ctx(10 * time.Second)
+					ctx, cancel := c.ctx(10 * time.Second)
 					idx, err := harness.NewImage(fmt.Sprintf("%s/%s-w%d", repo, nd.id, w), fmt.Sprintf("t%d-%d", time.Now().UnixNano(), i)).PushIndexed(ctx, nd.api)
 					cancel()
 					mu.Lock()
@@ -182,7 +182,7 @@ func (c *cluster) waitPublishing() {
 	harness.WaitFor(c.t, "the leader's outbox publishing", 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		code, _, body, err := harness.HTTPStatus(ctx, "GET", "http://"+leader.api+"/admin/v1/cluster/status",
+		code, _, body, err := c.httpStatus(ctx, "GET", c.url(leader.api, "/admin/v1/cluster/status"),
 			map[string]string{"Authorization": "Bearer " + adminToken}, nil)
 		if err != nil {
 			return err

@@ -35,7 +35,7 @@ func TestCluster(t *testing.T) {
 func (c *cluster) testImmediateVisibility(t *testing.T) {
 	for i := range 10 {
 		im := harness.NewImage("vis/app", fmt.Sprintf("v%d", i))
-		ctx, cancel := harness.Ctx(30 * time.Second)
+		ctx, cancel := c.ctx(30 * time.Second)
 		if err := im.Push(ctx, c.lb); err != nil {
 			cancel()
 			t.Fatalf("push %d: %v", i, err)
@@ -52,23 +52,23 @@ func (c *cluster) testImmediateVisibility(t *testing.T) {
 func (c *cluster) testRealClients(t *testing.T) {
 	crane, regctl := harness.Tool(t, "crane"), harness.Tool(t, "regctl")
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	env := c.clientEnv(home)
 	layer := filepath.Join(home, "layer.tar")
 	if err := os.WriteFile(layer, harness.TarWithFile("hello.txt", []byte("hello from berth\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ref := c.lb + "/clients/hello:1"
-	harness.Run(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
-	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", ref))
+	harness.Run(t, env, crane, "append", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", ref))
 	for _, nd := range c.nodes {
-		got := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", nd.api+"/clients/hello:1"))
+		got := strings.TrimSpace(harness.Run(t, env, crane, "digest", nd.api+"/clients/hello:1"))
 		if got != digest {
 			t.Errorf("%s serves digest %s, want %s", nd.id, got, digest)
 		}
 	}
-	harness.Run(t, env, regctl, "registry", "set", c.lb, "--tls", "disabled")
+	harness.Run(t, env, regctl, "registry", "set", c.lb, "--tls", c.regctlTLS())
 	for _, nd := range c.nodes {
-		harness.Run(t, env, regctl, "registry", "set", nd.api, "--tls", "disabled")
+		harness.Run(t, env, regctl, "registry", "set", nd.api, "--tls", c.regctlTLS())
 	}
 	harness.Run(t, env, regctl, "image", "copy", ref, c.lb+"/clients/copy:1")
 	for _, nd := range c.nodes {
@@ -90,9 +90,9 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	rand.Read(data)
 	digest := harness.Sha(data)
 	repo := "chunked/blob"
-	ctx, cancel := harness.Ctx(2 * time.Minute)
+	ctx, cancel := c.ctx(2 * time.Minute)
 	defer cancel()
-	code, hdr, body, err := harness.HTTPStatus(ctx, "POST", "http://"+c.nodes[0].api+"/v2/"+repo+"/blobs/uploads/", nil, nil)
+	code, hdr, body, err := harness.HTTPStatus(ctx, "POST", c.url(c.nodes[0].api, "/v2/"+repo+"/blobs/uploads/"), nil, nil)
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("start upload: %d %v %s", code, err, body)
 	}
@@ -101,7 +101,7 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	for i, off := 0, 0; off < len(data); i++ {
 		end := min(off+chunk, len(data))
 		nd := c.nodes[(i+1)%len(c.nodes)]
-		url := "http://" + nd.api + pathOf(loc)
+		url := c.url(nd.api, pathOf(loc))
 		code, hdr, body, err := harness.HTTPStatus(ctx, "PATCH", url, map[string]string{
 			"Content-Type":  "application/octet-stream",
 			"Content-Range": fmt.Sprintf("%d-%d", off, end-1),
@@ -120,12 +120,12 @@ func (c *cluster) testChunkedRoundRobin(t *testing.T) {
 	if strings.Contains(loc, "?") {
 		sep = "&"
 	}
-	code, _, body, err = harness.HTTPStatus(ctx, "PUT", "http://"+c.nodes[2].api+pathOf(loc)+sep+"digest="+digest, nil, nil)
+	code, _, body, err = harness.HTTPStatus(ctx, "PUT", c.url(c.nodes[2].api, pathOf(loc)+sep+"digest="+digest), nil, nil)
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("close upload: %d %v %s", code, err, body)
 	}
 	for _, nd := range c.nodes {
-		code, _, got, err := harness.HTTPStatus(ctx, "GET", "http://"+nd.api+"/v2/"+repo+"/blobs/"+digest, nil, nil)
+		code, _, got, err := harness.HTTPStatus(ctx, "GET", c.url(nd.api, "/v2/"+repo+"/blobs/"+digest), nil, nil)
 		if err != nil || code != http.StatusOK || !bytes.Equal(got, data) {
 			t.Errorf("%s: blob after round-robin upload: %d %v (len %d)", nd.id, code, err, len(got))
 		}
@@ -167,7 +167,7 @@ func (c *cluster) testFailover(t *testing.T) {
 				default:
 				}
 				im := harness.NewImage(fmt.Sprintf("failover/w%d", w), fmt.Sprintf("t%d", i))
-				ctx, cancel := harness.Ctx(20 * time.Second)
+				ctx, cancel := c.ctx(20 * time.Second)
 				err := im.Push(ctx, c.lb)
 				cancel()
 				now := time.Now()
@@ -221,7 +221,7 @@ func (c *cluster) testFailover(t *testing.T) {
 	if newLeader == leader {
 		t.Fatalf("killed node %s is still reported as leader", leader.id)
 	}
-	ctx, cancel := harness.Ctx(5 * time.Minute)
+	ctx, cancel := c.ctx(5 * time.Minute)
 	defer cancel()
 	for _, im := range acked {
 		if err := im.Verify(ctx, c.lb); err != nil {
@@ -262,24 +262,26 @@ func (c *cluster) testFailover(t *testing.T) {
 func (c *cluster) testSnapshotRestore(t *testing.T) {
 	ctl := harness.Tool(t, "clusterctl")
 	im := harness.NewImage("backup/app", "v1")
-	ctx, cancel := harness.Ctx(time.Minute)
+	ctx, cancel := c.ctx(time.Minute)
 	defer cancel()
 	if err := im.Push(ctx, c.lb); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "berth.snap")
-	env := []string{"BERTH_TOKEN=" + adminToken}
-	harness.Run(t, env, ctl, "--server", "http://"+c.lb, "snapshot", "save", file)
+	harness.Run(t, c.ctlEnv(), ctl, "--server", c.url(c.lb, ""), "snapshot", "save", file)
 
 	fresh := &cluster{t: t, dir: t.TempDir(), minio: c.minio}
 	fresh.startNodes("fresh", 3)
-	harness.Run(t, env, ctl, "--server", "http://"+fresh.nodes[1].api, "snapshot", "restore", file)
+	harness.Run(t, fresh.ctlEnv(), ctl, "--server", fresh.url(fresh.nodes[1].api, ""), "snapshot", "restore", file)
+	// The fresh cluster has CAs of its own under BERTH_E2E_TLS=1.
+	fctx, fcancel := fresh.ctx(time.Minute)
+	defer fcancel()
 	for _, nd := range fresh.nodes {
-		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.Verify(ctx, nd.api) })
+		harness.WaitFor(t, nd.id+" serves restored state", 30*time.Second, func() error { return im.Verify(fctx, nd.api) })
 	}
 	// And the restored cluster takes new writes.
 	im2 := harness.NewImage("backup/app", "v2")
-	if err := im2.Push(ctx, fresh.nodes[2].api); err != nil {
+	if err := im2.Push(fctx, fresh.nodes[2].api); err != nil {
 		t.Fatalf("write after restore: %v", err)
 	}
 }

@@ -45,8 +45,8 @@ func TestJSONLogs(t *testing.T) {
 	c.minio = startMinIO(t, c.dir)
 	c.startNodes("node", 3)
 	ctl := harness.Tool(t, "clusterctl")
-	ctlEnv := []string{"BERTH_TOKEN=" + adminToken}
-	server := "--server=http://" + c.nodes[0].api
+	ctlEnv := c.ctlEnv()
+	server := "--server=" + c.url(c.nodes[0].api, "")
 	harness.Run(t, ctlEnv, ctl, "status", server, "--wait=60s")
 
 	// Push through a follower, so the manifest write is forwarded too.
@@ -56,7 +56,7 @@ func TestJSONLogs(t *testing.T) {
 		via = c.nodes[1]
 	}
 	im := harness.NewImage("logs/app", "v1")
-	ctx, cancel := harness.Ctx(30 * time.Second)
+	ctx, cancel := c.ctx(30 * time.Second)
 	defer cancel()
 	if err := im.Push(ctx, via.api); err != nil {
 		t.Fatalf("push: %v", err)

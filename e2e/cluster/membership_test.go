@@ -29,8 +29,8 @@ type ctlStatus struct {
 
 func (c *cluster) ctl(t *testing.T, server string, args ...string) string {
 	t.Helper()
-	return harness.Run(t, []string{"BERTH_TOKEN=" + adminToken}, harness.Tool(t, "clusterctl"),
-		append([]string{"--server", "http://" + server}, args...)...)
+	return harness.Run(t, c.ctlEnv(), harness.Tool(t, "clusterctl"),
+		append([]string{"--server", c.url(server, "")}, args...)...)
 }
 
 func (c *cluster) ctlStatus(t *testing.T, server string) ctlStatus {
@@ -98,8 +98,8 @@ func (c *cluster) testMembership(t *testing.T) {
 		raft:    fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 		gossip:  fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)),
 		dataDir: filepath.Join(c.dir, "node4"),
-		env:     c.nodes[0].env,
 	}
+	n4.env = c.envFor(n4)
 	n4.args = []string{"serve", "--node-id", n4.id, "--addr", n4.api, "--data-dir", n4.dataDir,
 		"--raft-addr", n4.raft, "--gossip-addr", n4.gossip, "--join", c.nodes[0].gossip}
 	c.start(n4)
@@ -111,7 +111,7 @@ func (c *cluster) testMembership(t *testing.T) {
 		return nil
 	})
 	im := harness.NewImage("members/app", "v1")
-	ctx, cancel := harness.Ctx(time.Minute)
+	ctx, cancel := c.ctx(time.Minute)
 	defer cancel()
 	if err := im.Push(ctx, c.lb); err != nil {
 		t.Fatal(err)

@@ -21,14 +21,14 @@ func TestReadOnlyMode(t *testing.T) {
 	c := newCluster(t, 3)
 	crane := harness.Tool(t, "crane")
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	env := c.clientEnv(home)
 	layer := filepath.Join(home, "layer.tar")
 	if err := os.WriteFile(layer, harness.TarWithFile("hello.txt", []byte("pushed before read-only\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ref := c.lb + "/ro/app:1"
-	harness.Run(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
-	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", ref))
+	harness.Run(t, env, crane, "append", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(harness.Run(t, env, crane, "digest", ref))
 
 	on := c.ctl(t, c.nodes[1].api, "readonly", "on", "--reason", "e2e maintenance window")
 	if !strings.HasPrefix(on, "read-only: set by admin at ") || !strings.Contains(on, "e2e maintenance window") {
@@ -40,7 +40,7 @@ func TestReadOnlyMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range c.nodes {
-		out, err := craneFails(env, crane, "append", "--insecure", "-f", other, "-t", nd.api+"/ro/app:2")
+		out, err := craneFails(env, crane, "append", "-f", other, "-t", nd.api+"/ro/app:2")
 		if err == nil {
 			t.Errorf("push to %s succeeded while read-only:\n%s", nd.id, out)
 			continue
@@ -51,14 +51,14 @@ func TestReadOnlyMode(t *testing.T) {
 				t.Errorf("crane push to %s: output lacks %q:\n%s", nd.id, want, out)
 			}
 		}
-		if out, err := craneFails(env, crane, "delete", "--insecure", nd.api+"/ro/app@"+digest); err == nil || !strings.Contains(out, "read-only mode") {
+		if out, err := craneFails(env, crane, "delete", nd.api+"/ro/app@"+digest); err == nil || !strings.Contains(out, "read-only mode") {
 			t.Errorf("crane delete on %s while read-only: %v\n%s", nd.id, err, out)
 		}
 		// Pulls go on: the manifest and every blob.
-		if got := strings.TrimSpace(harness.Run(t, env, crane, "digest", "--insecure", nd.api+"/ro/app:1")); got != digest {
+		if got := strings.TrimSpace(harness.Run(t, env, crane, "digest", nd.api+"/ro/app:1")); got != digest {
 			t.Errorf("%s serves digest %s while read-only, want %s", nd.id, got, digest)
 		}
-		harness.Run(t, env, crane, "pull", "--insecure", nd.api+"/ro/app:1", filepath.Join(home, nd.id+".tar"))
+		harness.Run(t, env, crane, "pull", nd.api+"/ro/app:1", filepath.Join(home, nd.id+".tar"))
 	}
 	st := c.ctl(t, c.nodes[0].api, "status")
 	if !strings.Contains(st, "Mode:   read-only: set by admin") || strings.Count(st, "(read-only)") != 3 {
@@ -74,9 +74,9 @@ func TestReadOnlyMode(t *testing.T) {
 	// Right after the lift is acknowledged, every node takes a push.
 	for _, nd := range c.nodes {
 		r := nd.api + "/ro/after:" + nd.id
-		harness.Run(t, env, crane, "append", "--insecure", "-f", other, "-t", r)
+		harness.Run(t, env, crane, "append", "-f", other, "-t", r)
 		for _, o := range c.nodes {
-			harness.Run(t, env, crane, "digest", "--insecure", o.api+"/ro/after:"+nd.id)
+			harness.Run(t, env, crane, "digest", o.api+"/ro/after:"+nd.id)
 		}
 	}
 	if st := c.ctl(t, c.nodes[0].api, "status"); !strings.Contains(st, "Mode:   read-write: lifted by admin") || strings.Contains(st, "(read-only)") {

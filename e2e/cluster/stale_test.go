@@ -13,7 +13,7 @@ import (
 // Strong nodes answer 503 in the same position (TestDockerPartition).
 func (c *cluster) testStaleReads(t *testing.T) {
 	im := harness.NewImage("stale/app", "v1")
-	ctx, cancel := harness.Ctx(2 * time.Minute)
+	ctx, cancel := c.ctx(2 * time.Minute)
 	defer cancel()
 	if err := im.Push(ctx, c.lb); err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func (c *cluster) testStaleReads(t *testing.T) {
 	if err := harness.NewImage("stale/app", "v2").Push(ctx, mirror.api); err == nil {
 		t.Error("a node without quorum acknowledged a write")
 	}
-	code, _, _, err := harness.HTTPStatus(ctx, "GET", "http://"+mirror.api+"/v2/stale/app/manifests/v2", nil, nil)
+	code, _, _, err := harness.HTTPStatus(ctx, "GET", c.url(mirror.api, "/v2/stale/app/manifests/v2"), nil, nil)
 	if err != nil || code == http.StatusOK {
 		t.Errorf("refused write visible on the mirror: %d %v", code, err)
 	}

@@ -30,7 +30,7 @@ func Token(ctx context.Context, base, user, password string, scopes ...string) (
 	if user != "" {
 		hdr["Authorization"] = Basic(user, password)
 	}
-	code, _, body, err := HTTPStatus(ctx, "GET", "http://"+base+"/token?"+q.Encode(), hdr, nil)
+	code, _, body, err := HTTPStatus(ctx, "GET", URL(ctx, base, "/token?"+q.Encode()), hdr, nil)
 	if err != nil {
 		return "", err
 	}

@@ -155,8 +155,11 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 }
 
+// HTTPStatus sends one request through the http.Client of the Client in
+// ctx (http.DefaultClient without one) and returns the status, headers and
+// body.
 func HTTPStatus(ctx context.Context, method, url string, hdr map[string]string, body io.Reader) (int, http.Header, []byte, error) {
-	return HTTPStatusWith(ctx, http.DefaultClient, method, url, hdr, body)
+	return HTTPStatusWith(ctx, ClientFrom(ctx).http(), method, url, hdr, body)
 }
 
 // HTTPStatusWith is HTTPStatus through client, e.g. one that trusts a

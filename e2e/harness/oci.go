@@ -37,8 +37,8 @@ func NewImage(repo, tag string) Image {
 	return Image{Repo: repo, Tag: tag, Config: config, Layer: layer, Manifest: m, ManifestDigest: Sha(m)}
 }
 
-// Push uploads the image through base (a node or the load balancer) the
-// way a client does: monolithic blob uploads, then the manifest by tag.
+// Push uploads the image through base (a node or the load balancer,
+// host:port; https with a Client in ctx that says so) the way a client does: monolithic blob uploads, then the manifest by tag.
 // It returns nil only when the registry acknowledged the manifest (201).
 func (im Image) Push(ctx context.Context, base string) error {
 	return im.PushAs(ctx, base, "")
@@ -50,7 +50,7 @@ func (im Image) PushAs(ctx context.Context, base, authorization string) error {
 	hdr := withAuth(map[string]string{"Content-Type": "application/octet-stream"}, authorization)
 	for _, b := range [][]byte{im.Config, im.Layer} {
 		code, _, body, err := HTTPStatus(ctx, "POST",
-			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)), hdr, bytes.NewReader(b))
+			URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/uploads/?digest=%s", im.Repo, Sha(b))), hdr, bytes.NewReader(b))
 		if err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func withAuth(hdr map[string]string, authorization string) map[string]string {
 func (im Image) PushIndexed(ctx context.Context, base string) (uint64, error) {
 	for _, b := range [][]byte{im.Config, im.Layer} {
 		code, _, body, err := HTTPStatus(ctx, "POST",
-			fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, im.Repo, Sha(b)),
+			URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/uploads/?digest=%s", im.Repo, Sha(b))),
 			map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
 		if err != nil {
 			return 0, err
@@ -104,7 +104,7 @@ func (im Image) putManifest(ctx context.Context, base string) error {
 
 func (im Image) putManifestHeader(ctx context.Context, base, authorization string) (http.Header, error) {
 	code, hdr, body, err := HTTPStatus(ctx, "PUT",
-		fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
+		URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", im.Repo, im.Tag)),
 		withAuth(map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, authorization), bytes.NewReader(im.Manifest))
 	if err != nil {
 		return nil, err
@@ -126,7 +126,7 @@ func (im Image) Verify(ctx context.Context, base string) error {
 // VerifyAs pulls and checks like Verify with an Authorization header
 // (none if empty).
 func (im Image) VerifyAs(ctx context.Context, base, authorization string) error {
-	code, hdr, body, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, im.Repo, im.Tag),
+	code, hdr, body, err := HTTPStatus(ctx, "GET", URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", im.Repo, im.Tag)),
 		withAuth(map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, authorization), nil)
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func (im Image) VerifyAs(ctx context.Context, base, authorization string) error 
 		return fmt.Errorf("%s:%s on %s: manifest bytes differ", im.Repo, im.Tag, base)
 	}
 	for _, b := range [][]byte{im.Config, im.Layer} {
-		code, _, got, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, im.Repo, Sha(b)), withAuth(map[string]string{}, authorization), nil)
+		code, _, got, err := HTTPStatus(ctx, "GET", URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/%s", im.Repo, Sha(b))), withAuth(map[string]string{}, authorization), nil)
 		if err != nil {
 			return err
 		}

@@ -14,27 +14,29 @@ import (
 // chunked flow is: POST to open, PATCH with Content-Range per chunk, PUT
 // with ?digest= to close. Tests use it to leave sessions half done.
 type Upload struct {
-	Base     string // host:port the session was opened on
+	Base string // host:port the session was opened on
+	// BaseURL is Base with the scheme it was opened with.
+	BaseURL  string
 	Location string // the session URL, as the registry last returned it
 	Offset   int    // bytes the registry acknowledged so far
 }
 
 // StartUpload opens a session in repo (202 and a Location).
 func StartUpload(ctx context.Context, base, repo string) (*Upload, error) {
-	code, hdr, body, err := HTTPStatus(ctx, "POST", fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", base, repo), nil, nil)
+	code, hdr, body, err := HTTPStatus(ctx, "POST", URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/uploads/", repo)), nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if code != http.StatusAccepted || hdr.Get("Location") == "" {
 		return nil, fmt.Errorf("open upload in %s: %d %s", repo, code, strings.TrimSpace(string(body)))
 	}
-	return &Upload{Base: base, Location: hdr.Get("Location")}, nil
+	return &Upload{Base: base, BaseURL: URL(ctx, base, ""), Location: hdr.Get("Location")}, nil
 }
 
 // url resolves the session's Location (absolute or relative) with extra
 // query parameters.
 func (u *Upload) url(query url.Values) (string, error) {
-	base, err := url.Parse("http://" + u.Base + "/")
+	base, err := url.Parse(u.BaseURL + "/")
 	if err != nil {
 		return "", err
 	}
