@@ -21,7 +21,7 @@ DISTRIBUTION_VERSION := v3.1.2
 FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/api:FuzzParseManifest ./events:FuzzDecode ./fsm/resource:FuzzParseYAML \
 	./node/admin:FuzzApply ./node/api:FuzzSplitRoute ./fsm:FuzzCheckSnapshot ./auth:FuzzParseScope \
-	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization
+	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization ./node/api:FuzzNames
 FUZZTIME ?= 8s
 
 .PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth bench-gc clean

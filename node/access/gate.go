@@ -27,7 +27,6 @@ type caller struct {
 // for the events the request causes.
 func (s *Server) Gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		needs, ping, ok := api.Needs(r)
 		if !ok {
 			// No endpoint or an invalid name: the handler's 404 or
@@ -43,7 +42,7 @@ func (s *Server) Gate(next http.Handler) http.Handler {
 		}
 		view, err := s.views.ReadView(r.Context())
 		if err != nil {
-			api.WriteError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "cannot read the cluster state to authorize the request: "+err.Error())
+			writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "cannot read the cluster state to authorize the request: "+err.Error())
 			return
 		}
 		// A bearer token's allowed request, decided before at the same
@@ -74,7 +73,7 @@ func (s *Server) Gate(next http.Handler) http.Handler {
 		for _, n := range needs {
 			allowed, err := s.allowed(view, c, n)
 			if err != nil {
-				api.WriteError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "cannot decide access: "+err.Error())
+				writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "cannot decide access: "+err.Error())
 				return
 			}
 			if allowed {
@@ -89,7 +88,7 @@ func (s *Server) Gate(next http.Handler) http.Handler {
 				s.challenge(w, r, needs, "insufficient_scope", http.StatusUnauthorized, "UNAUTHORIZED",
 					"the token does not grant "+n.Action+" on "+target(n)+": request a token with that scope")
 			default:
-				api.WriteError(w, r, http.StatusForbidden, "DENIED", actorOr(c.actor)+" may not "+n.Action+" "+target(n)+": ask a namespace admin for a role that allows it")
+				writeError(w, r, http.StatusForbidden, "DENIED", actorOr(c.actor)+" may not "+n.Action+" "+target(n)+": ask a namespace admin for a role that allows it")
 			}
 			return
 		}
@@ -229,6 +228,13 @@ func (s *Server) allowed(v *fsm.View, c caller, n api.Need) (bool, error) {
 	return auth.Can(c.id, auth.NamespaceOf(n.Repository), n.Action, s.dir(v))
 }
 
+// writeError answers the gate's refusals as the API answers its errors,
+// with the API version header a client looks for.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	api.WriteError(w, r, status, code, msg)
+}
+
 // challenge answers 401 (or status) with a Bearer challenge naming the
 // realm, the service and the scope the request needs, as Distribution's
 // token spec describes.
@@ -242,7 +248,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, needs []api.N
 		fmt.Fprintf(&b, `,error=%q`, errCode)
 	}
 	w.Header().Set("WWW-Authenticate", b.String())
-	api.WriteError(w, r, status, code, msg)
+	writeError(w, r, status, code, msg)
 }
 
 // scopeOf is the scope a client should ask for: pushes ask for pull and

@@ -30,7 +30,7 @@ func parseReference(ref string) (reference, error) {
 		}
 		return reference{digest: d}, nil
 	}
-	if !tagRe.MatchString(ref) {
+	if !tagOK(ref) {
 		return reference{}, newErr(http.StatusBadRequest, codeManifestInvalid,
 			"invalid tag "+quote(ref)+": up to 128 letters, digits, _ . - (not starting with . or -)")
 	}
@@ -48,7 +48,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, name, refS
 		tags = append(tags, ref.tag)
 	}
 	for _, t := range r.URL.Query()["tag"] {
-		if !tagRe.MatchString(t) {
+		if !tagOK(t) {
 			writeError(w, r, h.logger, newErr(http.StatusBadRequest, codeManifestInvalid, "invalid tag "+quote(t)))
 			return
 		}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,16 +84,8 @@ func New(cfg Config, p Proposer, r Reader, blobs blob.Store, logger *slog.Logger
 	return AccessLog(logger, h)
 }
 
-var (
-	// Repository names and tags as the spec defines them.
-	nameRe = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRe  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-)
-
-const maxNameLen = 255
-
 func validName(name string) error {
-	if len(name) > maxNameLen || !nameRe.MatchString(name) {
+	if len(name) > maxNameLen || !nameOK(name) {
 		return newErr(http.StatusBadRequest, codeNameInvalid,
 			"invalid repository name "+quote(name)+": use lowercase path components of letters, digits and . _ - separators")
 	}
