@@ -154,3 +154,17 @@ func BenchmarkGateDeveloperPull(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNoGate is BenchmarkGateDeveloperPull's request without the
+// gate: the difference is the gate's own cost.
+func BenchmarkNoGate(b *testing.B) {
+	s := newState(b)
+	srv := newServer(s, time.Now())
+	tok := "Bearer " + token(b, srv, basic("alice", "alice-password"), "repository:team-a/app:pull")
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := do(echo, "HEAD", "/v2/team-a/app/manifests/v1", tok); w.Code != 200 {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}
