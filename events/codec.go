@@ -57,6 +57,7 @@ var decoders = map[Type]map[int]decoder{
 	TypeRetentionApplied:  {1: decodeAs[RetentionApplied]},
 	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
 	TypeQuotasEnabled:     {1: decodeAs[QuotasEnabled]},
+	TypeMirrorCursor:      {1: decodeAs[MirrorCursor]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

@@ -58,6 +58,7 @@ var (
 		PullsRecorded{Pulls: []PullTime{{Repo: "library/alpine", Digest: dA, Time: t0}}},
 		SigningKeyAdded{ID: "ABCD:EFGH", Alg: "EdDSA", Public: []byte{1, 2, 3}, Sealed: []byte{4, 5, 6}, Created: t0},
 		ReadOnlySet{On: true, Reason: "migrating the bucket to eu-west"},
+		MirrorCursor{Policy: "follow-eu", Index: 4711, Seq: 815},
 		QuotasEnabled{},
 	}
 	// olderVersions maps the golden file of each superseded schema version

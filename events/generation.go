@@ -48,6 +48,8 @@ var generations = map[Type]map[int]int{
 	TypeReadOnlySet: {1: 3},
 	// Generation 3: quota enforcement starts (quota.go).
 	TypeQuotasEnabled: {1: 3},
+	// Generation 3: a mirror's cursor on its origin (mirror.go).
+	TypeMirrorCursor: {1: 3},
 }
 
 // Generation is the newest codec generation this binary decodes.

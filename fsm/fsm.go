@@ -143,6 +143,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.readOnlySet(p)
 	case events.QuotasEnabled:
 		err = w.quotasEnabled()
+	case events.MirrorCursor:
+		err = w.mirrorCursor(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}
