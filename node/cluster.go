@@ -55,6 +55,7 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
 	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
+	defer n.startReplication(ctx, term)() // mirror policies (node/replication.go)
 	if n.access != nil {
 		keysDone := make(chan struct{})
 		go func() {

@@ -61,6 +61,7 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"raft/transfer", n.handleTransfer)
 	mux.HandleFunc("POST "+internalPrefix+"restore", n.handleInternalRestore)
 	mux.HandleFunc("POST "+internalPrefix+"webhooks/{name}/{action}", n.handleInternalWebhook)
+	mux.HandleFunc("GET "+internalPrefix+"replication/status", n.handleInternalReplication)
 	h := httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",
