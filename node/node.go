@@ -27,13 +27,13 @@ import (
 	"github.com/berth-registry/berth/node/access"
 	"github.com/berth-registry/berth/node/admin"
 	"github.com/berth-registry/berth/node/api"
-	"github.com/berth-registry/berth/replication"
 	cs "github.com/berth-registry/berth/node/consensus"
 	"github.com/berth-registry/berth/node/console"
 	"github.com/berth-registry/berth/node/limit"
 	"github.com/berth-registry/berth/node/metrics"
 	"github.com/berth-registry/berth/node/peertls"
 	"github.com/berth-registry/berth/node/secrets"
+	"github.com/berth-registry/berth/replication"
 )
 
 // Node is one running registryd. Create it with New, then call Run.
