@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,26 +273,38 @@ func (n *Node) mirroredRepo(repo string) (string, bool) {
 }
 
 // replicationStatus is the leader's view of every mirror policy; on a
-// follower, only the committed cursors.
+// follower, only the committed cursors. Policies the manager has not
+// picked up yet (applied a moment ago) are shown from the local state, so
+// a policy's problem shows right after `clusterctl apply`.
 func (n *Node) replicationStatus(ctx context.Context) []replication.Status {
 	n.repl.mu.Lock()
 	mg := n.repl.cur
 	n.repl.mu.Unlock()
+	var out []replication.Status
+	seen := map[string]bool{}
 	if mg != nil {
-		return mg.Status()
+		out = mg.Status()
+		for _, st := range out {
+			seen[st.Policy] = true
+		}
 	}
-	policies, problems := mirrorPolicies(ctx, n.fsm.View(), secrets.New(n.cfg.SecretsDir()))
-	out := make([]replication.Status, 0, len(policies)+len(problems))
 	v := n.fsm.View()
+	policies, problems := mirrorPolicies(ctx, v, secrets.New(n.cfg.SecretsDir()))
 	for _, p := range policies {
+		if seen[p.Name] {
+			continue
+		}
 		st := replication.Status{Policy: p.Name, Registry: p.Registry}
 		if c, ok := v.MirrorCursor(p.Name); ok {
 			st.Cursor, st.Seq = c.Index, c.Seq
 		}
 		out = append(out, st)
 	}
-	for _, st := range problems {
-		out = append(out, st)
+	for name, st := range problems {
+		if !seen[name] {
+			out = append(out, st)
+		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
 	return out
 }

@@ -77,6 +77,9 @@ func (m *mirror) update(f func(*Status)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&m.st)
+	// The cursor of an initial sync is the listing's applied index,
+	// which may be past the stream's newest replicated event.
+	m.st.OriginHead = max(m.st.OriginHead, m.st.Cursor)
 	// Lag: behind as soon as the head is past the cursor, caught up
 	// when they meet.
 	switch {
@@ -160,6 +163,7 @@ func (m *mirror) follow(ctx context.Context) error {
 		}
 	}
 	m.update(func(s *Status) { s.Cursor, s.Seq, s.LastError = cur.Index, cur.Seq, "" })
+	m.logger.Info("mirror following the origin", "stream", o.Stream, "cursor", cur.Index, "seq", cur.Seq)
 
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,
