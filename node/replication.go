@@ -125,38 +125,38 @@ func mirrorPolicies(ctx context.Context, v *fsm.View, res *secrets.Resolver) ([]
 func resolveMirror(ctx context.Context, v *fsm.View, res *secrets.Resolver, p resource.ReplicationPolicy) (replication.Policy, error) {
 	regDoc, ok := v.Resource("Registry", p.Spec.Registry)
 	if !ok {
-		return replication.Policy{}, fmt.Errorf("Registry %q does not exist: apply it (kind: Registry, type: berth, with spec.events)", p.Spec.Registry)
+		return replication.Policy{}, fmt.Errorf("no such resource: Registry %q does not exist: apply it (kind: Registry, type: berth, with spec.events)", p.Spec.Registry)
 	}
 	_, reg, err := resource.DecodeRegistry(regDoc.Document)
 	if err != nil {
-		return replication.Policy{}, fmt.Errorf("Registry %q: %w", p.Spec.Registry, err)
+		return replication.Policy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
 	}
 	switch {
 	case reg.Type != "berth":
-		return replication.Policy{}, fmt.Errorf("Registry %q is of type %s: a mirror follows a Berth origin (type: berth)", p.Spec.Registry, reg.Type)
+		return replication.Policy{}, fmt.Errorf("registry resource %q is of type %s: a mirror follows a Berth origin (type: berth)", p.Spec.Registry, reg.Type)
 	case reg.Events == nil:
-		return replication.Policy{}, fmt.Errorf("Registry %q has no spec.events: name the origin's NATS (urls, stream, credentials) for the mirror to follow", p.Spec.Registry)
+		return replication.Policy{}, fmt.Errorf("registry resource %q has no spec.events: name the origin's NATS (urls, stream, credentials) for the mirror to follow", p.Spec.Registry)
 	case !reg.Enabled:
-		return replication.Policy{}, fmt.Errorf("Registry %q is disabled (spec.enabled: false)", p.Spec.Registry)
+		return replication.Policy{}, fmt.Errorf("registry resource %q is disabled (spec.enabled: false)", p.Spec.Registry)
 	}
 	key := []string{strconv.FormatInt(p.Generation, 10), strconv.FormatInt(regDoc.Generation, 10)}
 	origin := replication.Origin{URL: reg.URL, NATSURLs: reg.Events.URLs, Stream: reg.Events.Stream}
 	hc, err := registryHTTPClient(reg)
 	if err != nil {
-		return replication.Policy{}, fmt.Errorf("Registry %q: %w", p.Spec.Registry, err)
+		return replication.Policy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
 	}
 	origin.HTTP = hc
 	if c := reg.Credentials; c != nil && c.Type != "none" {
 		if c.Type != "basic" {
-			return replication.Policy{}, fmt.Errorf("Registry %q: credentials of type %s are not supported by mirrors yet; use basic", p.Spec.Registry, c.Type)
+			return replication.Policy{}, fmt.Errorf("registry resource %q: credentials of type %s are not supported by mirrors yet; use basic", p.Spec.Registry, c.Type)
 		}
 		user, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "username"})
 		if err != nil {
-			return replication.Policy{}, fmt.Errorf("Registry %q credentials: %w", p.Spec.Registry, err)
+			return replication.Policy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
 		}
 		pass, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "password"})
 		if err != nil {
-			return replication.Policy{}, fmt.Errorf("Registry %q credentials: %w", p.Spec.Registry, err)
+			return replication.Policy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
 		}
 		origin.Username, origin.Password = string(user), string(pass)
 		key = append(key, digest.FromBytes(append(user, pass...)).String())
@@ -168,7 +168,7 @@ func resolveMirror(ctx context.Context, v *fsm.View, res *secrets.Resolver, p re
 		}
 		val, err := res.Resolve(ctx, ref)
 		if err != nil {
-			return replication.Policy{}, fmt.Errorf("Registry %q spec.events.credentials: %w", p.Spec.Registry, err)
+			return replication.Policy{}, fmt.Errorf("registry resource %q spec.events.credentials: %w", p.Spec.Registry, err)
 		}
 		key = append(key, digest.FromBytes(val).String())
 		switch c.Type {
@@ -177,15 +177,15 @@ func resolveMirror(ctx context.Context, v *fsm.View, res *secrets.Resolver, p re
 		default:
 			jwt, err := nkeys.ParseDecoratedJWT(val)
 			if err != nil {
-				return replication.Policy{}, fmt.Errorf("Registry %q spec.events.credentials: not a NATS creds file: %w", p.Spec.Registry, err)
+				return replication.Policy{}, fmt.Errorf("registry resource %q spec.events.credentials: not a NATS creds file: %w", p.Spec.Registry, err)
 			}
 			kp, err := nkeys.ParseDecoratedNKey(val)
 			if err != nil {
-				return replication.Policy{}, fmt.Errorf("Registry %q spec.events.credentials: not a NATS creds file: %w", p.Spec.Registry, err)
+				return replication.Policy{}, fmt.Errorf("registry resource %q spec.events.credentials: not a NATS creds file: %w", p.Spec.Registry, err)
 			}
 			seed, err := kp.Seed()
 			if err != nil {
-				return replication.Policy{}, fmt.Errorf("Registry %q spec.events.credentials: %w", p.Spec.Registry, err)
+				return replication.Policy{}, fmt.Errorf("registry resource %q spec.events.credentials: %w", p.Spec.Registry, err)
 			}
 			origin.NATSOption = append(origin.NATSOption, nats.UserJWTAndSeed(jwt, string(seed)))
 		}
