@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _
 	m.WatchRaft(n.raft.raft, n.fsm.Halted)
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	m.WatchNamespaces(n.fsm.View)
+	n.repl.secrets = secrets.New(cfg.SecretsDir())
 	m.WatchReplication(func() []replication.Status { return n.replicationStatus(context.Background()) })
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)

@@ -33,6 +33,9 @@ const reconcileReplicationEvery = 5 * time.Second
 // nodeReplication holds the leader's replication manager of the current
 // term, nil on a follower.
 type nodeReplication struct {
+	// secrets resolves the policies' secretRefs; set once in New.
+	secrets *secrets.Resolver
+
 	mu  sync.Mutex
 	cur *replication.Manager
 }
@@ -64,7 +67,7 @@ func (n *Node) startReplication(ctx context.Context, term uint64) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resolver := secrets.New(n.cfg.SecretsDir())
+		resolver := n.repl.secrets
 		t := time.NewTicker(reconcileReplicationEvery)
 		defer t.Stop()
 		for {
@@ -289,7 +292,7 @@ func (n *Node) replicationStatus(ctx context.Context) []replication.Status {
 		}
 	}
 	v := n.fsm.View()
-	policies, problems := mirrorPolicies(ctx, v, secrets.New(n.cfg.SecretsDir()))
+	policies, problems := mirrorPolicies(ctx, v, n.repl.secrets)
 	for _, p := range policies {
 		if seen[p.Name] {
 			continue
