@@ -127,6 +127,14 @@ func TestMirrorRefusesTamperedBytes(t *testing.T) {
 		}
 		return nil
 	})
+	// The lag shows while the mirror is stuck behind the origin.
+	waitFor(t, "the lag in the status", func() error {
+		st := mg.Status()[0]
+		if st.OriginHead < idx || st.LagEntries == 0 || st.LagSeconds <= 0 || st.Cursor >= idx {
+			return fmt.Errorf("status %+v, want head %d past the cursor and a lag", st, idx)
+		}
+		return nil
+	})
 	if f.BlobLinked("team/app", layer) || f.Manifest("team/app", d) {
 		t.Fatal("tampered content was linked")
 	}
@@ -140,6 +148,12 @@ func TestMirrorRefusesTamperedBytes(t *testing.T) {
 	o.tamper = map[digest.Digest]bool{}
 	o.mu.Unlock()
 	waitFor(t, "the retry", wantListing(f, map[string]digest.Digest{"team/app:v1": d}))
+	waitFor(t, "the lag to clear", func() error {
+		if st := mg.Status()[0]; st.LagEntries != 0 || st.LagSeconds != 0 || st.Cursor != idx || st.LastError != "" {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 }
 
 // A mirror with a committed cursor resumes after it without listing the
