@@ -26,6 +26,14 @@ func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) [
 			Credentials *struct {
 				SecretRef *resource.SecretRef `json:"secretRef"`
 			} `json:"credentials"`
+			// Events is a Berth origin's stream, which mirrors connect
+			// to with this secret.
+			Events *struct {
+				Credentials *struct {
+					Type      string              `json:"type"`
+					SecretRef *resource.SecretRef `json:"secretRef"`
+				} `json:"credentials"`
+			} `json:"events"`
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(doc, &d); err != nil {
@@ -38,14 +46,27 @@ func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) [
 	case kind == "Registry" && d.Spec.Credentials != nil:
 		ref = d.Spec.Credentials.SecretRef
 	}
-	if ref == nil {
+	var events *resource.SecretRef
+	if e := d.Spec.Events; kind == "Registry" && e != nil && e.Credentials != nil && e.Credentials.SecretRef != nil {
+		// The key defaults to the credentials' type, as the mirror reads it.
+		ref := *e.Credentials.SecretRef
+		if ref.Key == "" {
+			ref.Key = e.Credentials.Type
+		}
+		events = &ref
+	}
+	if ref == nil && events == nil {
 		return nil
 	}
 	var err error
-	if kind == "Webhook" {
+	switch {
+	case kind == "Webhook":
 		_, err = r.Resolve(ctx, *ref)
-	} else {
+	case ref != nil:
 		err = r.Exists(ctx, *ref)
+	}
+	if err == nil && events != nil {
+		_, err = r.Resolve(ctx, *events)
 	}
 	return []resource.Condition{secretCondition(err)}
 }

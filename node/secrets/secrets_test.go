@@ -162,6 +162,10 @@ func TestConditions(t *testing.T) {
 		{"registry secret key missing", "Registry", `{"spec":{"credentials":{"type":"basic","secretRef":{"name":"plain","key":"password"}}}}`,
 			[]resource.Condition{{Type: "SecretResolved", Status: "False", Reason: "SecretNotFound", Message: "secret not found: no file " + filepath.Join(dir, "plain", "password") + " (create it on every node, or mount the secret under " + dir + ")"}}},
 		{"registry without credentials", "Registry", `{"spec":{"type":"zot"}}`, nil},
+		{"berth origin's NATS token found", "Registry", `{"spec":{"type":"berth","events":{"credentials":{"type":"token","secretRef":{"name":"k8s","key":"hmac"}}}}}`,
+			[]resource.Condition{{Type: "SecretResolved", Status: "True", Reason: "SecretFound"}}},
+		{"berth origin's NATS creds missing", "Registry", `{"spec":{"type":"berth","credentials":{"type":"basic","secretRef":{"name":"plain"}},"events":{"credentials":{"type":"creds","secretRef":{"name":"origin-nats"}}}}}`,
+			[]resource.Condition{{Type: "SecretResolved", Status: "False", Reason: "SecretNotFound", Message: "secret not found: no file " + filepath.Join(dir, "origin-nats", "creds") + " (create it on every node, or mount the secret under " + dir + ")"}}},
 		{"other kind", "Widget", `{"spec":{"signing":{"secretRef":{"name":"x","key":"y"}}}}`, nil},
 		{"not JSON", "Webhook", `nope`, nil},
 	}
