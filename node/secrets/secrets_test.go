@@ -157,6 +157,8 @@ func TestConditions(t *testing.T) {
 		{"webhook secret too large", "Webhook", `{"spec":{"signing":{"secretRef":{"name":"plain","key":"big"}}}}`,
 			[]resource.Condition{{Type: "SecretResolved", Status: "False", Reason: "SecretTooLarge", Message: "secret too large: " + filepath.Join(dir, "plain", "big") + " has 65537 bytes, at most 65536 allowed"}}},
 		{"webhook without signing", "Webhook", `{"spec":{"url":"https://c.io"}}`, nil},
+		{"webhook with events", "Webhook", `{"spec":{"events":["manifest.pushed"],"signing":{"secretRef":{"name":"k8s","key":"hmac"}}}}`,
+			[]resource.Condition{{Type: "SecretResolved", Status: "True", Reason: "SecretFound"}}},
 		{"registry secret directory", "Registry", `{"spec":{"credentials":{"type":"basic","secretRef":{"name":"plain"}}}}`,
 			[]resource.Condition{{Type: "SecretResolved", Status: "True", Reason: "SecretFound"}}},
 		{"registry secret key missing", "Registry", `{"spec":{"credentials":{"type":"basic","secretRef":{"name":"plain","key":"password"}}}}`,
