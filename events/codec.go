@@ -56,8 +56,10 @@ var decoders = map[Type]map[int]decoder{
 	TypeSigningKeyAdded:   {1: decodeAs[SigningKeyAdded]},
 	TypePullsRecorded:     {1: decodeAs[PullsRecorded]},
 	TypeRetentionApplied:  {1: decodeAs[RetentionApplied]},
+	TypeBytesOrphaned:     {1: decodeAs[BytesOrphaned]},
 	TypeReadOnlySet:       {1: decodeAs[ReadOnlySet]},
 	TypeQuotasEnabled:     {1: decodeAs[QuotasEnabled]},
+	TypeMirrorCursor:      {1: decodeAs[MirrorCursor]},
 }
 
 func decodeAs[T Payload](data []byte) (Payload, error) {

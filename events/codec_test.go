@@ -54,10 +54,12 @@ var (
 		GCSweepStarted{Run: "1767323045-7"},
 		GCSwept{Run: "1767323045-7", Deleted: 2, Bytes: 4096},
 		GCCancelled{Run: "1767323045-7", Reason: "leadership lost"},
+		BytesOrphaned{Digest: dA, Size: 425},
 		RetentionApplied{Policy: "keep-10", Index: 977, DeletedTags: 3, DeletedManifests: 2, KeptTags: 10, Skipped: 1},
 		PullsRecorded{Pulls: []PullTime{{Repo: "library/alpine", Digest: dA, Time: t0}}},
 		SigningKeyAdded{ID: "ABCD:EFGH", Alg: "EdDSA", Public: []byte{1, 2, 3}, Sealed: []byte{4, 5, 6}, Created: t0},
 		ReadOnlySet{On: true, Reason: "migrating the bucket to eu-west"},
+		MirrorCursor{Policy: "follow-eu", Index: 4711, Seq: 815},
 		QuotasEnabled{},
 	}
 	// olderVersions maps the golden file of each superseded schema version

@@ -44,10 +44,14 @@ var generations = map[Type]map[int]int{
 	TypePullsRecorded: {1: 3},
 	// Generation 3 too: the end of a retention run.
 	TypeRetentionApplied: {1: 3},
+	// Generation 3 too: bytes of a refused write, for GC.
+	TypeBytesOrphaned: {1: 3},
 	// Generation 3: read-only mode (readonly.go).
 	TypeReadOnlySet: {1: 3},
 	// Generation 3: quota enforcement starts (quota.go).
 	TypeQuotasEnabled: {1: 3},
+	// Generation 3: a mirror's cursor on its origin (mirror.go).
+	TypeMirrorCursor: {1: 3},
 }
 
 // Generation is the newest codec generation this binary decodes.

@@ -139,6 +139,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.signingKeyAdded(p)
 	case events.PullsRecorded:
 		err = w.pullsRecorded(p)
+	case events.BytesOrphaned:
+		err = w.bytesOrphaned(p)
 	case events.RetentionApplied:
 		// Nothing to change: the run's deletions were entries of their
 		// own; this one is published (dev.berth.retention.completed).
@@ -146,6 +148,8 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.readOnlySet(p)
 	case events.QuotasEnabled:
 		err = w.quotasEnabled()
+	case events.MirrorCursor:
+		err = w.mirrorCursor(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

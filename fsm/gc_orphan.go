@@ -91,6 +91,26 @@ func (w writer) gcRecordOrphans(p events.Payload, orphans []gcOrphanRow) {
 	}
 }
 
+// bytesOrphaned notes bytes of a refused write as an orphan, unless a
+// link or a manifest holds the digest (then they are not garbage).
+func (w writer) bytesOrphaned(p events.BytesOrphaned) error {
+	if err := checkDigest("orphaned bytes", p.Digest); err != nil {
+		return refuse(CodeInvalid, "%v", err)
+	}
+	if p.Size < 0 {
+		return refuse(CodeInvalid, "orphaned bytes %s: negative size %d", p.Digest, p.Size)
+	}
+	// A link holds it, or a stored manifest reaches it (its own bytes
+	// or a blob it lists: the registry-wide usage rows, accounting.go).
+	for _, table := range []string{tBlob, tRegUsage} {
+		if o, err := w.txn.First(table, idxDigest, p.Digest.String()); err == nil && o != nil {
+			return nil
+		}
+	}
+	w.insert(tGCOrphan, &gcOrphanRow{Digest: p.Digest, Size: p.Size, Time: w.ev.Time})
+	return nil
+}
+
 // EachGCOrphan calls fn for every orphaned digest, in digest order, with
 // the event time at which it was orphaned.
 func (v *View) EachGCOrphan(fn func(d digest.Digest, size int64, since time.Time) bool) {

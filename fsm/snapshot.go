@@ -108,6 +108,8 @@ var snapshotTables = []struct {
 	// Read-only mode's row, absent until the mode was first turned on
 	// (readonly.go): older snapshots' bytes are unchanged.
 	{tReadOnly, func() any { return new(readOnlyRow) }},
+	// Mirror cursors, empty until a mirror policy ran (mirror.go).
+	{tMirror, func() any { return new(MirrorCursor) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

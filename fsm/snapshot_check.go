@@ -127,6 +127,8 @@ func (l *loader) add(table string, obj any) error {
 	case *readOnlyRow:
 		err = l.readOnly(o)
 		key = []any{o.Key}
+	case *MirrorCursor:
+		key, err = l.mirror(o)
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

@@ -54,7 +54,8 @@ func (n *Node) lead(ctx context.Context) {
 		return
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
-	defer n.startGC(ctx, term)() // garbage collection and the upload purge (node/gc.go)
+	defer n.startGC(ctx, term)()          // garbage collection and the upload purge (node/gc.go)
+	defer n.startReplication(ctx, term)() // mirror policies (node/replication.go)
 	retentionDone := make(chan struct{})
 	go func() {
 		defer close(retentionDone)

@@ -63,6 +63,7 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"webhooks/{name}/{action}", n.handleInternalWebhook)
 	mux.HandleFunc("POST "+internalPrefix+"gc/run", n.handleInternalGCRun)
 	mux.HandleFunc("GET "+internalPrefix+"gc/status", n.handleInternalGCStatus)
+	mux.HandleFunc("GET "+internalPrefix+"replication/status", n.handleInternalReplication)
 	h := httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",

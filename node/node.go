@@ -33,6 +33,7 @@ import (
 	"github.com/berth-registry/berth/node/metrics"
 	"github.com/berth-registry/berth/node/peertls"
 	"github.com/berth-registry/berth/node/secrets"
+	"github.com/berth-registry/berth/replication"
 )
 
 // Node is one running registryd. Create it with New, then call Run.
@@ -69,6 +70,8 @@ type Node struct {
 	webhooks *nodeWebhooks
 	// gc is the leader's garbage collection loop (gc.go).
 	gc nodeGC
+	// repl runs the mirror policies on the leader (replication.go).
+	repl nodeReplication
 	// access is the OCI API's token endpoint and gate; nil when
 	// authentication is off (auth.go).
 	access *access.Server
@@ -161,6 +164,8 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	m.WatchNamespaces(n.fsm.View)
 	m.WatchStorage(n.fsm.View)
+	n.repl.secrets = secrets.New(cfg.SecretsDir())
+	m.WatchReplication(func() []replication.Status { return n.replicationStatus(context.Background()) })
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}
@@ -279,7 +284,7 @@ func (n *Node) handler() http.Handler {
 	// The access log outermost of all, so refused requests (429, 401) get
 	// their line.
 	mux.Handle("/v2/", api.AccessLog(n.logger, n.metrics.HTTP(limited(n.guardAPI(
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly}, n, n, n.blobs, n.logger))),
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly, Mirrored: n.mirroredRepo}, n, n, n.blobs, n.logger))),
 		api.RouteKinds, api.RouteKind)))
 	if n.access != nil {
 		mux.Handle("/token", limited(n.access.TokenHandler()))
@@ -289,6 +294,7 @@ func (n *Node) handler() http.Handler {
 	mux.Handle("/admin/v1/retention/", n.retentionAdmin())
 	mux.Handle("/admin/v1/webhooks/", n.webhooksAdmin())
 	mux.Handle("/admin/v1/events", n.webhooksAdmin())
+	mux.Handle("/admin/v1/replication/", n.replicationAdmin())
 	// Webhook and Registry GETs show whether this node can read the
 	// secrets they reference (status.conditions).
 	mux.Handle("/admin/", admin.New(n.token, n, n, n.logger, admin.WithConditions(secrets.New(n.cfg.SecretsDir()).Conditions), admin.WithGC(gcAdmin{n})))

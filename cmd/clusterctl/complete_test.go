@@ -59,9 +59,9 @@ func TestCompletion(t *testing.T) {
 		args []string
 		want string // candidates joined by spaces
 	}{
-		{"kinds", []string{"get", ""}, "immutabilityrules immutabilityrule immutability ir namespaces namespace ns registries registry reg regs retentionpolicies retentionpolicy retention rp robots robot rbt users user webhooks webhook wh hook hooks"},
-		{"kinds by prefix", []string{"get", "re"}, "registries registry reg regs retentionpolicies retentionpolicy retention"},
-		{"canonical kinds after a capital", []string{"get", "R"}, "Registry RetentionPolicy Robot"},
+		{"kinds", []string{"get", ""}, "immutabilityrules immutabilityrule immutability ir namespaces namespace ns registries registry reg regs replicationpolicies replicationpolicy replication repl retentionpolicies retentionpolicy retention rp robots robot rbt users user webhooks webhook wh hook hooks"},
+		{"kinds by prefix", []string{"get", "re"}, "registries registry reg regs replicationpolicies replicationpolicy replication repl retentionpolicies retentionpolicy retention"},
+		{"canonical kinds after a capital", []string{"get", "R"}, "Registry ReplicationPolicy RetentionPolicy Robot"},
 		{"registry names", []string{"get", "registries", ""}, "hub zot"},
 		{"names by prefix, through an alias", []string{"get", "reg", "z"}, "zot"},
 		{"webhook names", []string{"history", "webhook", ""}, "ci"},

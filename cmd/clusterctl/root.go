@@ -31,6 +31,6 @@ certificate with --cacert or BERTH_CACERT.`,
 	pf.StringVar(&g.cacert, "cacert", "", "PEM file of CA certificates to trust for an https:// server, besides the system's (env BERTH_CACERT)")
 	root.AddCommand(applyCmd(g), getCmd(g), deleteCmd(g), historyCmd(g),
 		statusCmd(g), membersCmd(g), joinCmd(g), leaveCmd(g), removeCmd(g), transferCmd(g), snapshotCmd(g),
-		webhookCmd(g), eventsCmd(g), gcCmd(g), userCmd(g), robotCmd(g), authCmd(g), readOnlyCmd(g), retentionCmd(g), versionCmd())
+		webhookCmd(g), eventsCmd(g), gcCmd(g), userCmd(g), robotCmd(g), authCmd(g), readOnlyCmd(g), retentionCmd(g), replicationCmd(g), versionCmd())
 	return root
 }

@@ -208,5 +208,9 @@ func TestQuotaWithCrane(t *testing.T) {
 	}
 	if onDisk != usage {
 		t.Errorf("after GC the blob store holds %d bytes, the namespace's usage is %d", onDisk, usage)
+		for d, size := range blobSizes(t, data) {
+			t.Logf("on disk: %s %d", d, size)
+		}
+		t.Log(g("gc", "status"))
 	}
 }

@@ -72,6 +72,7 @@ var kinds = []kindInfo{
 	{kind: "Robot", plural: "robots", aliases: []string{"rbt"}, validate: validateRobot},
 	{kind: "RetentionPolicy", plural: "retentionpolicies", aliases: []string{"retention", "rp"}, validate: validateRetention},
 	{kind: "ImmutabilityRule", plural: "immutabilityrules", aliases: []string{"immutability", "ir"}, validate: validateImmutability},
+	{kind: "ReplicationPolicy", plural: "replicationpolicies", aliases: []string{"replication", "repl"}, validate: validateReplication},
 }
 
 func lookupKind(kind string) (kindInfo, bool) {

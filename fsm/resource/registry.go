@@ -3,6 +3,7 @@ package resource
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -42,7 +43,28 @@ type RegistrySpec struct {
 	Insecure    bool         `json:"insecure,omitempty"`
 	TLS         *RegistryTLS `json:"tls,omitempty"`
 	Credentials *Credentials `json:"credentials,omitempty"`
+	// Events is where a Berth origin publishes its event stream, which a
+	// mirror (ReplicationPolicy mode: mirror) follows. Type berth only.
+	Events *RegistryEvents `json:"events,omitempty"`
 }
+
+// RegistryEvents locates a Berth origin's JetStream event stream.
+type RegistryEvents struct {
+	URLs   []string `json:"urls"`
+	Stream string   `json:"stream"`
+	// Credentials for NATS: a creds file (type creds, the default) or
+	// the token of an embedded server's events.nats.listen (type token).
+	Credentials *EventCredentials `json:"credentials,omitempty"`
+}
+
+// EventCredentials name the secret a mirror connects to NATS with.
+type EventCredentials struct {
+	Type      string     `json:"type"`
+	SecretRef *SecretRef `json:"secretRef"`
+}
+
+// DefaultEventStream is Berth's default events.stream.
+const DefaultEventStream = "BERTH_EVENTS"
 
 // RegistryTLS tunes TLS towards the remote registry.
 type RegistryTLS struct {
@@ -132,8 +154,14 @@ func validateRegistry(raw any, p *problems) any {
 	if c, ok := o.object("credentials"); ok {
 		s.Credentials = checkCredentials(c, p)
 	}
+	if e, ok := o.object("events"); ok {
+		s.Events = checkRegistryEvents(e, p)
+		if s.Type != "berth" {
+			p.add("spec.events", "only for type berth: it is where a Berth origin publishes the stream its mirrors follow")
+		}
+	}
 	refuseInlineSecrets(o, "spec.credentials.secretRef")
-	o.finish("type", "url", "description", "namespace", "enabled", "insecure", "tls", "credentials")
+	o.finish("type", "url", "description", "namespace", "enabled", "insecure", "tls", "credentials", "events")
 	return s
 }
 
@@ -276,4 +304,61 @@ func refuseInlineSecrets(o *object, instead string) {
 			o.p.add(join(o.path, k), "secrets are never written into a resource (it is kept in the log and every backup); store it in a secret and reference it with %s", instead)
 		}
 	}
+}
+
+func checkRegistryEvents(o *object, p *problems) *RegistryEvents {
+	e := &RegistryEvents{Stream: o.str("stream")}
+	urls, path, ok := strList(o, "urls", "empty: list the origin's NATS URLs, such as nats://nats.eu.example.com:4222")
+	if !ok {
+		p.required(path, "required: the origin's NATS URLs, such as nats://nats.eu.example.com:4222")
+	}
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a NATS URL such as nats://host:4222", raw)
+			continue
+		}
+		if u.User != nil {
+			p.add(fmt.Sprintf("%s[%d]", path, i), "must not contain credentials; use spec.events.credentials.secretRef")
+		}
+	}
+	e.URLs = urls
+	if e.Stream == "" {
+		e.Stream = DefaultEventStream
+	} else if !streamNameRe.MatchString(e.Stream) {
+		p.add("spec.events.stream", "%q is not a JetStream stream name (letters, digits, '-' or '_')", e.Stream)
+	}
+	if c, ok := o.object("credentials"); ok {
+		ec := &EventCredentials{Type: c.str("type")}
+		if ref, ok := c.object("secretRef"); ok {
+			ec.SecretRef = checkSecretRef(ref, "spec.events.credentials.secretRef", false, p)
+		}
+		refuseInlineSecrets(c, "spec.events.credentials.secretRef")
+		c.finish("type", "secretRef")
+		if ec.Type == "" {
+			ec.Type = "creds"
+		}
+		if ec.Type != "creds" && ec.Type != "token" {
+			p.add("spec.events.credentials.type", "%q is not one of creds, token", ec.Type)
+		}
+		if ec.SecretRef == nil {
+			p.required("spec.events.credentials.secretRef", "required: the secret holding a NATS creds file or token")
+		}
+		e.Credentials = ec
+	}
+	refuseInlineSecrets(o, "spec.events.credentials.secretRef")
+	o.finish("urls", "stream", "credentials")
+	return e
+}
+
+// streamNameRe is a JetStream stream name Berth accepts.
+var streamNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// DecodeRegistry decodes and re-validates a stored Registry.
+func DecodeRegistry(doc []byte) (string, RegistrySpec, error) {
+	name, _, spec, err := decodeStored(doc, "Registry", validateRegistry)
+	if err != nil {
+		return "", RegistrySpec{}, err
+	}
+	return name, spec.(RegistrySpec), nil
 }

@@ -147,11 +147,11 @@ func TestValidationErrors(t *testing.T) {
 		{"no apiVersion", strings.Replace(registry("type: zot", "url: https://z.io"), "apiVersion: berth.dev/v1\n", "", 1),
 			[]string{"apiVersion: required: apiVersion: berth.dev/v1"}},
 		{"unknown kind", strings.Replace(registry("type: zot"), "kind: Registry", "kind: Widget", 1),
-			[]string{`kind: "Widget" is not one of ImmutabilityRule, Namespace, Registry, RetentionPolicy, Robot, User, Webhook`}},
+			[]string{`kind: "Widget" is not one of ImmutabilityRule, Namespace, Registry, ReplicationPolicy, RetentionPolicy, Robot, User, Webhook`}},
 		{"kind in wrong case", strings.Replace(registry("type: zot", "url: https://z.io"), "kind: Registry", "kind: registry", 1),
 			[]string{`kind: "registry" is spelled "Registry"`}},
 		{"no kind", strings.Replace(registry("type: zot"), "kind: Registry\n", "", 1),
-			[]string{"kind: required: one of ImmutabilityRule, Namespace, Registry, RetentionPolicy, Robot, User, Webhook"}},
+			[]string{"kind: required: one of ImmutabilityRule, Namespace, Registry, ReplicationPolicy, RetentionPolicy, Robot, User, Webhook"}},
 		{"no name", strings.Replace(registry("type: zot", "url: https://z.io"), "  name: x\n", "  labels: {}\n", 1),
 			[]string{"metadata.name: required"}},
 		{"no metadata", strings.Replace(registry("type: zot", "url: https://z.io"), "metadata:\n  name: x\n", "", 1),
@@ -312,7 +312,7 @@ func TestCanonicalKind(t *testing.T) {
 			t.Errorf("CanonicalKind(%q) = %q, %v; want %s", s, k, ok, want)
 		}
 	}
-	if Plural("Registry") != "registries" || Plural("Webhook") != "webhooks" || strings.Join(Kinds(), ",") != "ImmutabilityRule,Namespace,Registry,RetentionPolicy,Robot,User,Webhook" {
+	if Plural("Registry") != "registries" || Plural("Webhook") != "webhooks" || strings.Join(Kinds(), ",") != "ImmutabilityRule,Namespace,Registry,ReplicationPolicy,RetentionPolicy,Robot,User,Webhook" {
 		t.Errorf("Plural = %q, Kinds = %v", Plural("Registry"), Kinds())
 	}
 }

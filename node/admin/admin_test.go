@@ -416,7 +416,7 @@ func TestListGetHistoryDelete(t *testing.T) {
 		{"GET", "/admin/v1/resources/registries/zot/history", `Registry "zot" not found`},
 		{"DELETE", "/admin/v1/resources/registries/zot", `Registry "zot" does not exist`},
 		{"DELETE", "/admin/v1/resources/registries/Not_A_Name", "does not exist"},
-		{"GET", "/admin/v1/resources/widgets", `unknown kind "widgets": known kinds are ImmutabilityRule, Namespace, Registry, RetentionPolicy, Robot, User, Webhook`},
+		{"GET", "/admin/v1/resources/widgets", `unknown kind "widgets": known kinds are ImmutabilityRule, Namespace, Registry, ReplicationPolicy, RetentionPolicy, Robot, User, Webhook`},
 		{"GET", "/admin/v1/resources/widgets/x", "unknown kind"},
 		{"DELETE", "/admin/v1/resources/widgets/x", "unknown kind"},
 		{"GET", "/admin/v1/nothing", "no admin endpoint"},

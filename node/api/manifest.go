@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-registry/berth/blob"
+	"github.com/berth-registry/berth/events"
 )
 
 // Manifest media types Berth accepts.
@@ -189,4 +190,18 @@ func distributable(l rawDescriptor) bool {
 	}
 	return !strings.Contains(l.MediaType, ".nondistributable.") &&
 		l.MediaType != "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+}
+
+// ParseManifest reads what a push of body would commit, for the mirror
+// (replication), which stores manifests it copies exactly as a push
+// would: the ManifestPut has no repository, digest, size or tags yet.
+func ParseManifest(mediaType string, body []byte) (events.ManifestPut, error) {
+	m, err := parseManifest(mediaType, body)
+	if err != nil {
+		return events.ManifestPut{}, err
+	}
+	return events.ManifestPut{
+		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations,
+		Subject: m.Subject, Blobs: m.Blobs, Manifests: m.Manifests,
+	}, nil
 }

@@ -88,6 +88,7 @@ func (h *handler) putManifest(w http.ResponseWriter, r *http.Request, name, refS
 	})
 	if err != nil {
 		writeError(w, r, h.logger, err)
+		h.orphanIfRefused(r, err, d, int64(len(body)))
 		return
 	}
 	if err := h.rewriteIfSwept(r, d, body); err != nil {

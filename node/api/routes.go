@@ -50,6 +50,9 @@ type Config struct {
 	// ReadOnly, if set, is the read-only mode in this node's local state:
 	// writes are refused up front while it is on (readonly.go).
 	ReadOnly func() fsm.ReadOnly
+	// Mirrored, if set, names the mirror policy that owns a repository
+	// in this node's local state: writes to it are refused (mirrored.go).
+	Mirrored func(repo string) (policy string, ok bool)
 }
 
 // DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large
@@ -184,7 +187,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, p string) {
 		return
 	}
 	noteTarget(r, ep, name, arg)
-	if h.refuseReadOnly(w, r, ep) {
+	if h.refuseReadOnly(w, r, ep) || h.refuseMirrored(w, r, ep, name) {
 		return
 	}
 	if b, ok := r.Body.(*progressBody); ok && ep == epManifest {

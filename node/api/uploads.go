@@ -112,6 +112,7 @@ func (h *handler) monolithic(w http.ResponseWriter, r *http.Request, name, ds st
 	}
 	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size, Since: since}); err != nil {
 		writeError(w, r, h.logger, err)
+		h.orphanIfRefused(r, err, d, info.Size)
 		return
 	}
 	blobCreated(w, name, d)
@@ -246,6 +247,7 @@ func (h *handler) finishUpload(w http.ResponseWriter, r *http.Request, name, id 
 	}
 	if _, err := h.props.Propose(r.Context(), events.BlobLinked{Repo: name, Digest: d, Size: info.Size, Since: since}); err != nil {
 		writeError(w, r, h.logger, err)
+		h.orphanIfRefused(r, err, d, info.Size)
 		return
 	}
 	blobCreated(w, name, d)

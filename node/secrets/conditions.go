@@ -14,7 +14,8 @@ const ConditionSecretResolved = "SecretResolved"
 
 // Conditions computes the observed conditions of a stored resource on this
 // node: for a Webhook with spec.signing and a Registry with
-// spec.credentials.secretRef, whether the secret can be read. A resource
+// spec.credentials.secretRef or spec.events.credentials.secretRef, whether
+// the secret can be read. A resource
 // that references no secret has no condition. It never fails: a problem is
 // what a condition reports.
 func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) []resource.Condition {
@@ -26,6 +27,9 @@ func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) [
 			Credentials *struct {
 				SecretRef *resource.SecretRef `json:"secretRef"`
 			} `json:"credentials"`
+			// Events is a Registry's Berth origin stream, which mirrors
+			// connect to with a secret (a Webhook's events are a list).
+			Events json.RawMessage `json:"events"`
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(doc, &d); err != nil {
@@ -38,14 +42,38 @@ func (r *Resolver) Conditions(ctx context.Context, kind, _ string, doc []byte) [
 	case kind == "Registry" && d.Spec.Credentials != nil:
 		ref = d.Spec.Credentials.SecretRef
 	}
-	if ref == nil {
+	var events *resource.SecretRef
+	var e *struct {
+		Credentials *struct {
+			Type      string              `json:"type"`
+			SecretRef *resource.SecretRef `json:"secretRef"`
+		} `json:"credentials"`
+	}
+	if kind == "Registry" && len(d.Spec.Events) > 0 {
+		if err := json.Unmarshal(d.Spec.Events, &e); err != nil {
+			return nil
+		}
+	}
+	if e != nil && e.Credentials != nil && e.Credentials.SecretRef != nil {
+		// The key defaults to the credentials' type, as the mirror reads it.
+		ref := *e.Credentials.SecretRef
+		if ref.Key == "" {
+			ref.Key = e.Credentials.Type
+		}
+		events = &ref
+	}
+	if ref == nil && events == nil {
 		return nil
 	}
 	var err error
-	if kind == "Webhook" {
+	switch {
+	case kind == "Webhook":
 		_, err = r.Resolve(ctx, *ref)
-	} else {
+	case ref != nil:
 		err = r.Exists(ctx, *ref)
+	}
+	if err == nil && events != nil {
+		_, err = r.Resolve(ctx, *events)
 	}
 	return []resource.Condition{secretCondition(err)}
 }

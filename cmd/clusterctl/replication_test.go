@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/replication"
+)
+
+func TestPrintReplication(t *testing.T) {
+	now := time.Date(2026, 11, 30, 13, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		ans  replicationAnswer
+		want []string
+	}{
+		{"none", replicationAnswer{Leader: true}, []string{"no enabled mirror policies"}},
+		{"following", replicationAnswer{Leader: true, Policies: []replication.Status{{
+			Policy: "follow-eu", Registry: "origin", Running: true, Cursor: 412, OriginHead: 420, LagEntries: 8, LagSeconds: 1.25,
+			Bytes: 3 << 20, LastEvent: now.Add(-3 * time.Second),
+		}}}, []string{"follow-eu", "origin", "following", "412", "420", "8", "1.2s", "3Mi", "3s ago"}},
+		{"missing registry", replicationAnswer{Leader: true, Policies: []replication.Status{{
+			Policy: "orphan", Registry: "nowhere", LastError: `no such resource: Registry "nowhere" does not exist`,
+		}}}, []string{"orphan", "error", `orphan: last error: no such resource: Registry "nowhere" does not exist`}},
+		{"retrying", replicationAnswer{Leader: true, Policies: []replication.Status{{
+			Policy: "p", Running: true, LastError: "connect to the origin's NATS: timeout", ErrorTime: now,
+		}}}, []string{"retrying", "p: last error (2026-11-30T13:00:00Z): connect to the origin's NATS: timeout"}},
+		{"no leader", replicationAnswer{Policies: []replication.Status{{Policy: "p", Cursor: 7}}}, []string{"unknown", "lag is unknown"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			printReplication(&b, tc.ans, now)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package resource
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReplicationValidation(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		problems  []string // substrings, each with its line; empty: valid
+	}{
+		{"mirror", "kind: ReplicationPolicy\nmetadata: {name: follow-eu}\nspec:\n  mode: mirror\n  registry: origin\n  repositories: [\"**\", \"!team-x/**\"]\n  tags: {include: [\"v*\"], exclude: [\"*-dev\"]}\n  trigger: event\n  deletion: true\n  prefix: {strip: \"\", add: \"\"}\n  bandwidth: 0\n  enabled: true\n", nil},
+		{"push on a schedule", "kind: ReplicationPolicy\nmetadata: {name: out}\nspec: {mode: push, registry: hub, trigger: schedule, schedule: \"0 */6 * * *\", prefix: {add: mirror/}}\n", nil},
+		{"every problem at once", "kind: ReplicationPolicy\nmetadata: {name: bad}\nspec:\n  mode: copy\n  registry: Not_A_Name\n  repositories: [\"[\"]\n  tags: {include: [\"{\"]}\n  trigger: schedule\n  schedule: \"every day\"\n  prefix: {add: Hub}\n  bandwidth: -1\n  colour: red\n",
+			[]string{`spec.mode: "copy" is not one of mirror, push, proxy (line 5)`, `spec.registry: "Not_A_Name" is not a resource name`,
+				`spec.repositories[0]: "[" is not a valid glob`, `spec.tags.include[0]: "{" is not a valid glob`,
+				`spec.schedule: "every day" is not a cron schedule`, `spec.prefix.add: "Hub" is not a repository prefix`,
+				"spec.bandwidth: -1 is out of bounds", "spec.colour: unknown field", "(line 13)"}},
+		{"mirror on a schedule", "kind: ReplicationPolicy\nmetadata: {name: m}\nspec: {mode: mirror, registry: origin, trigger: schedule, schedule: \"@daily\"}\n",
+			[]string{"spec.trigger: a mirror follows the origin's event stream"}},
+		{"nothing", "kind: ReplicationPolicy\nmetadata: {name: m}\nspec: {}\n", []string{"spec.mode: required", "spec.registry: required"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := ParseYAML(strings.NewReader("apiVersion: berth.dev/v1\n" + tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := Normalize(docs[0])
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatalf("valid document refused: %v", err)
+				}
+				if _, err := DecodeReplicationPolicy(norm); err != nil {
+					t.Fatalf("stored form does not decode: %v\n%s", err, norm)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("invalid document accepted: %s", norm)
+			}
+			for _, want := range tc.problems {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("problems %q lack %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestReplicationDefaultsAndMatching(t *testing.T) {
+	docs, err := ParseYAML(strings.NewReader("apiVersion: berth.dev/v1\nkind: ReplicationPolicy\nmetadata: {name: m}\nspec:\n  mode: mirror\n  registry: origin\n  repositories: [\"team-a/**\", \"!team-a/tmp/**\"]\n  tags: {exclude: [\"*-dev\"]}\n  prefix: {strip: team-a/, add: eu/}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm, err := Normalize(docs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := DecodeReplicationPolicy(norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.Trigger != "event" || !p.Spec.Enabled || p.Spec.Deletion {
+		t.Errorf("defaults: trigger %q, enabled %v, deletion %v; want event, true, false", p.Spec.Trigger, p.Spec.Enabled, p.Spec.Deletion)
+	}
+	for _, tc := range []struct {
+		repo   string
+		covers bool
+		dst    string
+	}{
+		{"team-a/app", true, "eu/app"},
+		{"team-a/tmp/x", false, ""},
+		{"team-b/app", false, ""},
+	} {
+		if got := p.Spec.Covers(tc.repo); got != tc.covers {
+			t.Errorf("Covers(%q) = %v, want %v", tc.repo, got, tc.covers)
+		}
+		if tc.covers {
+			if got := p.Spec.Destination(tc.repo); got != tc.dst {
+				t.Errorf("Destination(%q) = %q, want %q", tc.repo, got, tc.dst)
+			}
+			if src, ok := p.Spec.Source(tc.dst); !ok || src != tc.repo {
+				t.Errorf("Source(%q) = %q, %v; want %q", tc.dst, src, ok, tc.repo)
+			}
+		}
+	}
+	if _, ok := p.Spec.Source("other/app"); ok {
+		t.Error("Source of a repository outside the prefix is covered")
+	}
+	for tag, want := range map[string]bool{"v1": true, "latest": true, "v1-dev": false} {
+		if got := p.Spec.WantsTag(tag); got != want {
+			t.Errorf("WantsTag(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}
+
+func TestRegistryEvents(t *testing.T) {
+	cases := []struct {
+		name, spec string
+		problems   []string
+	}{
+		{"berth origin", "  type: berth\n  url: https://registry.eu.example.com\n  events: {urls: [\"nats://nats.eu.example.com:4222\"], stream: BERTH_EVENTS, credentials: {secretRef: {name: origin-nats, key: creds}}}\n", nil},
+		{"token, default stream", "  type: berth\n  url: http://127.0.0.1:5000\n  insecure: true\n  events: {urls: [\"nats://127.0.0.1:4222\"], credentials: {type: token, secretRef: {name: origin-nats, key: token}}}\n", nil},
+		{"not berth", "  type: distribution\n  url: https://r.example.com\n  events: {urls: [\"nats://n:4222\"]}\n", []string{"spec.events: only for type berth"}},
+		{"bad events", "  type: berth\n  url: https://r.example.com\n  events: {urls: [\"http://n:4222\", \"nats://u:p@n:4222\"], stream: \"a.b\", token: x, credentials: {type: jwt}}\n",
+			[]string{`spec.events.urls[0]: "http://n:4222" is not a NATS URL`, "spec.events.urls[1]: must not contain credentials", `spec.events.stream: "a.b"`,
+				"spec.events.token: secrets are never written", `spec.events.credentials.type: "jwt"`, "spec.events.credentials.secretRef: required"}},
+		{"no urls", "  type: berth\n  url: https://r.example.com\n  events: {stream: S}\n", []string{"spec.events.urls: required"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := ParseYAML(strings.NewReader("apiVersion: berth.dev/v1\nkind: Registry\nmetadata: {name: origin}\nspec:\n" + tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := Normalize(docs[0])
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatalf("valid document refused: %v", err)
+				}
+				_, spec, err := DecodeRegistry(norm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if spec.Events == nil || spec.Events.Stream != "BERTH_EVENTS" || spec.Events.Credentials.SecretRef == nil {
+					t.Errorf("events = %+v, want the stream defaulted and the secret kept", spec.Events)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("invalid document accepted: %s", norm)
+			}
+			for _, want := range tc.problems {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("problems %q lack %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,336 @@
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berth-registry/berth/events"
+)
+
+// subjects are the stream subjects a mirror reads: the changes to
+// repositories, nothing else (resources, jobs and pulls stay local).
+var subjects = []string{
+	events.TypeSubjects(events.CETypeManifestPushed),
+	events.TypeSubjects(events.CETypeManifestDeleted),
+	events.TypeSubjects(events.CETypeTagUpdated),
+	events.TypeSubjects(events.CETypeTagDeleted),
+	events.TypeSubjects(events.CETypeRepositoryDeleted),
+}
+
+// Timing of a mirror; variables so that tests can shorten them.
+var (
+	retryMin     = 500 * time.Millisecond
+	retryMax     = 30 * time.Second
+	headEvery    = 2 * time.Second
+	natsTimeout  = 5 * time.Second
+	readOnlyWait = 2 * time.Second
+)
+
+// mirror follows one policy's origin for one leader term.
+type mirror struct {
+	p      Policy
+	target Target
+	logger *slog.Logger
+	copy   *copier
+
+	mu sync.Mutex
+	st Status
+	// behindSince is when the mirror was last seen caught up, then behind.
+	behindSince time.Time
+	bytes       atomic.Int64
+	artifacts   atomic.Uint64
+}
+
+func newMirror(p Policy, target Target, logger *slog.Logger) *mirror {
+	m := &mirror{p: p, target: target, logger: logger.With("policy", p.Name)}
+	m.copy = &copier{origin: &originClient{o: p.Origin, limit: newLimiter(p.Bandwidth)}, target: target, bytes: &m.bytes, artifacts: &m.artifacts}
+	m.st = Status{Policy: p.Name, Registry: p.Registry}
+	if c, ok := target.View().Cursor(p.Name); ok {
+		m.st.Cursor, m.st.Seq = c.Index, c.Seq
+	}
+	return m
+}
+
+func (m *mirror) status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.st
+	st.Bytes = m.bytes.Load()
+	st.Artifacts = m.artifacts.Load()
+	if !m.behindSince.IsZero() {
+		st.LagSeconds = time.Since(m.behindSince).Seconds()
+	}
+	return st
+}
+
+func (m *mirror) update(f func(*Status)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&m.st)
+	// The cursor of an initial sync is the listing's applied index,
+	// which may be past the stream's newest replicated event.
+	m.st.OriginHead = max(m.st.OriginHead, m.st.Cursor)
+	// Lag: behind as soon as the head is past the cursor, caught up
+	// when they meet.
+	switch {
+	case m.st.OriginHead > m.st.Cursor && m.behindSince.IsZero():
+		m.behindSince = time.Now()
+	case m.st.OriginHead <= m.st.Cursor:
+		m.behindSince = time.Time{}
+	}
+	if m.st.OriginHead > m.st.Cursor && m.st.LagEntries == 0 {
+		m.st.LagEntries = 1 // behind, count not known yet
+	}
+	if m.st.OriginHead <= m.st.Cursor {
+		m.st.LagEntries = 0
+	}
+}
+
+func (m *mirror) fail(err error) {
+	m.logger.Warn("mirror failed; retrying", "err", err)
+	m.update(func(s *Status) { s.LastError, s.ErrorTime = err.Error(), time.Now().UTC() })
+}
+
+// run follows the origin until ctx ends, retrying with backoff.
+func (m *mirror) run(ctx context.Context) {
+	m.update(func(s *Status) { s.Running = true })
+	defer m.update(func(s *Status) { s.Running, s.Syncing = false, false })
+	wait := retryMin
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := m.follow(ctx)
+		if ctx.Err() != nil || m.target.Fence() != nil {
+			return
+		}
+		if err != nil {
+			m.fail(err)
+		}
+		if time.Since(start) > time.Minute {
+			wait = retryMin // it ran a while: a new outage
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, retryMax)
+	}
+}
+
+// follow connects, syncs if it must, and applies the stream until an
+// error or the end of ctx.
+func (m *mirror) follow(ctx context.Context) error {
+	o := m.p.Origin
+	opts := append([]nats.Option{nats.Name("berth-mirror-" + m.p.Name), nats.Timeout(natsTimeout), nats.MaxReconnects(-1)}, o.NATSOption...)
+	nc, err := nats.Connect(joinURLs(o.NATSURLs), opts...)
+	if err != nil {
+		return fmt.Errorf("connect to the origin's NATS %v: %w", o.NATSURLs, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("origin jetstream: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, natsTimeout)
+	stream, err := js.Stream(sctx, o.Stream)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("origin stream %s: %w (check spec.events.stream of the Registry)", o.Stream, err)
+	}
+	info := stream.CachedInfo()
+
+	cur, ok := m.target.View().Cursor(m.p.Name)
+	switch {
+	case !ok:
+		m.logger.Info("mirror has no cursor: initial sync from the origin's listing")
+		if cur, err = m.initialSync(ctx, stream); err != nil {
+			return err
+		}
+	case cur.Seq+1 < info.State.FirstSeq:
+		m.logger.Warn("mirror cursor is out of the origin stream's retention: full sync", "seq", cur.Seq, "first", info.State.FirstSeq)
+		if cur, err = m.initialSync(ctx, stream); err != nil {
+			return err
+		}
+	}
+	m.update(func(s *Status) { s.Cursor, s.Seq, s.LastError = cur.Index, cur.Seq, "" })
+	m.logger.Info("mirror following the origin", "stream", o.Stream, "cursor", cur.Index, "seq", cur.Seq)
+
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    cur.Seq + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("origin consumer on %s: %w", o.Stream, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("origin consumer on %s: %w", o.Stream, err)
+	}
+	defer it.Stop()
+
+	headCtx, stopHead := context.WithCancel(ctx)
+	defer stopHead()
+	go m.watchHead(headCtx, stream)
+
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read the origin stream: %w", err)
+		}
+		if err := m.handle(ctx, msg, &cur); err != nil {
+			return err
+		}
+	}
+}
+
+// handle applies one streamed event and commits the cursor after it.
+func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("origin message metadata: %w", err)
+	}
+	index, err := strconv.ParseUint(msg.Headers().Get("Berth-Index"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
+	}
+	if index <= cur.Index {
+		return nil // the listing of an initial sync (or a replay) already held it
+	}
+	var ce events.CloudEvent
+	if err := json.Unmarshal(msg.Data(), &ce); err != nil {
+		return fmt.Errorf("origin event %d: %w", index, err)
+	}
+	for m.target.View().ReadOnly() {
+		// This cluster's writes are refused: wait rather than fail.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(readOnlyWait):
+		}
+	}
+	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
+	if err := m.apply(ctx, ce); err != nil {
+		return fmt.Errorf("origin event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
+	}
+	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
+	if err := m.copy.propose(ctx, events.MirrorCursor{Policy: m.p.Name, Index: next.Index, Seq: next.Seq}); err != nil {
+		return fmt.Errorf("commit cursor %d: %w", index, err)
+	}
+	*cur = next
+	m.update(func(s *Status) {
+		s.Cursor, s.Seq = next.Index, next.Seq
+		s.Events++
+		s.LastEvent = time.Now().UTC()
+		s.LastError = ""
+		s.OriginHead = max(s.OriginHead, index)
+		s.LagEntries = meta.NumPending
+		if meta.NumPending == 0 {
+			s.OriginHead = index
+		}
+	})
+	return nil
+}
+
+// apply carries out one origin event here.
+func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
+	d := ce.Data
+	if d.Repository == "" || !m.p.Covers(d.Repository) {
+		return nil
+	}
+	dst := m.p.Destination(d.Repository)
+	view := m.target.View()
+	switch ce.Type {
+	case events.CETypeManifestPushed, events.CETypeTagUpdated:
+		tags := d.Tags
+		if ce.Type == events.CETypeTagUpdated {
+			tags = []string{d.Tag}
+		}
+		var want []string
+		for _, t := range tags {
+			if m.p.WantsTag(t) {
+				want = append(want, t)
+			}
+		}
+		err := m.copy.manifest(ctx, d.Repository, dst, d.Digest, want, 0)
+		if errors.Is(err, errGone) {
+			// Deleted at the origin since: its delete event follows.
+			m.logger.Info("skipped an artifact the origin no longer has", "repository", d.Repository, "digest", d.Digest, "err", err)
+			return nil
+		}
+		return err
+	case events.CETypeTagDeleted:
+		if !m.p.Deletion || !m.p.WantsTag(d.Tag) {
+			return nil
+		}
+		if _, ok := view.Tag(dst, d.Tag); !ok {
+			return nil
+		}
+		return m.copy.propose(ctx, events.TagDeleted{Repo: dst, Tag: d.Tag})
+	case events.CETypeManifestDeleted:
+		if !m.p.Deletion || !view.Manifest(dst, d.Digest) {
+			return nil
+		}
+		return m.copy.propose(ctx, events.ManifestDeleted{Repo: dst, Digest: d.Digest})
+	case events.CETypeRepositoryDeleted:
+		if !m.p.Deletion || !view.RepositoryExists(dst) {
+			return nil
+		}
+		return m.copy.propose(ctx, events.RepositoryDeleted{Repo: dst})
+	}
+	return nil
+}
+
+// watchHead keeps OriginHead current: the newest replicated event's index
+// in the origin's stream, so lag shows even while no event arrives here
+// (the mirror is cut off from a busy origin's NATS, say).
+func (m *mirror) watchHead(ctx context.Context, stream jetstream.Stream) {
+	t := time.NewTicker(headEvery)
+	defer t.Stop()
+	for {
+		var head uint64
+		for _, subj := range subjects {
+			gctx, cancel := context.WithTimeout(ctx, natsTimeout)
+			msg, err := stream.GetLastMsgForSubject(gctx, subj)
+			cancel()
+			if err != nil {
+				continue // no such message yet, or the origin is away
+			}
+			if i, err := strconv.ParseUint(msg.Header.Get("Berth-Index"), 10, 64); err == nil {
+				head = max(head, i)
+			}
+		}
+		if head > 0 {
+			m.update(func(s *Status) { s.OriginHead = max(s.OriginHead, head) })
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func joinURLs(urls []string) string {
+	s := ""
+	for i, u := range urls {
+		if i > 0 {
+			s += ","
+		}
+		s += u
+	}
+	return s
+}
