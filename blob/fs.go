@@ -536,8 +536,9 @@ func (s *FS) CancelUpload(ctx context.Context, repo, id string) error {
 	return nil
 }
 
-// PurgeUploads removes sessions started before olderThan (abandoned
-// uploads). It is for the leader's purge job.
+// PurgeUploads removes sessions with no activity since olderThan
+// (abandoned uploads): an upload still sending chunks is never purged,
+// however long ago it started. It is for the leader's purge job.
 func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
 	n := s.pending.purge(olderThan, time.Now())
 	entries, err := os.ReadDir(filepath.Join(s.root, "uploads"))
@@ -554,11 +555,23 @@ func (s *FS) PurgeUploads(_ context.Context, olderThan time.Time) (int, error) {
 			continue
 		}
 		st, err := s.readState(state)
-		if err == nil && !st.Started.Before(olderThan) {
+		if err == nil && !lastActivity(st.Started, state, data).Before(olderThan) {
 			continue
 		}
 		s.removeSession(state, data)
 		n++
 	}
 	return n, nil
+}
+
+// lastActivity is the latest of a session's start and its files' last
+// writes (every chunk rewrites the state and appends to the data).
+func lastActivity(started time.Time, paths ...string) time.Time {
+	last := started
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	return last
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/berth-registry/berth/blob"
 )
 
-// PurgeUploads removes upload sessions started before olderThan
+// PurgeUploads removes upload sessions with no activity since olderThan
 // (abandoned uploads) and returns how many it removed. It also removes
 // what crashed or interrupted requests left behind, once it is older than
 // olderThan: tmp/ objects of large Puts, chunks of sessions whose state
@@ -36,7 +36,13 @@ func (s *Store) PurgeUploads(ctx context.Context, olderThan time.Time) (int, err
 		st, _, err := s.loadState(ctx, id)
 		switch {
 		case err == nil && !st.Cancelled:
-			if !st.Started.Before(olderThan) {
+			// Every chunk rewrites the state: its time is the session's
+			// last activity, so an upload still sending is never purged.
+			last := st.Started
+			if info, err := s.c.StatObject(ctx, s.bucket, s.stateKey(id), minio.StatObjectOptions{}); err == nil && info.LastModified.After(last) {
+				last = info.LastModified
+			}
+			if !last.Before(olderThan) {
 				continue
 			}
 			if idValid {
