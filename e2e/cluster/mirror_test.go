@@ -106,14 +106,14 @@ metadata: {name: origin}
 spec:
   type: berth
   url: %s
-  insecure: true
+  insecure: %t
   events: {urls: [%s]}
 ---
 apiVersion: berth.dev/v1
 kind: ReplicationPolicy
 metadata: {name: follow}
 spec: {mode: mirror, registry: origin, deletion: true}
-`, originBase, strings.Join(quoted, ", ")), ctl, "--token-file", token, "apply", "-f", "-")
+`, originBase, c.https == nil, strings.Join(quoted, ", ")), ctl, "--token-file", token, "apply", "-f", "-")
 
 	// 30 pushes; the origin's leader dies after 10 and is back after 20.
 	// A push that fails while the cluster elects is retried, as a client
