@@ -33,9 +33,9 @@ func TestGCFromAnyNode(t *testing.T) {
 	}
 	crane := harness.Tool(t, "crane")
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker")}
+	env := c.clientEnv(home)
 	cr := func(args ...string) string {
-		return strings.TrimSpace(harness.Run(t, env, crane, append([]string{"--insecure"}, args...)...))
+		return strings.TrimSpace(harness.Run(t, env, crane, args...))
 	}
 	write := func(name, content string) string {
 		p := filepath.Join(home, name)
@@ -73,9 +73,11 @@ func TestGCFromAnyNode(t *testing.T) {
 	if m == nil {
 		t.Fatalf("gc run --wait through the load balancer: %s", run)
 	}
+	ctx, cancel := c.ctx(time.Minute)
+	defer cancel()
 	for _, nd := range c.nodes {
 		for _, d := range listed {
-			code, _, _, err := harness.HTTPStatus(t.Context(), "GET", "http://"+nd.api+"/v2/gc/app/blobs/"+d, nil, nil)
+			code, _, _, err := harness.HTTPStatus(ctx, "GET", harness.URL(ctx, nd.api, "/v2/gc/app/blobs/"+d), nil, nil)
 			if err != nil || code != 404 {
 				t.Errorf("%s serves the collected blob %s: %d %v", nd.id, d, code, err)
 			}
@@ -83,7 +85,7 @@ func TestGCFromAnyNode(t *testing.T) {
 		if got := cr("digest", nd.api+"/gc/app:kept"); got == "" {
 			t.Errorf("%s lost the kept image", nd.id)
 		}
-		harness.Run(t, env, crane, "--insecure", "pull", nd.api+"/gc/app:kept", filepath.Join(home, nd.id+".tar"))
+		harness.Run(t, env, crane, "pull", nd.api+"/gc/app:kept", filepath.Join(home, nd.id+".tar"))
 		st := c.ctl(t, nd.api, "gc", "status")
 		if !strings.Contains(st, m[1]) || !strings.Contains(st, "swept") || strings.Contains(st, "could not be asked") {
 			t.Errorf("gc status on %s does not show run %s from the leader:\n%s", nd.id, m[1], st)

@@ -39,9 +39,11 @@ func TestGCClusterUnderConcurrentPushes(t *testing.T) {
 	c := newGCCluster(t)
 	leader := c.leader()
 	ctl := harness.Tool(t, "clusterctl")
-	res := harness.GCChurnScenario(t, c.apis(), leader.api, adminToken, ctl,
-		[]string{"BERTH_TOKEN=" + adminToken}, []string{"--server", "http://" + leader.api})
-	ctx, cancel := harness.Ctx(2 * time.Minute)
+	scenario, cancelScenario := c.ctx(10 * time.Minute)
+	defer cancelScenario()
+	res := harness.GCChurnScenarioCtx(scenario, t, c.apis(), leader.api, adminToken, ctl,
+		c.ctlEnv(), []string{"--server", c.url(leader.api, "")})
+	ctx, cancel := c.ctx(2 * time.Minute)
 	defer cancel()
 	for _, nd := range c.nodes {
 		for _, im := range res.Live {
@@ -116,7 +118,7 @@ func pushGarbage(t *testing.T, ctx context.Context, bases []string, repo string,
 //     phase sweeping.
 func TestGCClusterLeaderFailover(t *testing.T) {
 	c := newGCCluster(t)
-	ctx, cancel := harness.Ctx(12 * time.Minute)
+	ctx, cancel := c.ctx(12 * time.Minute)
 	defer cancel()
 	pool := harness.LayerPool(8, 1024)
 	var live []harness.LayeredImage

@@ -70,7 +70,7 @@ func TestMetricsCluster(t *testing.T) {
 	}
 
 	before := c.scrapeAll(t)
-	ctx, cancel := harness.Ctx(time.Minute)
+	ctx, cancel := c.ctx(time.Minute)
 	defer cancel()
 	for i := range 3 {
 		im := harness.NewImage(fmt.Sprintf("metrics/app%d", i), "v1")

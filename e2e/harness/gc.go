@@ -124,6 +124,10 @@ func (e *StatusError) Error() string { return fmt.Sprintf("%s: %d %s", e.What, e
 // with a refusal GC causes (see retryable). It returns nil only once the
 // manifest put was acknowledged (201), and reports how many attempts were
 // refused.
+//
+// Like every helper here that takes a base (host:port), it reaches base
+// with the Client ctx carries (WithClient), so that the same GC test runs
+// against plain and TLS registries; without one it is plain HTTP.
 func (im LayeredImage) Push(ctx context.Context, base string) (refused int, err error) {
 	for {
 		err = im.pushOnce(ctx, base)
@@ -150,7 +154,7 @@ func (im LayeredImage) pushOnce(ctx context.Context, base string) error {
 
 // PushBlob uploads b into repo in one POST.
 func PushBlob(ctx context.Context, base, repo string, b []byte) error {
-	code, _, body, err := HTTPStatus(ctx, "POST", fmt.Sprintf("http://%s/v2/%s/blobs/uploads/?digest=%s", base, repo, Sha(b)),
+	code, _, body, err := HTTPStatus(ctx, "POST", URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/uploads/?digest=%s", repo, Sha(b))),
 		map[string]string{"Content-Type": "application/octet-stream"}, bytes.NewReader(b))
 	if err != nil {
 		return err
@@ -164,7 +168,7 @@ func PushBlob(ctx context.Context, base, repo string, b []byte) error {
 // PutManifest puts body as repo:ref and checks the digest the registry
 // answers with.
 func PutManifest(ctx context.Context, base, repo, ref, mediaType string, body []byte) error {
-	code, hdr, resp, err := HTTPStatus(ctx, "PUT", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, repo, ref),
+	code, hdr, resp, err := HTTPStatus(ctx, "PUT", URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", repo, ref)),
 		map[string]string{"Content-Type": mediaType}, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -194,7 +198,7 @@ func (im LayeredImage) Verify(ctx context.Context, base string) error {
 
 // VerifyManifest GETs repo:ref and compares the bytes with want.
 func VerifyManifest(ctx context.Context, base, repo, ref, accept string, want []byte) error {
-	code, hdr, body, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, repo, ref), map[string]string{"Accept": accept}, nil)
+	code, hdr, body, err := HTTPStatus(ctx, "GET", URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", repo, ref)), map[string]string{"Accept": accept}, nil)
 	if err != nil {
 		return err
 	}
@@ -209,7 +213,7 @@ func VerifyManifest(ctx context.Context, base, repo, ref, accept string, want []
 
 // VerifyBlob GETs b's digest from repo and compares the bytes.
 func VerifyBlob(ctx context.Context, base, repo string, b []byte) error {
-	code, _, got, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/blobs/%s", base, repo, Sha(b)), nil, nil)
+	code, _, got, err := HTTPStatus(ctx, "GET", URL(ctx, base, fmt.Sprintf("/v2/%s/blobs/%s", repo, Sha(b))), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -224,14 +228,14 @@ func VerifyBlob(ctx context.Context, base, repo string, b []byte) error {
 
 // ManifestStatus is the status code of a manifest GET, for what must be gone.
 func ManifestStatus(ctx context.Context, base, repo, ref string) (int, error) {
-	code, _, _, err := HTTPStatus(ctx, "GET", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, repo, ref),
+	code, _, _, err := HTTPStatus(ctx, "GET", URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", repo, ref)),
 		map[string]string{"Accept": MediaManifest + "," + MediaIndex}, nil)
 	return code, err
 }
 
 // DeleteTag deletes repo:tag (202).
 func DeleteTag(ctx context.Context, base, repo, tag string) error {
-	code, _, body, err := HTTPStatus(ctx, "DELETE", fmt.Sprintf("http://%s/v2/%s/manifests/%s", base, repo, tag), nil, nil)
+	code, _, body, err := HTTPStatus(ctx, "DELETE", URL(ctx, base, fmt.Sprintf("/v2/%s/manifests/%s", repo, tag)), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -338,7 +342,7 @@ type GCStatus struct {
 // GetGCStatus reads the GC status from base with the admin token.
 func GetGCStatus(ctx context.Context, base, token string) (GCStatus, error) {
 	var st GCStatus
-	code, _, body, err := HTTPStatus(ctx, "GET", "http://"+base+"/admin/v1/gc/status", map[string]string{"Authorization": "Bearer " + token}, nil)
+	code, _, body, err := HTTPStatus(ctx, "GET", URL(ctx, base, "/admin/v1/gc/status"), map[string]string{"Authorization": "Bearer " + token}, nil)
 	if err != nil {
 		return st, err
 	}
@@ -351,7 +355,7 @@ func GetGCStatus(ctx context.Context, base, token string) (GCStatus, error) {
 // StartGC asks base (the leader) for a GC run and does not wait for it.
 func StartGC(ctx context.Context, base, token string, deleteUntagged bool) error {
 	q := url.Values{"wait": {"false"}, "deleteUntagged": {fmt.Sprint(deleteUntagged)}}
-	code, _, body, err := HTTPStatus(ctx, "POST", "http://"+base+"/admin/v1/gc/run?"+q.Encode(), map[string]string{"Authorization": "Bearer " + token}, nil)
+	code, _, body, err := HTTPStatus(ctx, "POST", URL(ctx, base, "/admin/v1/gc/run?"+q.Encode()), map[string]string{"Authorization": "Bearer " + token}, nil)
 	if err != nil {
 		return err
 	}
@@ -373,7 +377,7 @@ func SetReadOnly(ctx context.Context, base, token string, on bool) error {
 	if on {
 		body = `{"on":true,"reason":"e2e"}`
 	}
-	code, _, resp, err := HTTPStatus(ctx, "POST", "http://"+base+"/admin/v1/readonly",
+	code, _, resp, err := HTTPStatus(ctx, "POST", URL(ctx, base, "/admin/v1/readonly"),
 		map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}, strings.NewReader(body))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -151,6 +152,8 @@ func CheckStore(listed []string, reachable map[string]bool) (missing, leftover [
 // every other run with --delete-untagged, with args (--server,
 // --token-file) before the subcommand. It returns how many runs finished,
 // the blobs they reported deleted, and the output of any that failed.
+// The result is read from stdout alone: clusterctl reports the run's
+// progress on stderr.
 func GCLoop(ctx context.Context, ctl string, env, args []string) (runs, deleted int, failures []string) {
 	for i := 0; ctx.Err() == nil; i++ {
 		cmdArgs := append(append([]string{}, args...), "gc", "run", "--wait")
@@ -159,18 +162,20 @@ func GCLoop(ctx context.Context, ctl string, env, args []string) (runs, deleted 
 		}
 		cmd := exec.CommandContext(ctx, ctl, cmdArgs...)
 		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		if ctx.Err() != nil {
 			break
 		}
 		if err != nil {
-			failures = append(failures, fmt.Sprintf("%v: %s", err, out))
+			failures = append(failures, fmt.Sprintf("%v: %s%s", err, stdout.String(), Tail(stderr.String(), 2000)))
 			continue
 		}
 		var n int
 		var run string
-		if _, err := fmt.Sscanf(string(out), "gc run %s done: %d blobs deleted", &run, &n); err != nil {
-			failures = append(failures, fmt.Sprintf("unexpected output: %s", out))
+		if _, err := fmt.Sscanf(stdout.String(), "gc run %s done: %d blobs deleted", &run, &n); err != nil {
+			failures = append(failures, fmt.Sprintf("unexpected output: %s", stdout.String()))
 			continue
 		}
 		runs++

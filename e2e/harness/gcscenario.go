@@ -16,11 +16,26 @@ const GCGrace = time.Minute
 // GCChurnScenario is the part of the concurrency test both drivers share: it
 // leaves the layer pool as garbage older than the grace period, churns for
 // a minute with GC looping against leader, checks every live image, waits
-// out the grace period and runs GC once more (--delete-untagged).
+// out the grace period and runs GC once more (--delete-untagged). It
+// speaks plain HTTP; GCChurnScenarioCtx takes the Client from a context.
 func GCChurnScenario(t testing.TB, bases []string, leader, token, ctl string, ctlEnv, ctlArgs []string) ChurnResult {
 	t.Helper()
-	ctx, cancel := Ctx(10 * time.Minute)
+	ctx, cancel := Ctx(gcScenarioTimeout)
 	defer cancel()
+	return GCChurnScenarioCtx(ctx, t, bases, leader, token, ctl, ctlEnv, ctlArgs)
+}
+
+// gcScenarioTimeout bounds GCChurnScenario: two grace periods, the minute
+// of churn and the final run, with room for a loaded machine.
+const gcScenarioTimeout = 10 * time.Minute
+
+// GCChurnScenarioCtx is GCChurnScenario reaching bases and leader with the
+// Client ctx carries (a TLS cluster's HTTPS client), within ctx's deadline
+// (give it gcScenarioTimeout's 10 minutes). ctlEnv and ctlArgs must point
+// clusterctl at the same registry the same way (--server with the
+// scheme, the CA to trust).
+func GCChurnScenarioCtx(ctx context.Context, t testing.TB, bases []string, leader, token, ctl string, ctlEnv, ctlArgs []string) ChurnResult {
+	t.Helper()
 	pool := LayerPool(24, 4096)
 	for i := range 12 {
 		im := NewLayeredImage("gc/old", fmt.Sprint("old-", i), fmt.Sprint("old-", i), PickLayers(pool, 3, false), nil, "")
