@@ -70,11 +70,13 @@ fuzz:
 ## e2e: real binaries driven by crane, regctl, oras, cosign, docker, clusterctl, MinIO and HAProxy.
 ## The whole cluster suite then runs again with TLS everywhere (BERTH_E2E_TLS=1:
 ## HTTPS for clients and HAProxy, mutual TLS between nodes, every client
-## trusting a per-cluster CA); it takes about 5 minutes, so all of it runs.
+## trusting a per-cluster CA). The two long GC race tests (about 7 minutes
+## together, about GC, not transport) run in the plain pass only; every other
+## cluster test runs both ways.
 e2e: tools build
 	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 	@echo '== e2e/cluster again with TLS everywhere (BERTH_E2E_TLS=1) ==' | tee -a e2e.log
-	BERTH_E2E_TLS=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 30m -v ./e2e/cluster 2>&1 | tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
+	BERTH_E2E_TLS=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 30m -v -skip 'TestGCClusterUnderConcurrentPushes|TestGCClusterLeaderFailover' ./e2e/cluster 2>&1 | tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 
 ## lint: gofmt, go vet and staticcheck must be clean; imports point one way
 lint: $(BIN)/staticcheck imports
