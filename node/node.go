@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _
 	m.WatchReadOnly(func() bool { return n.readOnly().On })
 	m.WatchNamespaces(n.fsm.View)
 	m.WatchStorage(n.fsm.View)
+	m.WatchGC(n.fsm.View)
 	n.repl.secrets = secrets.New(cfg.SecretsDir())
 	m.WatchReplication(func() []replication.Status { return n.replicationStatus(context.Background()) })
 	if cfg.Clustered() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/blob/cache"
 	"github.com/berth-registry/berth/events/webhook"
+	"github.com/berth-registry/berth/fsm"
 	"github.com/berth-registry/berth/node/api"
 )
 
@@ -41,6 +43,8 @@ func exported(t *testing.T) map[string]bool {
 	hooks.DeadLettered("ci")
 	m.WatchEvents(func() EventsStats { return EventsStats{State: "publishing"} }, hooks)
 	m.WatchReadOnly(func() bool { return false })
+	gcState := fsm.New(slog.New(slog.DiscardHandler))
+	m.WatchGC(gcState.View)
 	fs, err := blob.NewFS(t.TempDir(), nil, blob.FSLimits{})
 	if err != nil {
 		t.Fatal(err)
