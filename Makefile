@@ -23,6 +23,8 @@ FUZZ_TARGETS := ./blob:FuzzParseContentRange ./blob:FuzzParseDigest \
 	./node/admin:FuzzApply ./node/api:FuzzSplitRoute ./fsm:FuzzCheckSnapshot ./auth:FuzzParseScope \
 	./node/api:FuzzRouteKind ./node/access:FuzzParseAuthorization ./node/api:FuzzNames
 FUZZTIME ?= 8s
+# apt-get needs root: sudo when make does not run as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth bench-gc clean
 
@@ -47,8 +49,10 @@ build:
 run: build
 	$(BIN)/registryd serve
 
-## test: everything CI runs: lint, unit tests, fuzzing, end-to-end tests
-test: tools build lint unit fuzz e2e
+## test: everything CI runs: tools, build, lint, unit tests, fuzzing, end-to-end tests,
+## phase by phase (.ci/test-phases), ending with a summary of each phase
+test:
+	@./.ci/test-phases
 
 ## unit: package tests (fsm, blob, events, node, api, ...), under the race detector
 unit:
@@ -74,9 +78,9 @@ fuzz:
 ## together, about GC, not transport) run in the plain pass only; every other
 ## cluster test runs both ways.
 e2e: tools build
-	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
+	BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee e2e.log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 	@echo '== e2e/cluster again with TLS everywhere (BERTH_E2E_TLS=1) ==' | tee -a e2e.log
-	BERTH_E2E_TLS=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 30m -v -skip 'TestGCClusterUnderConcurrentPushes|TestGCClusterLeaderFailover' ./e2e/cluster 2>&1 | tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
+	BERTH_E2E_TLS=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 30m -v -skip 'TestGCClusterUnderConcurrentPushes|TestGCClusterLeaderFailover' ./e2e/cluster 2>&1 | tee -a e2e.log | grep -E '^ *(=== RUN|--- |PASS|FAIL|ok|panic)|FAILOVER|ACKNOWLEDGED' ; test $${PIPESTATUS[0]} -eq 0
 
 ## lint: gofmt, go vet and staticcheck must be clean; imports point one way
 lint: $(BIN)/staticcheck imports
@@ -109,21 +113,25 @@ $(BIN)/regctl:
 $(BIN)/oras:
 	$(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 $(BIN)/cosign:
+	@echo "building cosign $(COSIGN_VERSION) (a few minutes, once)"
 	$(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 $(BIN)/staticcheck:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 # MinIO builds from source in a few minutes; static so it runs FROM scratch.
 $(BIN)/minio:
+	@echo "building MinIO $(MINIO_VERSION) from source (a few minutes, once)"
 	CGO_ENABLED=0 $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 # The same nats-server release Berth embeds (go.mod), for e2e's external
 # three-node JetStream cluster.
 $(BIN)/nats-server:
 	CGO_ENABLED=0 $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 haproxy:
-	@command -v haproxy >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
+	@command -v haproxy >/dev/null || { echo "installing haproxy from Debian$(if $(SUDO), (apt-get needs root: using sudo))"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; }
 # Headless Chromium loads the web console's pages in e2e (console_test.go).
 chromium:
-	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@command -v chromium >/dev/null || { echo "installing chromium from Debian$(if $(SUDO), (apt-get needs root: using sudo))"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 ## bench: Berth against CNCF Distribution $(DISTRIBUTION_VERSION), side by side (see BENCHMARKS.md)
 bench: build $(BIN)/registry

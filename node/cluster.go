@@ -297,6 +297,13 @@ func (n *Node) ClusterStatus(ctx context.Context) (leader string, nodes []NodeSt
 	}
 	wg.Wait()
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	// Raft may still name a leader this node can no longer reach (it has
+	// not timed out yet): say it is unknown rather than name it.
+	for _, st := range nodes {
+		if st.ID == leader && st.Error != "" {
+			leader = ""
+		}
+	}
 	return leader, nodes
 }
 

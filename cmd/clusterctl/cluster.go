@@ -112,7 +112,12 @@ func printStatus(w io.Writer, st clusterStatus) {
 		case n.ReadOnly:
 			state += " (read-only)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", n.ID, state, n.Term, n.CommitIndex, n.AppliedIndex, lag, orDash(n.Gossip), n.APIAddr, n.RaftAddr)
+		// An unreachable node's numbers are unknown, not zero.
+		term, commit, applied := fmt.Sprint(n.Term), fmt.Sprint(n.CommitIndex), fmt.Sprint(n.AppliedIndex)
+		if n.Error != "" {
+			term, commit, applied = "-", "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, state, term, commit, applied, lag, orDash(n.Gossip), n.APIAddr, n.RaftAddr)
 	}
 	tw.Flush()
 	for _, n := range st.Nodes {

@@ -129,3 +129,24 @@ func TestStatusShowsReadOnly(t *testing.T) {
 		t.Errorf("gc status: %q", buf.String())
 	}
 }
+
+// An unreachable node's term and indexes are unknown: "-", not 0.
+func TestStatusUnreachableNode(t *testing.T) {
+	var buf bytes.Buffer
+	printStatus(&buf, clusterStatus{
+		Leader: "n1",
+		Nodes: []nodeStatus{
+			{ID: "n1", State: "Leader", Term: 3, CommitIndex: 40, AppliedIndex: 40},
+			{ID: "n2", State: "unreachable", Error: "dial tcp: connection refused"},
+		},
+	})
+	var row string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(l, "n2 ") {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 6 || f[1] != "unreachable" || f[2] != "-" || f[3] != "-" || f[4] != "-" || f[5] != "-" {
+		t.Errorf("unreachable row %q: want state unreachable and - for term, commit, applied and lag\n%s", row, buf.String())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -147,12 +148,32 @@ func newLogger(c node.LogConfig, w io.Writer) (*slog.Logger, *logs.Dedup) {
 func envCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "env",
-		Short: "List the environment variables that override config keys",
-		Args:  cobra.NoArgs,
+		Short: "List the environment variables that override config keys, with defaults and current values",
+		Long: `Every configuration key can be set by an environment variable, between the
+YAML file and the command-line flags in precedence. env lists each variable,
+the key it sets, the built-in default and, when the variable is set in this
+environment, its current value (credentials show only "(set)").`,
+		Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			for _, kv := range node.EnvKeys() {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-36s %s\n", kv[0], kv[1])
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VARIABLE\tKEY\tDEFAULT\tCURRENT")
+			for _, v := range node.EnvVars() {
+				cur, set := os.LookupEnv(v.Name)
+				switch {
+				case !set:
+					cur = "-"
+				case v.Secret:
+					cur = "(set)"
+				case cur == "":
+					cur = `""`
+				}
+				def := v.Default
+				if def == "" {
+					def = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.Key, def, cur)
 			}
+			tw.Flush()
 		},
 	}
 }
