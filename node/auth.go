@@ -32,6 +32,7 @@ func (n *Node) openAccess() (*access.Server, error) {
 			return nil, fmt.Errorf("auth seal key: %w", err)
 		}
 	}
+	n.sealSecret = []byte(secret)
 	var external []auth.Trust
 	for i, e := range n.cfg.Auth.External {
 		t, err := loadTrust(e)
@@ -43,7 +44,7 @@ func (n *Node) openAccess() (*access.Server, error) {
 	a := n.cfg.Auth
 	cfg := access.Config{
 		Service: a.Service, Issuer: a.Issuer, Realm: a.Realm, TokenTTL: a.TokenTTL,
-		AdminToken: n.token, SealSecret: []byte(secret), External: external,
+		AdminToken: n.token, SealSecret: n.sealSecret, External: external,
 		Failed: n.metrics.AuthFailed, Logger: n.logger.With("part", "auth"),
 	}
 	if a.OIDC.Issuer != "" {
@@ -102,15 +103,10 @@ func (n *Node) runSigningKeys(ctx context.Context) {
 	}
 }
 
+// addSigningKey runs only with authentication on (openAccess set the
+// seal secret).
 func (n *Node) addSigningKey(ctx context.Context) error {
-	secret := n.cfg.Cluster.secret
-	if secret == "" {
-		var err error
-		if secret, err = loadOrCreateToken(filepath.Join(n.cfg.Storage.DataDir, SealKeyFile)); err != nil {
-			return err
-		}
-	}
-	ev, err := access.NewKey(n.cfg.Auth.Algorithm, []byte(secret), time.Now())
+	ev, err := access.NewKey(n.cfg.Auth.Algorithm, n.sealSecret, time.Now())
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,8 @@ type Node struct {
 	// access is the OCI API's token endpoint and gate; nil when
 	// authentication is off (auth.go).
 	access *access.Server
+	// sealSecret seals and opens the token signing keys (auth.go).
+	sealSecret []byte
 	// oidc refreshes an OIDC provider's keys; nil without auth.oidc.
 	oidc *oidcProvider
 	// pullTimes batches manifest pull times for retention.

@@ -24,24 +24,9 @@ func (s ImmutabilitySpec) Protects(repo, tag string) bool {
 	return MatchRepository(s.Repositories, repo) && matchTag(s.Tags, tag)
 }
 
-// matchTag matches a tag against globs ("!" excludes), as
-// MatchRepository does for repositories.
-func matchTag(patterns []string, tag string) bool {
-	included, includes := false, 0
-	for _, p := range patterns {
-		if ex, ok := strings.CutPrefix(p, "!"); ok {
-			if m, _ := doublestar.Match(ex, tag); m {
-				return false
-			}
-			continue
-		}
-		includes++
-		if m, _ := doublestar.Match(p, tag); m {
-			included = true
-		}
-	}
-	return included || includes == 0
-}
+// matchTag matches a tag against globs ("!" excludes) with the same
+// rules as repository names: doublestar globs are not path-specific.
+func matchTag(patterns []string, tag string) bool { return MatchRepository(patterns, tag) }
 
 // MatchTag is matchTag for other packages (retention's keepTags).
 func MatchTag(patterns []string, tag string) bool { return matchTag(patterns, tag) }
