@@ -23,6 +23,9 @@ const (
 	CETypeGCCompleted        = "dev.berth.gc.completed"
 	CETypeGCCancelled        = "dev.berth.gc.cancelled"
 	CETypeRetentionCompleted = "dev.berth.retention.completed"
+	// Replication: CETypeReplicationPrefix + a ReplicationReported kind
+	// (dev.berth.replication.artifact.copied).
+	CETypeReplicationPrefix = "dev.berth.replication."
 	// CETypeQuotaWarning is derived in Apply, not an event of its own:
 	// a namespace's usage reached 85% of its quota (fsm/quota.go).
 	CETypeQuotaWarning = "dev.berth.quota.warning"
@@ -120,6 +123,12 @@ type JobData struct {
 	KeptTags         int    `json:"keptTags,omitempty"`
 	Skipped          int    `json:"skipped,omitempty"`
 	Reason           string `json:"reason,omitempty"`
+	// Replication: the policy's mode, push job, artifacts copied and
+	// last error (Policy names the ReplicationPolicy).
+	Mode      string `json:"mode,omitempty"`
+	Job       string `json:"job,omitempty"`
+	Artifacts int    `json:"artifacts,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ResourceRef names one declarative resource.
@@ -182,6 +191,10 @@ func ToCloudEvent(clusterID string, index uint64, ev Event) (ce CloudEvent, ok b
 	case RetentionApplied:
 		typ = CETypeRetentionCompleted
 		d.Job = &JobData{Policy: p.Policy, DeletedTags: p.DeletedTags, DeletedManifests: p.DeletedManifests, KeptTags: p.KeptTags, Skipped: p.Skipped}
+	case ReplicationReported:
+		typ = CETypeReplicationPrefix + p.Kind
+		d.Repository, d.Digest, d.Tags = p.Repo, digest.Digest(p.Digest), p.Tags
+		d.Job = &JobData{Policy: p.Policy, Mode: p.Mode, Job: p.Job, Bytes: p.Bytes, Artifacts: p.Artifacts, Error: p.Error}
 	default:
 		return CloudEvent{}, false
 	}
@@ -198,6 +211,8 @@ func ToCloudEvent(clusterID string, index uint64, ev Event) (ce CloudEvent, ok b
 		ce.Subject = d.Repository
 	case len(d.Resources) == 1:
 		ce.Subject = d.Resources[0].Kind + "/" + d.Resources[0].Name
+	case d.Job != nil && d.Job.Mode != "":
+		ce.Subject = "replication/" + d.Job.Policy
 	case d.Job != nil && d.Job.Policy != "":
 		ce.Subject = "retention/" + d.Job.Policy
 	case d.Job != nil:

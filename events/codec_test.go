@@ -60,6 +60,7 @@ var (
 		SigningKeyAdded{ID: "ABCD:EFGH", Alg: "EdDSA", Public: []byte{1, 2, 3}, Sealed: []byte{4, 5, 6}, Created: t0},
 		ReadOnlySet{On: true, Reason: "migrating the bucket to eu-west"},
 		MirrorCursor{Policy: "follow-eu", Index: 4711, Seq: 815},
+		ReplicationReported{Policy: "to-dr", Mode: "push", Kind: ReplicationCopied, Job: "20261130-1", Repo: "team-a/app", Digest: "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b", Tags: []string{"v1"}, Bytes: 1024},
 		QuotasEnabled{},
 	}
 	// olderVersions maps the golden file of each superseded schema version

@@ -52,6 +52,8 @@ var generations = map[Type]map[int]int{
 	TypeQuotasEnabled: {1: 3},
 	// Generation 3: a mirror's cursor on its origin (mirror.go).
 	TypeMirrorCursor: {1: 3},
+	// Generation 4: replication progress (replication.go).
+	TypeReplicationReported: {1: 4},
 }
 
 // Generation is the newest codec generation this binary decodes.

@@ -150,6 +150,9 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 		err = w.quotasEnabled()
 	case events.MirrorCursor:
 		err = w.mirrorCursor(p)
+	case events.ReplicationReported:
+		// Nothing to change yet: it is published
+		// (dev.berth.replication.<kind>).
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

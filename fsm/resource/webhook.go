@@ -20,13 +20,15 @@ var WebhookEvents = []string{
 	"manifest.pushed", "manifest.deleted", "tag.updated", "tag.deleted", "repository.deleted",
 	"resource.applied", "resource.deleted", "manifest.pulled", "blob.pulled", "quota.warning",
 	"gc.started", "gc.completed", "gc.cancelled", "retention.completed",
+	"replication.started", "replication.artifact.copied", "replication.failed", "replication.caught-up",
 }
 
 // JobEvents are the runs of garbage collection and retention. Like pull
 // events, a Webhook receives them only when it lists them: they name no
 // repository, and webhooks made before they existed must not start
 // receiving them.
-var JobEvents = []string{"gc.started", "gc.completed", "gc.cancelled", "retention.completed"}
+var JobEvents = []string{"gc.started", "gc.completed", "gc.cancelled", "retention.completed",
+	"replication.started", "replication.artifact.copied", "replication.failed", "replication.caught-up"}
 
 // PullEvents are published only when pull events are turned on, and a
 // Webhook receives them only when it lists them: a registry serves far
