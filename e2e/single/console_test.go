@@ -214,16 +214,21 @@ func TestWebConsole(t *testing.T) {
 	if best > time.Second {
 		t.Fatalf("a page of %d tags took %v, want under 1s", tags, best)
 	}
-	// And the browser loads and renders it (a looser bound: Chromium's
-	// own start is part of it).
-	start = time.Now()
-	dom := b.dom(base + "repository?name=demo/big&n=10000")
-	if !strings.Contains(dom, "t09999") || !strings.Contains(dom, "10000 tags on this page") {
-		t.Fatalf("the browser did not render the 10000 tags:\n%s", harness.Tail(dom, 2000))
+	// And the browser loads and renders it in under a second, as the
+	// page's own clocks tell (Chromium's start is not the page's).
+	ms := b.measureRender("http://"+host+"/ui/repository?name=demo/big&n=10000", "admin", token, 5)
+	fastest := ms[0]
+	for _, m := range ms {
+		if m.Rows != tags {
+			t.Fatalf("Chromium rendered %d of the %d tag rows", m.Rows, tags)
+		}
+		if m.Took() < fastest.Took() {
+			fastest = m
+		}
 	}
-	t.Logf("Chromium loaded and rendered %d tags in %v", tags, time.Since(start))
-	if took := time.Since(start); took > 30*time.Second {
-		t.Fatalf("Chromium took %v for the page of %d tags", took, tags)
+	t.Logf("Chromium loaded and laid out %d tags in %v (loads: %+v)", tags, fastest.Took(), ms)
+	if fastest.Took() > time.Second {
+		t.Fatalf("Chromium took %v to load and lay out the page of %d tags, want under 1s (%+v)", fastest.Took(), tags, ms)
 	}
 	b.shot("tags-10000", base+"repository?name=demo/big&n=10000")
 }
