@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
@@ -17,6 +18,9 @@ import (
 // maxIndexDepth bounds how deep index manifests may nest (an index of
 // indexes of images is two): a loop of references cannot recurse forever.
 const maxIndexDepth = 4
+
+// blobFetches bounds the blobs of one manifest fetched at once.
+const blobFetches = 4
 
 // copier brings one artifact of the origin into the mirror: blobs first,
 // each verified by its digest while stored, then the manifest, so that
@@ -59,10 +63,8 @@ func (c *copier) manifest(ctx context.Context, src, dst string, d digest.Digest,
 			return fmt.Errorf("child of index %s: %w", d, err)
 		}
 	}
-	for _, b := range put.Blobs {
-		if err := c.blob(ctx, src, dst, b); err != nil {
-			return err
-		}
+	if err := c.blobs(ctx, src, dst, put.Blobs); err != nil {
+		return err
 	}
 	if _, err := c.target.Blobs.Put(ctx, d, int64(len(body)), bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("store manifest %s: %w", d, err)
@@ -86,6 +88,46 @@ func (c *copier) tags(ctx context.Context, repo string, d digest.Digest, tags []
 		}
 	}
 	return nil
+}
+
+// blobs links a manifest's blobs into dst, fetching up to blobFetches at
+// once: a small image's config and layers then cost one round trip to the
+// origin and one commit wait, not one each in turn. The first error wins;
+// blobs linked before it stay linked (a retry skips them).
+func (c *copier) blobs(ctx context.Context, src, dst string, ds []digest.Digest) error {
+	if len(ds) == 1 {
+		return c.blob(ctx, src, dst, ds[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+		slots = make(chan struct{}, blobFetches)
+	)
+	for _, d := range ds {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if err := c.blob(ctx, src, dst, d); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // blob links blob d into dst, copying its bytes from the origin unless

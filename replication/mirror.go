@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/events"
 )
@@ -34,6 +35,9 @@ var (
 	headEvery    = 2 * time.Second
 	natsTimeout  = 5 * time.Second
 	readOnlyWait = 2 * time.Second
+	// cursorEvery bounds how many applied events may share one cursor
+	// commit while a backlog drains (cursor.go).
+	cursorEvery = 64
 )
 
 // mirror follows one policy's origin for one leader term.
@@ -42,6 +46,7 @@ type mirror struct {
 	target Target
 	logger *slog.Logger
 	copy   *copier
+	rep    *reporter
 
 	mu sync.Mutex
 	st Status
@@ -54,6 +59,7 @@ type mirror struct {
 func newMirror(p Policy, target Target, logger *slog.Logger) *mirror {
 	m := &mirror{p: p, target: target, logger: logger.With("policy", p.Name)}
 	m.copy = &copier{origin: &originClient{o: p.Origin, limit: newLimiter(p.Bandwidth)}, target: target, bytes: &m.bytes, artifacts: &m.artifacts}
+	m.rep = newReporter(p.Name, target, m.logger)
 	m.st = Status{Policy: p.Name, Registry: p.Registry}
 	if c, ok := target.View().Cursor(p.Name); ok {
 		m.st.Cursor, m.st.Seq = c.Index, c.Seq
@@ -96,8 +102,8 @@ func (m *mirror) update(f func(*Status)) {
 	}
 }
 
-func (m *mirror) fail(err error) {
-	m.logger.Warn("mirror failed; retrying", "err", err)
+func (m *mirror) fail(ctx context.Context, err error) {
+	m.rep.failed(ctx, err)
 	m.update(func(s *Status) { s.LastError, s.ErrorTime = err.Error(), time.Now().UTC() })
 }
 
@@ -105,6 +111,7 @@ func (m *mirror) fail(err error) {
 func (m *mirror) run(ctx context.Context) {
 	m.update(func(s *Status) { s.Running = true })
 	defer m.update(func(s *Status) { s.Running, s.Syncing = false, false })
+	m.rep.started(ctx, "")
 	wait := retryMin
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -113,7 +120,7 @@ func (m *mirror) run(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			m.fail(err)
+			m.fail(ctx, err)
 		}
 		if time.Since(start) > time.Minute {
 			wait = retryMin // it ran a while: a new outage
@@ -178,11 +185,18 @@ func (m *mirror) follow(ctx context.Context) error {
 		return fmt.Errorf("origin consumer on %s: %w", o.Stream, err)
 	}
 	defer it.Stop()
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		// Nothing to replay: a mirror back from an outage or an
+		// initial sync is caught up already.
+		m.rep.progress(ctx, 0, m.artifacts.Load(), m.bytes.Load())
+	}
 
 	headCtx, stopHead := context.WithCancel(ctx)
 	defer stopHead()
 	go m.watchHead(headCtx, stream)
 
+	cw := &cursorWriter{m: m, applied: cur, committed: cur}
+	defer cw.flushOnExit(ctx)
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -191,14 +205,14 @@ func (m *mirror) follow(ctx context.Context) error {
 			}
 			return fmt.Errorf("read the origin stream: %w", err)
 		}
-		if err := m.handle(ctx, msg, &cur); err != nil {
+		if err := m.handle(ctx, msg, cw); err != nil {
 			return err
 		}
 	}
 }
 
-// handle applies one streamed event and commits the cursor after it.
-func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) error {
+// handle applies one streamed event and advances the cursor past it.
+func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cw *cursorWriter) error {
 	meta, err := msg.Metadata()
 	if err != nil {
 		return fmt.Errorf("origin message metadata: %w", err)
@@ -207,7 +221,7 @@ func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) err
 	if err != nil {
 		return fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
 	}
-	if index <= cur.Index {
+	if index <= cw.applied.Index {
 		return nil // the listing of an initial sync (or a replay) already held it
 	}
 	var ce events.CloudEvent
@@ -222,15 +236,14 @@ func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) err
 		case <-time.After(readOnlyWait):
 		}
 	}
-	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
-	if err := m.apply(ctx, ce); err != nil {
+	actx := events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
+	if err := m.apply(actx, ce); err != nil {
 		return fmt.Errorf("origin event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
 	}
 	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
-	if err := m.copy.propose(ctx, events.MirrorCursor{Policy: m.p.Name, Index: next.Index, Seq: next.Seq}); err != nil {
-		return fmt.Errorf("commit cursor %d: %w", index, err)
+	if err := cw.advance(ctx, next, meta.NumPending); err != nil {
+		return err
 	}
-	*cur = next
 	m.update(func(s *Status) {
 		s.Cursor, s.Seq = next.Index, next.Seq
 		s.Events++
@@ -242,6 +255,7 @@ func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) err
 			s.OriginHead = index
 		}
 	})
+	m.rep.progress(ctx, meta.NumPending, m.artifacts.Load(), m.bytes.Load())
 	return nil
 }
 
@@ -265,7 +279,7 @@ func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
 				want = append(want, t)
 			}
 		}
-		err := m.copy.manifest(ctx, d.Repository, dst, d.Digest, want, 0)
+		err := m.copyArtifact(ctx, d.Repository, dst, d.Digest, want)
 		if errors.Is(err, errGone) {
 			// Deleted at the origin since: its delete event follows.
 			m.logger.Info("skipped an artifact the origin no longer has", "repository", d.Repository, "digest", d.Digest, "err", err)
@@ -333,4 +347,18 @@ func joinURLs(urls []string) string {
 		s += u
 	}
 	return s
+}
+
+// copyArtifact copies one artifact (a manifest, an index with its
+// children) and reports it once if anything was copied; a manifest that
+// was here already only gets its tags, and no report.
+func (m *mirror) copyArtifact(ctx context.Context, src, dst string, d digest.Digest, tags []string) error {
+	bytes, artifacts := m.bytes.Load(), m.artifacts.Load()
+	err := m.copy.manifest(ctx, src, dst, d, tags, 0)
+	if n := m.artifacts.Load() - artifacts; n > 0 {
+		// Reported even when a later step failed: the copied manifests
+		// are committed and will not be copied again.
+		m.rep.copied(ctx, dst, d.String(), tags, m.bytes.Load()-bytes, int(n))
+	}
+	return err
 }
