@@ -111,6 +111,13 @@ func (m *mirror) fail(ctx context.Context, err error) {
 func (m *mirror) run(ctx context.Context) {
 	m.update(func(s *Status) { s.Running = true })
 	defer m.update(func(s *Status) { s.Running, s.Syncing = false, false })
+	rctx, stopReports := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		m.rep.run(rctx)
+	}()
+	defer func() { stopReports(); <-reported }()
 	m.rep.started(ctx, "")
 	wait := retryMin
 	for ctx.Err() == nil {
@@ -197,36 +204,81 @@ func (m *mirror) follow(ctx context.Context) error {
 
 	cw := &cursorWriter{m: m, applied: cur, committed: cur}
 	defer cw.flushOnExit(ctx)
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+
+	// A reader takes messages off the stream and starts prefetching
+	// their bytes, up to prefetchDepth events ahead of the applier, which
+	// applies them one by one in order (prefetch.go).
+	rctx, stopRead := context.WithCancel(ctx)
+	var fetches sync.WaitGroup
+	items := make(chan *item, prefetchDepth)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		slots := make(chan struct{}, prefetchDepth)
+		for {
+			msg, err := it.Next(jetstream.NextContext(rctx))
+			if err != nil {
+				if rctx.Err() == nil {
+					readErr <- err
+				}
+				return
 			}
-			return fmt.Errorf("read the origin stream: %w", err)
+			itm := m.read(msg)
+			if itm.err == nil && itm.index > cur.Index {
+				itm.warm = m.prefetch(rctx, &fetches, slots, itm.ce)
+			}
+			select {
+			case items <- itm:
+			case <-rctx.Done():
+				return
+			}
 		}
-		if err := m.handle(ctx, msg, cw); err != nil {
+	}()
+	defer func() {
+		stopRead()
+		for range items {
+		}
+		fetches.Wait()
+	}()
+	for itm := range items {
+		if err := m.handle(ctx, itm, cw); err != nil {
 			return err
 		}
 	}
+	select {
+	case err := <-readErr:
+		return fmt.Errorf("read the origin stream: %w", err)
+	default:
+		return nil // ctx ended
+	}
+}
+
+// read decodes one streamed message.
+func (m *mirror) read(msg jetstream.Msg) *item {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return &item{err: fmt.Errorf("origin message metadata: %w", err)}
+	}
+	itm := &item{meta: meta}
+	itm.index, err = strconv.ParseUint(msg.Headers().Get("Berth-Index"), 10, 64)
+	if err != nil {
+		itm.err = fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
+		return itm
+	}
+	if err := json.Unmarshal(msg.Data(), &itm.ce); err != nil {
+		itm.err = fmt.Errorf("origin event %d: %w", itm.index, err)
+	}
+	return itm
 }
 
 // handle applies one streamed event and advances the cursor past it.
-func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cw *cursorWriter) error {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("origin message metadata: %w", err)
+func (m *mirror) handle(ctx context.Context, itm *item, cw *cursorWriter) error {
+	if itm.err != nil {
+		return itm.err
 	}
-	index, err := strconv.ParseUint(msg.Headers().Get("Berth-Index"), 10, 64)
-	if err != nil {
-		return fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
-	}
+	index, meta, ce := itm.index, itm.meta, itm.ce
 	if index <= cw.applied.Index {
 		return nil // the listing of an initial sync (or a replay) already held it
-	}
-	var ce events.CloudEvent
-	if err := json.Unmarshal(msg.Data(), &ce); err != nil {
-		return fmt.Errorf("origin event %d: %w", index, err)
 	}
 	for m.target.View().ReadOnly() {
 		// This cluster's writes are refused: wait rather than fail.
@@ -235,6 +287,15 @@ func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cw *cursorWriter
 			return ctx.Err()
 		case <-time.After(readOnlyWait):
 		}
+	}
+	if itm.warm != nil {
+		select {
+		case <-itm.warm.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.copy.warm = itm.warm
+		defer func() { m.copy.warm = nil }()
 	}
 	actx := events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
 	if err := m.apply(actx, ce); err != nil {
@@ -353,12 +414,19 @@ func joinURLs(urls []string) string {
 // children) and reports it once if anything was copied; a manifest that
 // was here already only gets its tags, and no report.
 func (m *mirror) copyArtifact(ctx context.Context, src, dst string, d digest.Digest, tags []string) error {
-	bytes, artifacts := m.bytes.Load(), m.artifacts.Load()
+	if m.copy.warm == nil {
+		// No prefetch (an initial sync): count this artifact's bytes
+		// all the same.
+		m.copy.warm = &warmed{}
+		defer func() { m.copy.warm = nil }()
+	}
+	artifacts := m.artifacts.Load()
 	err := m.copy.manifest(ctx, src, dst, d, tags, 0)
 	if n := m.artifacts.Load() - artifacts; n > 0 {
 		// Reported even when a later step failed: the copied manifests
-		// are committed and will not be copied again.
-		m.rep.copied(ctx, dst, d.String(), tags, m.bytes.Load()-bytes, int(n))
+		// are committed and will not be copied again. The bytes are
+		// those its prefetch fetched and those fetched now.
+		m.rep.copied(ctx, dst, d.String(), tags, m.copy.warm.bytes.Load(), int(n))
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,10 +27,15 @@ var stillFailingEvery = 5 * time.Minute
 // that keeps up. A report that cannot be committed (the cluster is read-
 // only, a voter does not decode generation 4 yet) is dropped: progress
 // reports must never stop the mirror.
+//
+// Reports are committed by a goroutine of their own, in order, so that the
+// mirror does not wait for them: a report then shares its log write with
+// the mirror's next commit instead of adding one to every event's path.
 type reporter struct {
 	policy string
 	target Target
 	logger *slog.Logger
+	queue  chan events.ReplicationReported
 
 	mu sync.Mutex
 	// lastErr is the error last reported and logged, "" once the mirror
@@ -44,24 +50,54 @@ type reporter struct {
 	dropped bool
 }
 
+// reportQueue bounds the reports waiting to be committed; more are
+// dropped (and said so once) rather than held.
+const reportQueue = 256
+
 func newReporter(policy string, target Target, logger *slog.Logger) *reporter {
-	return &reporter{policy: policy, target: target, logger: logger}
+	return &reporter{policy: policy, target: target, logger: logger, queue: make(chan events.ReplicationReported, reportQueue)}
 }
 
-func (r *reporter) commit(ctx context.Context, ev events.ReplicationReported) {
+// run commits queued reports until ctx ends.
+func (r *reporter) run(ctx context.Context) {
+	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + r.policy})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-r.queue:
+			r.propose(ctx, ev)
+		}
+	}
+}
+
+// commit queues a report.
+func (r *reporter) commit(ev events.ReplicationReported) {
 	ev.Policy, ev.Mode = r.policy, "mirror"
+	select {
+	case r.queue <- ev:
+	default:
+		r.drop(context.Background(), ev, errors.New("too many reports waiting"))
+	}
+}
+
+func (r *reporter) propose(ctx context.Context, ev events.ReplicationReported) {
 	if r.target.Fence() != nil {
 		return
 	}
-	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + r.policy})
 	if err := r.target.Propose(ctx, ev); err != nil {
-		r.mu.Lock()
-		first := !r.dropped
-		r.dropped = true
-		r.mu.Unlock()
-		if first && ctx.Err() == nil {
-			r.logger.Info("replication progress is not reported on the event stream", "kind", ev.Kind, "err", err)
-		}
+		r.drop(ctx, ev, err)
+	}
+}
+
+// drop says once per term that reports are not committed, and why.
+func (r *reporter) drop(ctx context.Context, ev events.ReplicationReported, err error) {
+	r.mu.Lock()
+	first := !r.dropped
+	r.dropped = true
+	r.mu.Unlock()
+	if first && ctx.Err() == nil {
+		r.logger.Info("replication progress is not reported on the event stream", "kind", ev.Kind, "err", err)
 	}
 }
 
@@ -73,13 +109,13 @@ func (r *reporter) started(ctx context.Context, job string) {
 		r.behind = true
 		r.mu.Unlock()
 	}
-	r.commit(ctx, events.ReplicationReported{Kind: events.ReplicationStarted, Job: job})
+	r.commit(events.ReplicationReported{Kind: events.ReplicationStarted, Job: job})
 }
 
 // copied reports one artifact brought over: its manifest, the children of
 // an index (artifacts counts them all) and the bytes fetched for them.
 func (r *reporter) copied(ctx context.Context, repo, digest string, tags []string, bytes int64, artifacts int) {
-	r.commit(ctx, events.ReplicationReported{Kind: events.ReplicationCopied, Repo: repo, Digest: digest, Tags: tags, Bytes: bytes, Artifacts: artifacts})
+	r.commit(events.ReplicationReported{Kind: events.ReplicationCopied, Repo: repo, Digest: digest, Tags: tags, Bytes: bytes, Artifacts: artifacts})
 }
 
 // failed logs and reports err when it differs from the last one; a retry
@@ -108,7 +144,7 @@ func (r *reporter) failed(ctx context.Context, err error) {
 	r.repeats, r.lastLogged = 0, now
 	r.mu.Unlock()
 	r.logger.Warn("mirror failed; retrying with backoff (logged again only when the error changes)", "err", err)
-	r.commit(ctx, events.ReplicationReported{Kind: events.ReplicationFailed, Error: msg})
+	r.commit(events.ReplicationReported{Kind: events.ReplicationFailed, Error: msg})
 }
 
 // progress is called after each applied event with the stream's events
@@ -130,6 +166,6 @@ func (r *reporter) progress(ctx context.Context, pending uint64, artifacts uint6
 	r.mu.Unlock()
 	if was {
 		r.logger.Info("mirror caught up with the origin", "artifacts", artifacts, "bytes", bytes)
-		r.commit(ctx, events.ReplicationReported{Kind: events.ReplicationCaughtUp, Artifacts: int(artifacts), Bytes: bytes})
+		r.commit(events.ReplicationReported{Kind: events.ReplicationCaughtUp, Artifacts: int(artifacts), Bytes: bytes})
 	}
 }
