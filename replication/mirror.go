@@ -145,7 +145,19 @@ func (m *mirror) run(ctx context.Context) {
 // error or the end of ctx.
 func (m *mirror) follow(ctx context.Context) error {
 	o := m.p.Origin
-	opts := append([]nats.Option{nats.Name("berth-mirror-" + m.p.Name), nats.Timeout(natsTimeout), nats.MaxReconnects(-1)}, o.NATSOption...)
+	opts := append([]nats.Option{nats.Name("berth-mirror-" + m.p.Name), nats.Timeout(natsTimeout), nats.MaxReconnects(-1),
+		// While the client reconnects, reads just wait: without these
+		// the status would not show that the origin is cut off.
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && ctx.Err() == nil {
+				m.fail(ctx, fmt.Errorf("lost the connection to the origin's NATS %v (%v): reconnecting; check the network between this cluster and the origin", o.NATSURLs, err))
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			m.logger.Info("reconnected to the origin's NATS", "urls", o.NATSURLs)
+			m.update(func(s *Status) { s.LastError = "" })
+		}),
+	}, o.NATSOption...)
 	nc, err := nats.Connect(joinURLs(o.NATSURLs), opts...)
 	if err != nil {
 		return fmt.Errorf("connect to the origin's NATS %v: %w", o.NATSURLs, err)
