@@ -7,11 +7,11 @@ import (
 	"github.com/berth-registry/berth/events"
 )
 
-// cursorWriter commits a mirror's cursor through the log, once per
-// drained backlog rather than once per event: while more events are
-// pending on the origin's stream it commits every cursorEvery events, and
-// it always commits when the stream has nothing more for now and when
-// following stops.
+// cursorWriter commits a mirror's cursor through the log, not once per
+// event: every cursorEvery events, when the stream has been quiet for
+// cursorIdle, and when following stops. A mirror keeping up with a busy
+// origin thus spends its log writes on the changes, and its cursor is
+// current a moment after the origin pauses.
 //
 // The guarantee is unchanged: a cursor is committed only after every
 // event up to it was applied here, so a crash or failover resumes at or
@@ -28,12 +28,11 @@ type cursorWriter struct {
 	since     int    // events applied since the last commit
 }
 
-// advance records that the event at next was applied; pending is how many
-// more the stream holds for this consumer.
-func (w *cursorWriter) advance(ctx context.Context, next Cursor, pending uint64) error {
+// advance records that the event at next was applied.
+func (w *cursorWriter) advance(ctx context.Context, next Cursor) error {
 	w.applied = next
 	w.since++
-	if pending == 0 || w.since >= cursorEvery {
+	if w.since >= cursorEvery {
 		return w.flush(ctx)
 	}
 	return nil

@@ -36,8 +36,10 @@ var (
 	natsTimeout  = 5 * time.Second
 	readOnlyWait = 2 * time.Second
 	// cursorEvery bounds how many applied events may share one cursor
-	// commit while a backlog drains (cursor.go).
+	// commit; cursorIdle is how long the stream must be quiet before the
+	// cursor is committed anyway (cursor.go).
 	cursorEvery = 64
+	cursorIdle  = 100 * time.Millisecond
 )
 
 // mirror follows one policy's origin for one leader term.
@@ -252,10 +254,32 @@ func (m *mirror) follow(ctx context.Context) error {
 		}
 		fetches.Wait()
 	}()
-	for itm := range items {
+	idle := time.NewTimer(cursorIdle)
+	defer idle.Stop()
+	for {
+		var itm *item
+		select {
+		case itm = <-items:
+		case <-idle.C:
+			// Nothing more for a moment: commit what was applied.
+			if err := cw.flush(ctx); err != nil {
+				return err
+			}
+			itm = <-items
+		}
+		if itm == nil {
+			break // the reader stopped
+		}
 		if err := m.handle(ctx, itm, cw); err != nil {
 			return err
 		}
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		idle.Reset(cursorIdle)
 	}
 	select {
 	case err := <-readErr:
@@ -314,7 +338,7 @@ func (m *mirror) handle(ctx context.Context, itm *item, cw *cursorWriter) error 
 		return fmt.Errorf("origin event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
 	}
 	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
-	if err := cw.advance(ctx, next, meta.NumPending); err != nil {
+	if err := cw.advance(ctx, next); err != nil {
 		return err
 	}
 	m.update(func(s *Status) {

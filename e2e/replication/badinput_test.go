@@ -18,12 +18,20 @@ import (
 // replication status` says, while the node stays ready and logs the
 // failure once rather than per retry.
 func TestMirrorBadInput(t *testing.T) {
+	const token = "bad-input-nats-token"
 	data := t.TempDir()
+	secret := filepath.Join(data, "secrets", "origin-nats")
+	if err := os.MkdirAll(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secret, "token"), []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	mirror := start(t, "mirror", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), data, nil)
 	// An origin whose NATS answers but has no such stream.
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	origin := start(t, "origin", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), t.TempDir(),
-		[]string{"BERTH_EVENTS_NATS_LISTEN=" + natsAddr})
+		[]string{"BERTH_EVENTS_NATS_LISTEN=" + natsAddr, "BERTH_EVENTS_NATS_TOKEN=" + token})
 	closed := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)) // nothing listens
 
 	policy := func(name, spec string) string {
@@ -56,7 +64,7 @@ func TestMirrorBadInput(t *testing.T) {
 			nil, "has no spec.events"},
 		{"unreachable origin", registry("away", fmt.Sprintf("  type: berth\n  url: http://%s\n  insecure: true\n  events: {urls: [\"nats://%s\"]}\n", closed, closed)) + policy("unreachable", "  mode: mirror\n  registry: away\n"),
 			nil, "connect to the origin's NATS"},
-		{"no such stream", registry("nostream", fmt.Sprintf("  type: berth\n  url: http://%s\n  insecure: true\n  events: {urls: [\"nats://%s\"], stream: NOPE}\n", origin.addr, natsAddr)) + policy("wrong-stream", "  mode: mirror\n  registry: nostream\n"),
+		{"no such stream", registry("nostream", fmt.Sprintf("  type: berth\n  url: http://%s\n  insecure: true\n  events: {urls: [\"nats://%s\"], stream: NOPE, credentials: {type: token, secretRef: {name: origin-nats, key: token}}}\n", origin.addr, natsAddr)) + policy("wrong-stream", "  mode: mirror\n  registry: nostream\n"),
 			nil, "origin stream NOPE"},
 	}
 	dir := t.TempDir()
