@@ -32,7 +32,8 @@ type copier struct {
 	bytes     *atomic.Int64
 	artifacts *atomic.Uint64
 	// warm is what the prefetch of the event being applied fetched
-	// (prefetch.go); nil when nothing was. Only the applier sets it.
+	// (prefetch.go), and counts what this artifact copied; nil when
+	// nothing was prefetched. Each applied event has its own copier.
 	warm *warmed
 }
 
@@ -80,6 +81,9 @@ func (c *copier) manifest(ctx context.Context, src, dst string, d digest.Digest,
 		return fmt.Errorf("commit manifest %s@%s: %w", dst, d, err)
 	}
 	c.artifacts.Add(1)
+	if c.warm != nil {
+		c.warm.manifests.Add(1)
+	}
 	return nil
 }
 

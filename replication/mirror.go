@@ -254,24 +254,51 @@ func (m *mirror) follow(ctx context.Context) error {
 		}
 		fetches.Wait()
 	}()
+	ap := newApplier(m, cw)
 	idle := time.NewTimer(cursorIdle)
 	defer idle.Stop()
+	var (
+		next     *pending // read, waiting to start
+		readDone bool
+		failed   error
+	)
 	for {
-		var itm *item
+		for next != nil && failed == nil && ap.canStart(next) {
+			ap.start(ctx, next)
+			next = nil
+		}
+		if ap.n == 0 && (failed != nil || (readDone && next == nil)) {
+			break
+		}
+		var in <-chan *item
+		if next == nil && !readDone && failed == nil {
+			in = items
+		}
 		select {
-		case itm = <-items:
-		case <-idle.C:
-			// Nothing more for a moment: commit what was applied.
-			if err := cw.flush(ctx); err != nil {
-				return err
+		case itm, ok := <-in:
+			if !ok {
+				readDone = true
+				continue
 			}
-			itm = <-items
-		}
-		if itm == nil {
-			break // the reader stopped
-		}
-		if err := m.handle(ctx, itm, cw); err != nil {
-			return err
+			next = ap.classify(itm)
+			continue
+		case p := <-ap.finished:
+			// Any failure stops new starts, so that no later event of
+			// its repository overtakes it; the cursor stays before it.
+			if err := ap.finish(ctx, p); err != nil && failed == nil {
+				failed = err
+				stopRead()
+			} else if p.err != nil && failed == nil {
+				failed = p.err
+				stopRead()
+			}
+		case <-idle.C:
+			// Quiet for a moment: commit what was applied.
+			if err := cw.flush(ctx); err != nil && failed == nil {
+				failed = err
+				stopRead()
+			}
+			continue
 		}
 		if !idle.Stop() {
 			select {
@@ -280,6 +307,9 @@ func (m *mirror) follow(ctx context.Context) error {
 			}
 		}
 		idle.Reset(cursorIdle)
+	}
+	if failed != nil {
+		return failed
 	}
 	select {
 	case err := <-readErr:
@@ -307,57 +337,8 @@ func (m *mirror) read(msg jetstream.Msg) *item {
 	return itm
 }
 
-// handle applies one streamed event and advances the cursor past it.
-func (m *mirror) handle(ctx context.Context, itm *item, cw *cursorWriter) error {
-	if itm.err != nil {
-		return itm.err
-	}
-	index, meta, ce := itm.index, itm.meta, itm.ce
-	if index <= cw.applied.Index {
-		return nil // the listing of an initial sync (or a replay) already held it
-	}
-	for m.target.View().ReadOnly() {
-		// This cluster's writes are refused: wait rather than fail.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(readOnlyWait):
-		}
-	}
-	if itm.warm != nil {
-		select {
-		case <-itm.warm.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		m.copy.warm = itm.warm
-		defer func() { m.copy.warm = nil }()
-	}
-	actx := events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
-	if err := m.apply(actx, ce); err != nil {
-		return fmt.Errorf("origin event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
-	}
-	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
-	if err := cw.advance(ctx, next); err != nil {
-		return err
-	}
-	m.update(func(s *Status) {
-		s.Cursor, s.Seq = next.Index, next.Seq
-		s.Events++
-		s.LastEvent = time.Now().UTC()
-		s.LastError = ""
-		s.OriginHead = max(s.OriginHead, index)
-		s.LagEntries = meta.NumPending
-		if meta.NumPending == 0 {
-			s.OriginHead = index
-		}
-	})
-	m.rep.progress(ctx, meta.NumPending, m.artifacts.Load(), m.bytes.Load())
-	return nil
-}
-
 // apply carries out one origin event here.
-func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
+func (m *mirror) apply(ctx context.Context, c *copier, ce events.CloudEvent) error {
 	d := ce.Data
 	if d.Repository == "" || !m.p.Covers(d.Repository) {
 		return nil
@@ -376,7 +357,7 @@ func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
 				want = append(want, t)
 			}
 		}
-		err := m.copyArtifact(ctx, d.Repository, dst, d.Digest, want)
+		err := m.copyArtifact(ctx, c, d.Repository, dst, d.Digest, want)
 		if errors.Is(err, errGone) {
 			// Deleted at the origin since: its delete event follows.
 			m.logger.Info("skipped an artifact the origin no longer has", "repository", d.Repository, "digest", d.Digest, "err", err)
@@ -390,17 +371,17 @@ func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
 		if _, ok := view.Tag(dst, d.Tag); !ok {
 			return nil
 		}
-		return m.copy.propose(ctx, events.TagDeleted{Repo: dst, Tag: d.Tag})
+		return c.propose(ctx, events.TagDeleted{Repo: dst, Tag: d.Tag})
 	case events.CETypeManifestDeleted:
 		if !m.p.Deletion || !view.Manifest(dst, d.Digest) {
 			return nil
 		}
-		return m.copy.propose(ctx, events.ManifestDeleted{Repo: dst, Digest: d.Digest})
+		return c.propose(ctx, events.ManifestDeleted{Repo: dst, Digest: d.Digest})
 	case events.CETypeRepositoryDeleted:
 		if !m.p.Deletion || !view.RepositoryExists(dst) {
 			return nil
 		}
-		return m.copy.propose(ctx, events.RepositoryDeleted{Repo: dst})
+		return c.propose(ctx, events.RepositoryDeleted{Repo: dst})
 	}
 	return nil
 }
@@ -447,22 +428,21 @@ func joinURLs(urls []string) string {
 }
 
 // copyArtifact copies one artifact (a manifest, an index with its
-// children) and reports it once if anything was copied; a manifest that
-// was here already only gets its tags, and no report.
-func (m *mirror) copyArtifact(ctx context.Context, src, dst string, d digest.Digest, tags []string) error {
-	if m.copy.warm == nil {
-		// No prefetch (an initial sync): count this artifact's bytes
-		// all the same.
-		m.copy.warm = &warmed{}
-		defer func() { m.copy.warm = nil }()
+// children) with c and reports it once if anything was copied; a manifest
+// that was here already only gets its tags, and no report.
+func (m *mirror) copyArtifact(ctx context.Context, c *copier, src, dst string, d digest.Digest, tags []string) error {
+	own := *c
+	if own.warm == nil {
+		// No prefetch (an initial sync): count this artifact all the
+		// same.
+		own.warm = &warmed{}
 	}
-	artifacts := m.artifacts.Load()
-	err := m.copy.manifest(ctx, src, dst, d, tags, 0)
-	if n := m.artifacts.Load() - artifacts; n > 0 {
+	err := own.manifest(ctx, src, dst, d, tags, 0)
+	if n := own.warm.manifests.Load(); n > 0 {
 		// Reported even when a later step failed: the copied manifests
 		// are committed and will not be copied again. The bytes are
 		// those its prefetch fetched and those fetched now.
-		m.rep.copied(ctx, dst, d.String(), tags, m.copy.warm.bytes.Load(), int(n))
+		m.rep.copied(ctx, dst, d.String(), tags, own.warm.bytes.Load(), int(n))
 	}
 	return err
 }

@@ -38,6 +38,8 @@ type warmed struct {
 	mu    sync.Mutex
 	m     map[digest.Digest]warmManifest
 	bytes atomic.Int64
+	// manifests counts those the apply committed (copy.go).
+	manifests atomic.Int64
 }
 
 type warmManifest struct {

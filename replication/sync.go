@@ -75,7 +75,7 @@ func (m *mirror) syncRepo(ctx context.Context, src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := m.copyArtifact(ctx, src, dst, d, []string{tag}); err != nil && !errors.Is(err, errGone) {
+		if err := m.copyArtifact(ctx, m.copy, src, dst, d, []string{tag}); err != nil && !errors.Is(err, errGone) {
 			return err
 		}
 		if err := m.syncReferrers(ctx, src, dst, d); err != nil {
@@ -105,7 +105,7 @@ func (m *mirror) syncReferrers(ctx context.Context, src, dst string, d digest.Di
 		return err
 	}
 	for _, r := range refs {
-		if err := m.copyArtifact(ctx, src, dst, r, nil); err != nil && !errors.Is(err, errGone) {
+		if err := m.copyArtifact(ctx, m.copy, src, dst, r, nil); err != nil && !errors.Is(err, errGone) {
 			return err
 		}
 	}
