@@ -26,7 +26,7 @@ FUZZTIME ?= 8s
 # apt-get needs root: sudo when make does not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth bench-gc clean
+.PHONY: all build run test unit e2e fuzz lint imports tools haproxy chromium bench bench-cluster bench-events bench-auth bench-gc bench-mirror clean
 
 all: build
 
@@ -165,8 +165,13 @@ bench-auth: build
 	$(BIN)/berth-bench auth-ab --berth $(BIN)/registryd --workload manifest-head,push-small \
 		--rounds 3 --duration 5s --json bench-auth-results.json
 
+## bench-mirror: an origin and a mirror on one machine: 200 pushes at full speed, lag from the origin's 201 to pullability at the mirror
+bench-mirror: build
+	$(GO) build -o $(BIN)/berth-bench ./cmd/berth-bench
+	$(BIN)/berth-bench mirror --berth $(BIN)/registryd --pushes 200 --concurrency 4 --json bench-mirror-results.json
+
 $(BIN)/registry:
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 clean:
-	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json bench-auth-results.json bench-gc-results.json
+	rm -rf $(BIN) e2e.log bench-results.md bench-results.json bench-cluster-results.* bench-events-results.json bench-auth-results.json bench-gc-results.json bench-mirror-results.json

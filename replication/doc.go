@@ -18,11 +18,18 @@
 //   - For each event it copies what the mirror lacks from the origin's OCI
 //     API, verifying every byte against its digest (blob.Store.Put checks
 //     while it writes), then commits BlobLinked, ManifestPut, TagSet or
-//     the delete through its own log, and only then the cursor. A crash
-//     between the two repeats the event on the next leader; every change
-//     is idempotent (the same manifest, a tag to the same digest, a
-//     delete of something already gone is skipped), so nothing is lost
-//     and nothing is applied twice in effect.
+//     the delete through its own log, and only then the cursor (every
+//     cursorEvery events and when the stream is quiet: cursor.go). A
+//     crash between the two repeats those events on the next leader;
+//     every change is idempotent (the same manifest, a tag to the same
+//     digest, a delete of something already gone is skipped), so nothing
+//     is lost and nothing is applied twice in effect. Bytes are fetched
+//     ahead of the ordered apply (prefetch.go), and events of different
+//     repositories are applied side by side, those of one repository in
+//     the origin's order (apply.go).
+//   - The leader reports its progress as events.ReplicationReported
+//     (report.go): started, artifact.copied, failed once per change of
+//     error, caught-up once a backlog is drained.
 //   - A mirror without a cursor, or whose cursor's sequence fell out of
 //     the stream's retention, first lists the origin (catalog, tags,
 //     referrers) and copies everything. It notes the stream's last

@@ -195,6 +195,7 @@ type fakeTarget struct {
 	manifests map[string]bool // repo@digest
 	tags      map[string]map[string]digest.Digest
 	store     blob.Store
+	reports   []events.ReplicationReported
 }
 
 func newFakeTarget(t *testing.T) *fakeTarget {
@@ -248,6 +249,8 @@ func (f *fakeTarget) propose(ctx context.Context, p events.Payload) error {
 		}
 	case events.MirrorCursor:
 		f.cursors[p.Policy] = Cursor{Index: p.Index, Seq: p.Seq}
+	case events.ReplicationReported:
+		f.reports = append(f.reports, p)
 	default:
 		return fmt.Errorf("unexpected %T", p)
 	}

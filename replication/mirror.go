@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-registry/berth/events"
 )
@@ -34,6 +35,11 @@ var (
 	headEvery    = 2 * time.Second
 	natsTimeout  = 5 * time.Second
 	readOnlyWait = 2 * time.Second
+	// cursorEvery bounds how many applied events may share one cursor
+	// commit; cursorIdle is how long the stream must be quiet before the
+	// cursor is committed anyway (cursor.go).
+	cursorEvery = 64
+	cursorIdle  = 100 * time.Millisecond
 )
 
 // mirror follows one policy's origin for one leader term.
@@ -42,6 +48,7 @@ type mirror struct {
 	target Target
 	logger *slog.Logger
 	copy   *copier
+	rep    *reporter
 
 	mu sync.Mutex
 	st Status
@@ -54,6 +61,7 @@ type mirror struct {
 func newMirror(p Policy, target Target, logger *slog.Logger) *mirror {
 	m := &mirror{p: p, target: target, logger: logger.With("policy", p.Name)}
 	m.copy = &copier{origin: &originClient{o: p.Origin, limit: newLimiter(p.Bandwidth)}, target: target, bytes: &m.bytes, artifacts: &m.artifacts}
+	m.rep = newReporter(p.Name, target, m.logger)
 	m.st = Status{Policy: p.Name, Registry: p.Registry}
 	if c, ok := target.View().Cursor(p.Name); ok {
 		m.st.Cursor, m.st.Seq = c.Index, c.Seq
@@ -96,8 +104,8 @@ func (m *mirror) update(f func(*Status)) {
 	}
 }
 
-func (m *mirror) fail(err error) {
-	m.logger.Warn("mirror failed; retrying", "err", err)
+func (m *mirror) fail(ctx context.Context, err error) {
+	m.rep.failed(ctx, err)
 	m.update(func(s *Status) { s.LastError, s.ErrorTime = err.Error(), time.Now().UTC() })
 }
 
@@ -105,6 +113,14 @@ func (m *mirror) fail(err error) {
 func (m *mirror) run(ctx context.Context) {
 	m.update(func(s *Status) { s.Running = true })
 	defer m.update(func(s *Status) { s.Running, s.Syncing = false, false })
+	rctx, stopReports := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		m.rep.run(rctx)
+	}()
+	defer func() { stopReports(); <-reported }()
+	m.rep.started(ctx, "")
 	wait := retryMin
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -113,7 +129,7 @@ func (m *mirror) run(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			m.fail(err)
+			m.fail(ctx, err)
 		}
 		if time.Since(start) > time.Minute {
 			wait = retryMin // it ran a while: a new outage
@@ -131,7 +147,19 @@ func (m *mirror) run(ctx context.Context) {
 // error or the end of ctx.
 func (m *mirror) follow(ctx context.Context) error {
 	o := m.p.Origin
-	opts := append([]nats.Option{nats.Name("berth-mirror-" + m.p.Name), nats.Timeout(natsTimeout), nats.MaxReconnects(-1)}, o.NATSOption...)
+	opts := append([]nats.Option{nats.Name("berth-mirror-" + m.p.Name), nats.Timeout(natsTimeout), nats.MaxReconnects(-1),
+		// While the client reconnects, reads just wait: without these
+		// the status would not show that the origin is cut off.
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && ctx.Err() == nil {
+				m.fail(ctx, fmt.Errorf("lost the connection to the origin's NATS %v (%v): reconnecting; check the network between this cluster and the origin", o.NATSURLs, err))
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			m.logger.Info("reconnected to the origin's NATS", "urls", o.NATSURLs)
+			m.update(func(s *Status) { s.LastError = "" })
+		}),
+	}, o.NATSOption...)
 	nc, err := nats.Connect(joinURLs(o.NATSURLs), opts...)
 	if err != nil {
 		return fmt.Errorf("connect to the origin's NATS %v: %w", o.NATSURLs, err)
@@ -178,75 +206,139 @@ func (m *mirror) follow(ctx context.Context) error {
 		return fmt.Errorf("origin consumer on %s: %w", o.Stream, err)
 	}
 	defer it.Stop()
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		// Nothing to replay: a mirror back from an outage or an
+		// initial sync is caught up already.
+		m.rep.progress(ctx, 0, m.artifacts.Load(), m.bytes.Load())
+	}
 
 	headCtx, stopHead := context.WithCancel(ctx)
 	defer stopHead()
 	go m.watchHead(headCtx, stream)
 
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	cw := &cursorWriter{m: m, applied: cur, committed: cur}
+	defer cw.flushOnExit(ctx)
+
+	// A reader takes messages off the stream and starts prefetching
+	// their bytes, up to prefetchDepth events ahead of the applier, which
+	// applies them one by one in order (prefetch.go).
+	rctx, stopRead := context.WithCancel(ctx)
+	var fetches sync.WaitGroup
+	items := make(chan *item, prefetchDepth)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		slots := make(chan struct{}, prefetchDepth)
+		for {
+			msg, err := it.Next(jetstream.NextContext(rctx))
+			if err != nil {
+				if rctx.Err() == nil {
+					readErr <- err
+				}
+				return
 			}
-			return fmt.Errorf("read the origin stream: %w", err)
+			itm := m.read(msg)
+			if itm.err == nil && itm.index > cur.Index {
+				itm.warm = m.prefetch(rctx, &fetches, slots, itm.ce)
+			}
+			select {
+			case items <- itm:
+			case <-rctx.Done():
+				return
+			}
 		}
-		if err := m.handle(ctx, msg, &cur); err != nil {
-			return err
+	}()
+	defer func() {
+		stopRead()
+		for range items {
 		}
+		fetches.Wait()
+	}()
+	ap := newApplier(m, cw)
+	idle := time.NewTimer(cursorIdle)
+	defer idle.Stop()
+	var (
+		next     *pending // read, waiting to start
+		readDone bool
+		failed   error
+	)
+	for {
+		for next != nil && failed == nil && ap.canStart(next) {
+			ap.start(ctx, next)
+			next = nil
+		}
+		if ap.n == 0 && (failed != nil || (readDone && next == nil)) {
+			break
+		}
+		var in <-chan *item
+		if next == nil && !readDone && failed == nil {
+			in = items
+		}
+		select {
+		case itm, ok := <-in:
+			if !ok {
+				readDone = true
+				continue
+			}
+			next = ap.classify(itm)
+			continue
+		case p := <-ap.finished:
+			// Any failure stops new starts, so that no later event of
+			// its repository overtakes it; the cursor stays before it.
+			if err := ap.finish(ctx, p); err != nil && failed == nil {
+				failed = err
+				stopRead()
+			} else if p.err != nil && failed == nil {
+				failed = p.err
+				stopRead()
+			}
+		case <-idle.C:
+			// Quiet for a moment: commit what was applied.
+			if err := cw.flush(ctx); err != nil && failed == nil {
+				failed = err
+				stopRead()
+			}
+			continue
+		}
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		idle.Reset(cursorIdle)
+	}
+	if failed != nil {
+		return failed
+	}
+	select {
+	case err := <-readErr:
+		return fmt.Errorf("read the origin stream: %w", err)
+	default:
+		return nil // ctx ended
 	}
 }
 
-// handle applies one streamed event and commits the cursor after it.
-func (m *mirror) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) error {
+// read decodes one streamed message.
+func (m *mirror) read(msg jetstream.Msg) *item {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return fmt.Errorf("origin message metadata: %w", err)
+		return &item{err: fmt.Errorf("origin message metadata: %w", err)}
 	}
-	index, err := strconv.ParseUint(msg.Headers().Get("Berth-Index"), 10, 64)
+	itm := &item{meta: meta}
+	itm.index, err = strconv.ParseUint(msg.Headers().Get("Berth-Index"), 10, 64)
 	if err != nil {
-		return fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
+		itm.err = fmt.Errorf("origin message %d on %s has no Berth-Index header: is the stream a Berth event stream?", meta.Sequence.Stream, msg.Subject())
+		return itm
 	}
-	if index <= cur.Index {
-		return nil // the listing of an initial sync (or a replay) already held it
+	if err := json.Unmarshal(msg.Data(), &itm.ce); err != nil {
+		itm.err = fmt.Errorf("origin event %d: %w", itm.index, err)
 	}
-	var ce events.CloudEvent
-	if err := json.Unmarshal(msg.Data(), &ce); err != nil {
-		return fmt.Errorf("origin event %d: %w", index, err)
-	}
-	for m.target.View().ReadOnly() {
-		// This cluster's writes are refused: wait rather than fail.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(readOnlyWait):
-		}
-	}
-	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + m.p.Name, RequestID: ce.ID})
-	if err := m.apply(ctx, ce); err != nil {
-		return fmt.Errorf("origin event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
-	}
-	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
-	if err := m.copy.propose(ctx, events.MirrorCursor{Policy: m.p.Name, Index: next.Index, Seq: next.Seq}); err != nil {
-		return fmt.Errorf("commit cursor %d: %w", index, err)
-	}
-	*cur = next
-	m.update(func(s *Status) {
-		s.Cursor, s.Seq = next.Index, next.Seq
-		s.Events++
-		s.LastEvent = time.Now().UTC()
-		s.LastError = ""
-		s.OriginHead = max(s.OriginHead, index)
-		s.LagEntries = meta.NumPending
-		if meta.NumPending == 0 {
-			s.OriginHead = index
-		}
-	})
-	return nil
+	return itm
 }
 
 // apply carries out one origin event here.
-func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
+func (m *mirror) apply(ctx context.Context, c *copier, ce events.CloudEvent) error {
 	d := ce.Data
 	if d.Repository == "" || !m.p.Covers(d.Repository) {
 		return nil
@@ -265,7 +357,7 @@ func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
 				want = append(want, t)
 			}
 		}
-		err := m.copy.manifest(ctx, d.Repository, dst, d.Digest, want, 0)
+		err := m.copyArtifact(ctx, c, d.Repository, dst, d.Digest, want)
 		if errors.Is(err, errGone) {
 			// Deleted at the origin since: its delete event follows.
 			m.logger.Info("skipped an artifact the origin no longer has", "repository", d.Repository, "digest", d.Digest, "err", err)
@@ -279,17 +371,17 @@ func (m *mirror) apply(ctx context.Context, ce events.CloudEvent) error {
 		if _, ok := view.Tag(dst, d.Tag); !ok {
 			return nil
 		}
-		return m.copy.propose(ctx, events.TagDeleted{Repo: dst, Tag: d.Tag})
+		return c.propose(ctx, events.TagDeleted{Repo: dst, Tag: d.Tag})
 	case events.CETypeManifestDeleted:
 		if !m.p.Deletion || !view.Manifest(dst, d.Digest) {
 			return nil
 		}
-		return m.copy.propose(ctx, events.ManifestDeleted{Repo: dst, Digest: d.Digest})
+		return c.propose(ctx, events.ManifestDeleted{Repo: dst, Digest: d.Digest})
 	case events.CETypeRepositoryDeleted:
 		if !m.p.Deletion || !view.RepositoryExists(dst) {
 			return nil
 		}
-		return m.copy.propose(ctx, events.RepositoryDeleted{Repo: dst})
+		return c.propose(ctx, events.RepositoryDeleted{Repo: dst})
 	}
 	return nil
 }
@@ -333,4 +425,24 @@ func joinURLs(urls []string) string {
 		s += u
 	}
 	return s
+}
+
+// copyArtifact copies one artifact (a manifest, an index with its
+// children) with c and reports it once if anything was copied; a manifest
+// that was here already only gets its tags, and no report.
+func (m *mirror) copyArtifact(ctx context.Context, c *copier, src, dst string, d digest.Digest, tags []string) error {
+	own := *c
+	if own.warm == nil {
+		// No prefetch (an initial sync): count this artifact all the
+		// same.
+		own.warm = &warmed{}
+	}
+	err := own.manifest(ctx, src, dst, d, tags, 0)
+	if n := own.warm.manifests.Load(); n > 0 {
+		// Reported even when a later step failed: the copied manifests
+		// are committed and will not be copied again. The bytes are
+		// those its prefetch fetched and those fetched now.
+		m.rep.copied(ctx, dst, d.String(), tags, own.warm.bytes.Load(), int(n))
+	}
+	return err
 }

@@ -208,3 +208,45 @@ func TestMirrorResyncsOutOfRetention(t *testing.T) {
 		t.Error("the origin was not listed")
 	}
 }
+
+// Events of different repositories are applied side by side, those of one
+// repository in the origin's order: a tag moved back and forth among
+// pushes to other repositories ends where the origin left it, and the
+// cursor ends at the last event.
+func TestMirrorKeepsOrderWithinARepository(t *testing.T) {
+	o := newFakeOrigin(t)
+	f := newFakeTarget(t)
+	startManager(t, f, policyFor(o))
+	waitFor(t, "the (empty) initial sync", func() error {
+		if _, ok := f.Cursor("follow"); !ok {
+			return fmt.Errorf("no cursor")
+		}
+		return nil
+	})
+	imgs := make([]digest.Digest, 5)
+	for i := range imgs {
+		imgs[i] = o.image(fmt.Sprintf("order %d", i))
+	}
+	want := map[string]digest.Digest{}
+	var last uint64
+	for i := range 40 {
+		repo := fmt.Sprintf("team/other-%d", i%4)
+		d := imgs[i%len(imgs)]
+		o.push(repo, "t", d)
+		want[repo+":t"] = d
+		moved := imgs[(i*3)%len(imgs)]
+		last = o.publish(tagSet("team/app", "latest", moved))
+		want["team/app:latest"] = moved
+		if i%10 == 9 {
+			last = o.deleteTag("team/app", "latest")
+			delete(want, "team/app:latest")
+		}
+	}
+	waitFor(t, "the stream", wantListing(f, want))
+	waitFor(t, "the cursor", func() error {
+		if c, _ := f.Cursor("follow"); c.Index != last {
+			return fmt.Errorf("cursor %+v, want index %d", c, last)
+		}
+		return nil
+	})
+}

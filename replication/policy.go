@@ -89,8 +89,9 @@ type Status struct {
 	Running  bool   `json:"running"`
 	// Syncing is set while an initial sync lists and copies the origin.
 	Syncing bool `json:"syncing,omitempty"`
-	// Cursor is the origin index applied and committed here; Seq its
-	// stream sequence.
+	// Cursor is the origin index applied here, with every event before
+	// it; Seq its stream sequence. The log holds it at most 64 events or
+	// 100 ms later (cursor.go); a follower shows the log's.
 	Cursor uint64 `json:"cursor"`
 	Seq    uint64 `json:"seq"`
 	// OriginHead is the origin index of the newest replicated event in

@@ -23,6 +23,7 @@ import (
 // up to the listing's) or harmlessly applied again.
 func (m *mirror) initialSync(ctx context.Context, stream jetstream.Stream) (Cursor, error) {
 	m.update(func(s *Status) { s.Syncing = true })
+	m.rep.started(ctx, "initial-sync")
 	defer m.update(func(s *Status) { s.Syncing = false })
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -74,7 +75,7 @@ func (m *mirror) syncRepo(ctx context.Context, src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := m.copy.manifest(ctx, src, dst, d, []string{tag}, 0); err != nil && !errors.Is(err, errGone) {
+		if err := m.copyArtifact(ctx, m.copy, src, dst, d, []string{tag}); err != nil && !errors.Is(err, errGone) {
 			return err
 		}
 		if err := m.syncReferrers(ctx, src, dst, d); err != nil {
@@ -104,7 +105,7 @@ func (m *mirror) syncReferrers(ctx context.Context, src, dst string, d digest.Di
 		return err
 	}
 	for _, r := range refs {
-		if err := m.copy.manifest(ctx, src, dst, r, nil, 0); err != nil && !errors.Is(err, errGone) {
+		if err := m.copyArtifact(ctx, m.copy, src, dst, r, nil); err != nil && !errors.Is(err, errGone) {
 			return err
 		}
 	}

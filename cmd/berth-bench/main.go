@@ -22,7 +22,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "berth-bench", Short: "Benchmark OCI registries", SilenceUsage: true}
-	root.AddCommand(runCmd(), compareCmd(), compareClusterCmd(), limitsCmd(), scaleCmd(), eventsCmd(), authABCmd(), gcCmd())
+	root.AddCommand(runCmd(), compareCmd(), compareClusterCmd(), limitsCmd(), scaleCmd(), eventsCmd(), authABCmd(), gcCmd(), mirrorCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

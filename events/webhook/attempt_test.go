@@ -103,6 +103,9 @@ func TestMatches(t *testing.T) {
 		{"only excludes", nil, []string{"!scratch/**"}, events.CETypeManifestPushed, "team-a/app", true},
 		{"only excludes, excluded", nil, []string{"!scratch/**"}, events.CETypeManifestPushed, "scratch/app", false},
 		{"repository filter skips repository-less events", nil, []string{"**"}, events.CETypeResourceApplied, "", false},
+		{"listed repository-less events pass the repository filter", []string{"gc.completed", "replication.failed"}, []string{"**"}, "dev.berth.replication.failed", "", true},
+		{"listed job events still need their type", []string{"replication.failed"}, []string{"**"}, "dev.berth.replication.started", "", false},
+		{"a listed event with a repository is filtered", []string{"replication.artifact.copied"}, []string{"team-a/**"}, "dev.berth.replication.artifact.copied", "team-b/x", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w, err := Webhook{Name: "x", URL: "http://127.0.0.1/", Events: c.events, Repositories: c.repos}.Normalize()

@@ -115,9 +115,18 @@ func (w Webhook) Normalize() (Webhook, error) {
 	return w, nil
 }
 
-// Matches reports whether the webhook wants the event.
+// Matches reports whether the webhook wants the event. An event without a
+// repository (a GC run, a replication policy's progress) cannot match a
+// repository glob: it is the webhook's when spec.events names its type,
+// since those events are delivered only to webhooks that list them.
 func (w Webhook) Matches(ce events.CloudEvent) bool {
-	return w.matchesType(ce.Type) && w.matchesRepository(ce.Data.Repository)
+	if !w.matchesType(ce.Type) {
+		return false
+	}
+	if ce.Data.Repository == "" && len(w.Events) > 0 {
+		return true
+	}
+	return w.matchesRepository(ce.Data.Repository)
 }
 
 func (w Webhook) matchesType(ceType string) bool {
