@@ -35,6 +35,7 @@ type pullThrough struct {
 	secrets *secrets.Resolver
 
 	mu       sync.Mutex
+	index    uint64 // the applied index key was computed at
 	key      string
 	at       time.Time
 	any      bool
@@ -82,6 +83,15 @@ func apiPulled(p replication.Pulled) api.Pulled {
 // refresh brings the proxy's policies up to date with this node's state;
 // it reports whether there are any.
 func (pt *pullThrough) refresh(ctx context.Context) bool {
+	// Reads far outnumber writes: while nothing was applied, not even the
+	// generations need a look.
+	index := pt.n.fsm.AppliedIndex()
+	pt.mu.Lock()
+	if index == pt.index && time.Since(pt.at) < reresolveProxyEvery {
+		defer pt.mu.Unlock()
+		return pt.any
+	}
+	pt.mu.Unlock()
 	v := pt.n.fsm.View()
 	var b strings.Builder
 	for _, kind := range []string{"ReplicationPolicy", "Registry"} {
@@ -93,6 +103,7 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if key == pt.key && time.Since(pt.at) < reresolveProxyEvery {
+		pt.index = index
 		return pt.any
 	}
 	policies, problems := proxyPolicies(ctx, v, pt.secrets)
@@ -102,7 +113,7 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 		}
 	}
 	pt.proxy.SetPolicies(policies)
-	pt.key, pt.at, pt.any, pt.problems = key, time.Now(), len(policies) > 0, problems
+	pt.index, pt.key, pt.at, pt.any, pt.problems = index, key, time.Now(), len(policies) > 0, problems
 	return pt.any
 }
 

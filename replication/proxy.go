@@ -47,6 +47,10 @@ const (
 	// slotWait bounds how long a fetch waits for one of the node's
 	// fetch slots before the read is answered UNAVAILABLE.
 	slotWait = 30 * time.Second
+	// revalidateTimeout bounds asking the upstream where a cached tag
+	// points: a pull that has a cached answer does not wait long for a
+	// slow upstream.
+	revalidateTimeout = 10 * time.Second
 	// maxClients bounds the upstream clients kept (one per policy and
 	// upstream repository: a bearer token is scoped to a repository).
 	maxClients = 1024
@@ -347,11 +351,13 @@ func (p *Proxy) revalidate(ctx context.Context, pol ProxyPolicy, src, dst, tag s
 		// Trusted for another TTL whatever the outcome: an upstream that
 		// is down is not asked again on every pull.
 		defer p.markChecked(pol, dst, tag)
-		c, err := p.client(ctx, pol, src)
+		hctx, cancel := context.WithTimeout(ctx, revalidateTimeout)
+		defer cancel()
+		c, err := p.client(hctx, pol, src)
 		if err != nil {
 			return Pulled{}, err
 		}
-		d, err := c.head(ctx, src, tag)
+		d, err := c.head(hctx, src, tag)
 		if err != nil {
 			return Pulled{}, err
 		}
