@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/fsm"
 )
 
@@ -40,11 +42,15 @@ type Pulled struct {
 }
 
 // pullError is what a client sees when the upstream could not fill a
-// miss: the node's own refusals as they are (read-only, quota), anything
-// else as 503, which clients retry; never a 500.
+// miss: this registry's own refusals and outages as they are (read-only,
+// quota, no leader, a full disk), anything else as 503, which clients
+// retry, never a 500. An invalid manifest or bytes that do not match their
+// digest are the upstream's fault, not the client's: 503 too, not 400.
 func pullError(err error) error {
-	if e := toAPIError(err); e.Status != http.StatusInternalServerError {
-		return e
+	var ref *fsm.Refusal
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &ref) || errors.As(err, &u) && u.Unavailable() || blob.IsNoSpace(err) || blob.IsUnavailable(err) {
+		return toAPIError(err)
 	}
 	return newErr(http.StatusServiceUnavailable, codeUnavailable, "could not fetch from the upstream registry: "+err.Error())
 }

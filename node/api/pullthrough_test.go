@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -66,6 +67,8 @@ func TestPullThroughAnswers(t *testing.T) {
 		{"manifest HEAD served as is", "HEAD", "/v2/up/app/manifests/v1", fakePull{res: served}, 200, "", ""},
 		{"manifest unknown upstream too", "GET", "/v2/up/app/manifests/v1", fakePull{}, 404, codeNameUnknown, ""},
 		{"manifest with the upstream down", "GET", "/v2/up/app/manifests/v1", fakePull{err: down}, 503, codeUnavailable, ""},
+		{"invalid manifest upstream", "GET", "/v2/up/app/manifests/v1", fakePull{err: fmt.Errorf("from the upstream: %w", newErr(400, codeManifestInvalid, "not JSON"))}, 503, codeUnavailable, ""},
+		{"read-only here", "GET", "/v2/up/app/manifests/v1", fakePull{err: &fsm.Refusal{Code: fsm.CodeReadOnly, Message: "read-only"}}, 403, codeDenied, ""},
 		{"not covered", "GET", "/v2/local/app/manifests/v1", fakePull{err: down}, 404, codeNameUnknown, ""},
 		{"blob stored, not linked", "GET", "/v2/up/app/blobs/" + ld.String(), fakePull{res: Pulled{BlobStored: true}}, 200, "", string(layer)},
 		{"blob unknown upstream too", "GET", "/v2/up/app/blobs/" + ld.String(), fakePull{}, 404, codeBlobUnknown, ""},
