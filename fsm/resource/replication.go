@@ -195,6 +195,11 @@ func validateReplication(raw any, p *problems) any {
 			}
 		}
 	}
+	if s.Mode == "proxy" && s.Prefix.Add == "" {
+		// Without its own prefix a cache would cover every repository:
+		// every miss would go upstream and nothing could be pushed.
+		p.required("spec.prefix.add", "required with mode: proxy: the repository prefix the upstream's repositories appear under here, such as hub/")
+	}
 	o.finish("mode", "registry", "repositories", "tags", "trigger", "schedule", "deletion", "prefix", "bandwidth", "enabled", "ttl", "fallback")
 
 	switch {

@@ -153,8 +153,9 @@ func TestReplicationTTLAndFallback(t *testing.T) {
 		problems   []string
 	}{
 		{"proxy default ttl", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n", 10 * time.Minute, "", nil},
-		{"proxy short ttl", "  mode: proxy\n  registry: hub\n  ttl: 2s\n", 2 * time.Second, "", nil},
-		{"proxy a week", "  mode: proxy\n  registry: hub\n  ttl: 168h\n", 168 * time.Hour, "", nil},
+		{"proxy short ttl", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n  ttl: 2s\n", 2 * time.Second, "", nil},
+		{"proxy a week", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n  ttl: 168h\n", 168 * time.Hour, "", nil},
+		{"proxy without a prefix", "  mode: proxy\n  registry: hub\n", 0, "", []string{"spec.prefix.add: required with mode: proxy"}},
 		{"mirror falls back", "  mode: mirror\n  registry: origin\n  fallback: origin\n", 0, "origin", nil},
 		{"mirror without fallback", "  mode: mirror\n  registry: origin\n", 0, "", nil},
 		{"ttl too short", "  mode: proxy\n  registry: hub\n  ttl: 10ms\n", 0, "", []string{"spec.ttl: 10ms is out of bounds: between 1s and 168h0m0s (line 7)"}},
