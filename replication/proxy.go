@@ -276,6 +276,11 @@ func (p *Proxy) copier(c *originClient) *copier {
 // fetchManifest fetches a manifest by tag or digest, verifies it and
 // stores it with everything it references, or returns it to serve.
 func (p *Proxy) fetchManifest(ctx context.Context, pol ProxyPolicy, src, dst, tag string, d digest.Digest) (Pulled, error) {
+	if pol.Store && p.cached(dst, tag, d) {
+		// A fetch that ended between this reader's miss and its turn
+		// brought it: read the local state again, do not fetch twice.
+		return Pulled{Committed: true}, nil
+	}
 	c, err := p.client(ctx, pol, src)
 	if err != nil {
 		return Pulled{}, err
@@ -319,6 +324,16 @@ func (p *Proxy) fetchManifest(ctx context.Context, pol ProxyPolicy, src, dst, ta
 	}
 	p.logger.Info("cached from the upstream", "policy", pol.Name, "repo", dst, "ref", refString(tag, d), "digest", d)
 	return Pulled{Committed: true}, nil
+}
+
+// cached reports whether the local state has the manifest a read names.
+func (p *Proxy) cached(repo, tag string, d digest.Digest) bool {
+	v := p.target.View()
+	if tag != "" {
+		_, ok := v.Tag(repo, tag)
+		return ok
+	}
+	return v.Manifest(repo, d)
 }
 
 // fetchBlob brings one blob from the upstream.
