@@ -130,6 +130,7 @@ func TestProxyCachesThroughTokenAuth(t *testing.T) {
 		{"hub/library/alpine", "3-dev", false, Pulled{Covered: true}},              // the policy leaves the tag out
 		{"hub/library/alpine", "3", false, Pulled{Covered: true, Committed: true}}, // a miss: fetched
 		{"hub/library/alpine", "3", true, Pulled{Covered: true}},                   // cached, within the TTL
+		{"hub/library/alpine", "3", false, Pulled{Covered: true, Committed: true}}, // missed just before a commit: read again, not fetched
 		{"hub/library/alpine", "nope", false, Pulled{Covered: true}},               // unknown upstream too
 	} {
 		got, err := p.Manifest(ctx, c.repo, c.tag, "", c.found)
