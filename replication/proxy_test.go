@@ -270,3 +270,21 @@ func TestProxyFallbackServesWithoutStoring(t *testing.T) {
 		t.Error("tampered bytes reached the store")
 	}
 }
+
+// A manifest over the OCI API's size limit is refused as a push of it
+// would be: nothing is committed, and the reader gets an error to show.
+func TestProxyBoundsManifests(t *testing.T) {
+	u := newTokenUpstream(t)
+	d := u.o.image("a manifest of a few hundred bytes")
+	u.tag("library/big", "v1", d)
+	f := newFakeTarget(t)
+	p := newTestProxy(f, u, true, time.Hour)
+	p.cfg.MaxManifest = 100 // before the first pull builds the client
+	_, err := p.Manifest(context.Background(), "hub/library/big", "v1", "", false)
+	if err == nil || !strings.Contains(err.Error(), "over 100 bytes") {
+		t.Fatalf("err = %v, want the size limit named", err)
+	}
+	if len(f.listing()) != 0 || f.Manifest("hub/library/big", d) {
+		t.Error("an oversized manifest was committed")
+	}
+}
