@@ -287,7 +287,7 @@ func (n *Node) handler() http.Handler {
 	// The access log outermost of all, so refused requests (429, 401) get
 	// their line.
 	mux.Handle("/v2/", api.AccessLog(n.logger, n.metrics.HTTP(limited(n.guardAPI(
-		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly, Mirrored: n.mirroredRepo}, n, n, n.blobs, n.logger))),
+		api.New(api.Config{MaxManifestSize: lim.MaxManifestSize, ReferrersPageSize: lim.ReferrersPageSize, BodyReadTimeout: lim.BodyReadTimeout, Pulls: n.pullHook(), ReadOnly: n.readOnly, Mirrored: n.mirroredRepo, PullThrough: n.newPullThrough(lim.MaxManifestSize)}, n, n, n.blobs, n.logger))),
 		api.RouteKinds, api.RouteKind)))
 	if n.access != nil {
 		mux.Handle("/token", limited(n.access.TokenHandler()))

@@ -260,12 +260,13 @@ func (l localView) Tags(repo string) []string {
 }
 func (l localView) ReadOnly() bool { return l.v.ReadOnly().On }
 
-// mirroredRepo names the enabled mirror policy that owns repo in this
-// node's state, for the OCI API's refusal of writes to it.
+// mirroredRepo names the enabled mirror or proxy policy that owns repo in
+// this node's state, for the OCI API's refusal of writes to it: a proxy's
+// cache holds what its upstream holds, as a mirror holds its origin's.
 func (n *Node) mirroredRepo(repo string) (string, bool) {
 	for _, r := range n.fsm.View().Resources("ReplicationPolicy") {
 		p, err := resource.DecodeReplicationPolicy(r.Document)
-		if err != nil || p.Spec.Mode != "mirror" || !p.Spec.Enabled {
+		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled {
 			continue
 		}
 		if _, ok := p.Spec.Source(repo); ok {

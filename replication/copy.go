@@ -38,6 +38,10 @@ type copier struct {
 }
 
 func (c *copier) propose(ctx context.Context, p events.Payload) error {
+	if c.target.Fence == nil {
+		// A proxy writes from any node, as a push does.
+		return c.target.Propose(ctx, p)
+	}
 	if err := c.target.Fence(); err != nil {
 		return err
 	}
@@ -65,6 +69,12 @@ func (c *copier) manifest(ctx context.Context, src, dst string, d digest.Digest,
 	if err != nil {
 		return fmt.Errorf("manifest %s@%s from the origin: %w", src, d, err)
 	}
+	return c.store(ctx, src, dst, d, body, put, tags, depth)
+}
+
+// store commits manifest d, whose bytes body were fetched and verified
+// and parsed into put, after what it references.
+func (c *copier) store(ctx context.Context, src, dst string, d digest.Digest, body []byte, put events.ManifestPut, tags []string, depth int) error {
 	for _, child := range put.Manifests {
 		if err := c.manifest(ctx, src, dst, child, nil, depth+1); err != nil {
 			return fmt.Errorf("child of index %s: %w", d, err)

@@ -38,6 +38,10 @@
 //     listing, so the stream resumes after it, skipping events the
 //     listing already held.
 //
+// Proxy (proxy.go) is the pull-through cache of mode: proxy and a
+// mirror's fallback: origin: it runs on every node, on reads the OCI API
+// hands it, rather than on the leader.
+//
 // The package knows nothing of the FSM or HTTP serving: the node resolves
 // policies and secrets and hands it a Target to write through.
 package replication

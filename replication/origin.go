@@ -35,6 +35,9 @@ var errGone = errors.New("not found at the origin")
 type originClient struct {
 	o     Origin
 	limit *limiter
+	// max bounds a manifest read; 0 is maxManifest. A proxy sets the
+	// OCI API's limit, so it caches nothing a push could not store.
+	max int64
 }
 
 func (c *originClient) get(ctx context.Context, path string, accept string) (*http.Response, error) {
@@ -103,12 +106,16 @@ func (c *originClient) manifestRef(ctx context.Context, repo, ref string) ([]byt
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifest+1))
+	limit := c.max
+	if limit <= 0 {
+		limit = maxManifest
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("read manifest %s@%s from the origin: %w", repo, ref, err)
 	}
-	if len(body) > maxManifest {
-		return nil, "", fmt.Errorf("manifest %s@%s at the origin is over %d bytes", repo, ref, maxManifest)
+	if int64(len(body)) > limit {
+		return nil, "", fmt.Errorf("manifest %s@%s at the origin is over %d bytes", repo, ref, limit)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return body, mt, nil

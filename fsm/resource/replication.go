@@ -1,9 +1,11 @@
 package resource
 
 import (
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ReplicationModes are what a ReplicationPolicy does: follow a Berth
@@ -17,6 +19,21 @@ var ReplicationTriggers = []string{"event", "schedule", "manual"}
 
 // maxBandwidth bounds spec.bandwidth (bytes per second): 100 GB/s.
 const maxBandwidth = 100 << 30
+
+// DefaultProxyTTL is how long a proxy serves a cached tag before it asks
+// the upstream whether the tag moved. Below minProxyTTL every pull would
+// cost an upstream round trip (and count against its rate limit); above
+// maxProxyTTL a moved tag would go unnoticed for longer than anyone
+// expects of a cache.
+const (
+	DefaultProxyTTL = 10 * time.Minute
+	minProxyTTL     = time.Second
+	maxProxyTTL     = 7 * 24 * time.Hour
+)
+
+// ReplicationFallbacks are where a mirror may answer a pull of something
+// it has not replicated yet: nowhere (404, the default) or its origin.
+var ReplicationFallbacks = []string{"origin"}
 
 // ReplicationSpec is the spec of a ReplicationPolicy. The Registry it names
 // is resolved when the policy runs, not when it is applied: resources of
@@ -39,7 +56,20 @@ type ReplicationSpec struct {
 	// unlimited.
 	Bandwidth int64 `json:"bandwidth"`
 	Enabled   bool  `json:"enabled"`
+	// TTL is how long a proxy trusts a cached tag before revalidating it
+	// against the upstream (mode proxy only; default DefaultProxyTTL).
+	TTL TTL `json:"ttl,omitempty"`
+	// Fallback "origin" lets a mirror answer a pull of something not
+	// replicated yet from its origin (mode mirror only).
+	Fallback string `json:"fallback,omitempty"`
 }
+
+// TTL is a duration stored as a Go duration string ("10m0s"), so that the
+// stored document validates as it was written.
+type TTL time.Duration
+
+// MarshalJSON writes the duration string.
+func (d TTL) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // TagFilter selects tags by globs; an empty include takes every tag.
 type TagFilter struct {
@@ -143,6 +173,19 @@ func validateReplication(raw any, p *problems) any {
 		s.Enabled = *b
 	}
 	s.Bandwidth = int64(integer(o, "bandwidth", 0, 0, maxBandwidth))
+	if _, path, ok := o.get("ttl"); ok && s.Mode != "proxy" {
+		p.add(path, "only used by mode: proxy (how long a cached tag is served before it is revalidated)")
+	} else if s.Mode == "proxy" {
+		s.TTL = TTL(duration(o, "ttl", DefaultProxyTTL, minProxyTTL, maxProxyTTL))
+	}
+	s.Fallback = o.str("fallback")
+	switch {
+	case s.Fallback == "":
+	case !slices.Contains(ReplicationFallbacks, s.Fallback):
+		p.add("spec.fallback", "%q is not one of %s (or leave it out for none)", s.Fallback, strings.Join(ReplicationFallbacks, ", "))
+	case s.Mode != "mirror":
+		p.add("spec.fallback", "only used by mode: mirror (a pull of something not replicated yet goes to the origin)")
+	}
 	if pr, ok := o.object("prefix"); ok {
 		s.Prefix = Prefix{Strip: pr.str("strip"), Add: pr.str("add")}
 		pr.finish("strip", "add")
@@ -152,7 +195,12 @@ func validateReplication(raw any, p *problems) any {
 			}
 		}
 	}
-	o.finish("mode", "registry", "repositories", "tags", "trigger", "schedule", "deletion", "prefix", "bandwidth", "enabled")
+	if s.Mode == "proxy" && s.Prefix.Add == "" {
+		// Without its own prefix a cache would cover every repository:
+		// every miss would go upstream and nothing could be pushed.
+		p.required("spec.prefix.add", "required with mode: proxy: the repository prefix the upstream's repositories appear under here, such as hub/")
+	}
+	o.finish("mode", "registry", "repositories", "tags", "trigger", "schedule", "deletion", "prefix", "bandwidth", "enabled", "ttl", "fallback")
 
 	switch {
 	case s.Mode == "":

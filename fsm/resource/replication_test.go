@@ -3,6 +3,7 @@ package resource
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReplicationValidation(t *testing.T) {
@@ -136,6 +137,66 @@ func TestRegistryEvents(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("problems %q lack %q", err, want)
 				}
+			}
+		})
+	}
+}
+
+// TestReplicationTTLAndFallback checks spec.ttl (proxy) and spec.fallback
+// (mirror): their defaults, their bounds, and that each is refused, with
+// its path and line, on the modes it does not apply to.
+func TestReplicationTTLAndFallback(t *testing.T) {
+	cases := []struct {
+		name, spec string
+		ttl        time.Duration // of a valid document
+		fallback   string
+		problems   []string
+	}{
+		{"proxy default ttl", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n", 10 * time.Minute, "", nil},
+		{"proxy short ttl", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n  ttl: 2s\n", 2 * time.Second, "", nil},
+		{"proxy a week", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n  ttl: 168h\n", 168 * time.Hour, "", nil},
+		{"proxy without a prefix", "  mode: proxy\n  registry: hub\n", 0, "", []string{"spec.prefix.add: required with mode: proxy"}},
+		{"mirror falls back", "  mode: mirror\n  registry: origin\n  fallback: origin\n", 0, "origin", nil},
+		{"mirror without fallback", "  mode: mirror\n  registry: origin\n", 0, "", nil},
+		{"ttl too short", "  mode: proxy\n  registry: hub\n  ttl: 10ms\n", 0, "", []string{"spec.ttl: 10ms is out of bounds: between 1s and 168h0m0s (line 7)"}},
+		{"ttl too long", "  mode: proxy\n  registry: hub\n  ttl: 200h\n", 0, "", []string{"spec.ttl: 200h0m0s is out of bounds"}},
+		{"ttl not a duration", "  mode: proxy\n  registry: hub\n  ttl: soon\n", 0, "", []string{`spec.ttl: "soon" is not a duration`}},
+		{"ttl a number", "  mode: proxy\n  registry: hub\n  ttl: 600\n", 0, "", []string{"spec.ttl: must be a duration such as 10m0s"}},
+		{"ttl on a mirror", "  mode: mirror\n  registry: origin\n  ttl: 1m\n", 0, "", []string{"spec.ttl: only used by mode: proxy (how long a cached tag is served before it is revalidated) (line 7)"}},
+		{"fallback on a proxy", "  mode: proxy\n  registry: hub\n  fallback: origin\n", 0, "", []string{"spec.fallback: only used by mode: mirror (a pull of something not replicated yet goes to the origin) (line 7)"}},
+		{"fallback on push", "  mode: push\n  registry: hub\n  fallback: origin\n", 0, "", []string{"spec.fallback: only used by mode: mirror"}},
+		{"unknown fallback", "  mode: mirror\n  registry: origin\n  fallback: upstream\n", 0, "", []string{`spec.fallback: "upstream" is not one of origin (or leave it out for none) (line 7)`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := ParseYAML(strings.NewReader("apiVersion: berth.dev/v1\nkind: ReplicationPolicy\nmetadata: {name: p}\nspec:\n" + tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := Normalize(docs[0])
+			if len(tc.problems) > 0 {
+				if err == nil {
+					t.Fatalf("invalid document accepted: %s", norm)
+				}
+				for _, want := range tc.problems {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("problems %q lack %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("valid document refused: %v", err)
+			}
+			p, err := DecodeReplicationPolicy(norm)
+			if err != nil {
+				t.Fatalf("stored form does not decode: %v\n%s", err, norm)
+			}
+			if got := time.Duration(p.Spec.TTL); got != tc.ttl {
+				t.Errorf("ttl = %s, want %s (stored %s)", got, tc.ttl, norm)
+			}
+			if p.Spec.Fallback != tc.fallback {
+				t.Errorf("fallback = %q, want %q", p.Spec.Fallback, tc.fallback)
 			}
 		})
 	}

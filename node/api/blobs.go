@@ -26,8 +26,17 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ds strin
 		return
 	}
 	if _, ok := view.BlobLink(name, d); !ok {
-		writeError(w, r, h.logger, blobUnknown(d))
-		return
+		if h.cfg.PullThrough != nil {
+			ok, err = h.pullBlob(r, name, d)
+			if err != nil {
+				writeError(w, r, h.logger, err)
+				return
+			}
+		}
+		if !ok {
+			writeError(w, r, h.logger, blobUnknown(d))
+			return
+		}
 	}
 	f, info, err := h.blobs.Open(r.Context(), d)
 	if errors.Is(err, blob.ErrNotFound) {

@@ -172,6 +172,12 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request, name, refS
 		return
 	}
 	m, err := resolve(view, name, ref)
+	if h.cfg.PullThrough != nil {
+		var served bool
+		if m, served, err = h.pullManifest(w, r, name, ref, m, err); served {
+			return
+		}
+	}
 	if err != nil {
 		writeError(w, r, h.logger, err)
 		return

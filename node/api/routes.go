@@ -53,6 +53,9 @@ type Config struct {
 	// Mirrored, if set, names the mirror policy that owns a repository
 	// in this node's local state: writes to it are refused (mirrored.go).
 	Mirrored func(repo string) (policy string, ok bool)
+	// PullThrough, if set, fills reads of the repositories a proxy
+	// policy (or a mirror's fallback: origin) covers (pullthrough.go).
+	PullThrough PullThrough
 }
 
 // DefaultReferrersPageSize is Config.ReferrersPageSize when unset: large

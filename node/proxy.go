@@ -1,0 +1,185 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-registry/berth/events"
+	"github.com/berth-registry/berth/fsm"
+	"github.com/berth-registry/berth/fsm/resource"
+	"github.com/berth-registry/berth/node/api"
+	"github.com/berth-registry/berth/node/secrets"
+	"github.com/berth-registry/berth/replication"
+)
+
+// reresolveProxyEvery is how often the pull-through policies are resolved
+// again when no policy or Registry changed: secrets are files, and a
+// rotated password shows within this time.
+const reresolveProxyEvery = 10 * time.Second
+
+// pullThrough wires replication.Proxy into the OCI API on every node: the
+// proxy policies, and the fallback of mirror policies with fallback:
+// origin. Policies are resolved again only when a ReplicationPolicy or
+// Registry changed (their generations), or every reresolveProxyEvery, so
+// a read costs a look at the generations, not a decode.
+type pullThrough struct {
+	n       *Node
+	proxy   *replication.Proxy
+	secrets *secrets.Resolver
+
+	mu       sync.Mutex
+	index    uint64 // the applied index key was computed at
+	key      string
+	at       time.Time
+	any      bool
+	problems map[string]string // policy name: why it cannot run, logged once
+}
+
+func (n *Node) newPullThrough(maxManifest int64) *pullThrough {
+	target := replication.Target{
+		View: func() replication.Local { return localView{n.fsm.View()} },
+		Propose: func(ctx context.Context, p events.Payload) error {
+			_, err := n.Propose(ctx, p)
+			return err
+		},
+		Blobs:     n.blobs,
+		Parse:     api.ParseManifest,
+		LinkSince: n.LinkSince,
+	}
+	return &pullThrough{
+		n:       n,
+		proxy:   replication.NewProxy(target, replication.ProxyConfig{MaxManifest: cmp.Or(maxManifest, 4<<20)}, n.logger.With("component", "proxy")),
+		secrets: secrets.New(n.cfg.SecretsDir()),
+	}
+}
+
+func (pt *pullThrough) Manifest(ctx context.Context, repo, tag string, d digest.Digest, found bool) (api.Pulled, error) {
+	if !pt.refresh(ctx) {
+		return api.Pulled{}, nil
+	}
+	p, err := pt.proxy.Manifest(ctx, repo, tag, d, found)
+	return apiPulled(p), err
+}
+
+func (pt *pullThrough) Blob(ctx context.Context, repo string, d digest.Digest) (api.Pulled, error) {
+	if !pt.refresh(ctx) {
+		return api.Pulled{}, nil
+	}
+	p, err := pt.proxy.Blob(ctx, repo, d)
+	return apiPulled(p), err
+}
+
+func apiPulled(p replication.Pulled) api.Pulled {
+	return api.Pulled{Committed: p.Committed, Manifest: p.Manifest, MediaType: p.MediaType, Digest: p.Digest, BlobStored: p.BlobStored}
+}
+
+// refresh brings the proxy's policies up to date with this node's state;
+// it reports whether there are any.
+func (pt *pullThrough) refresh(ctx context.Context) bool {
+	// Reads far outnumber writes: while nothing was applied, not even the
+	// generations need a look.
+	index := pt.n.fsm.AppliedIndex()
+	pt.mu.Lock()
+	if index == pt.index && time.Since(pt.at) < reresolveProxyEvery {
+		defer pt.mu.Unlock()
+		return pt.any
+	}
+	pt.mu.Unlock()
+	v := pt.n.fsm.View()
+	var b strings.Builder
+	for _, kind := range []string{"ReplicationPolicy", "Registry"} {
+		for _, r := range v.Resources(kind) {
+			fmt.Fprintf(&b, "%s/%s/%d,", kind, r.Name, r.Generation)
+		}
+	}
+	key := b.String()
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if key == pt.key && time.Since(pt.at) < reresolveProxyEvery {
+		pt.index = index
+		return pt.any
+	}
+	policies, problems := proxyPolicies(ctx, v, pt.secrets)
+	for name, msg := range problems {
+		if pt.problems[name] != msg {
+			pt.n.logger.Warn("pull-through policy cannot run", "policy", name, "err", msg)
+		}
+	}
+	pt.proxy.SetPolicies(policies)
+	pt.index, pt.key, pt.at, pt.any, pt.problems = index, key, time.Now(), len(policies) > 0, problems
+	return pt.any
+}
+
+// proxyPolicies resolves every enabled proxy policy, and every enabled
+// mirror policy with fallback: origin (which serves without storing).
+func proxyPolicies(ctx context.Context, v *fsm.View, res *secrets.Resolver) ([]replication.ProxyPolicy, map[string]string) {
+	var out []replication.ProxyPolicy
+	problems := map[string]string{}
+	for _, r := range v.Resources("ReplicationPolicy") {
+		p, err := resource.DecodeReplicationPolicy(r.Document)
+		if err != nil || !p.Spec.Enabled {
+			continue
+		}
+		store := p.Spec.Mode == "proxy"
+		if !store && (p.Spec.Mode != "mirror" || p.Spec.Fallback != "origin") {
+			continue
+		}
+		pol, err := resolveProxy(ctx, v, res, p)
+		if err != nil {
+			problems[p.Name] = err.Error()
+			continue
+		}
+		pol.Store = store
+		out = append(out, pol)
+	}
+	return out, problems
+}
+
+func resolveProxy(ctx context.Context, v *fsm.View, res *secrets.Resolver, p resource.ReplicationPolicy) (replication.ProxyPolicy, error) {
+	regDoc, ok := v.Resource("Registry", p.Spec.Registry)
+	if !ok {
+		return replication.ProxyPolicy{}, fmt.Errorf("no such resource: Registry %q does not exist: apply it (kind: Registry, with the upstream's url and credentials)", p.Spec.Registry)
+	}
+	_, reg, err := resource.DecodeRegistry(regDoc.Document)
+	if err != nil {
+		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
+	}
+	if !reg.Enabled {
+		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q is disabled (spec.enabled: false)", p.Spec.Registry)
+	}
+	hc, err := registryHTTPClient(reg)
+	if err != nil {
+		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
+	}
+	up := replication.Origin{URL: reg.URL, HTTP: hc}
+	key := []string{p.Name, strconv.FormatInt(p.Generation, 10), strconv.FormatInt(regDoc.Generation, 10)}
+	if c := reg.Credentials; c != nil && c.Type != "none" {
+		if c.Type != "basic" {
+			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: credentials of type %s are not supported for pulls yet; use basic (a username and password, which also obtain bearer tokens)", p.Spec.Registry, c.Type)
+		}
+		user, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "username"})
+		if err != nil {
+			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
+		}
+		pass, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "password"})
+		if err != nil {
+			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
+		}
+		up.Username, up.Password = string(user), string(pass)
+		// The key tells a changed secret apart without holding it.
+		key = append(key, digest.FromBytes(append(append(user, 0), pass...)).String())
+	}
+	spec := p.Spec
+	return replication.ProxyPolicy{
+		Name: p.Name, Registry: spec.Registry, Key: strings.Join(key, "/"),
+		Source: spec.Source, WantsTag: spec.WantsTag,
+		TTL: time.Duration(spec.TTL), Bandwidth: spec.Bandwidth, Upstream: up,
+	}, nil
+}
