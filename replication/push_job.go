@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -197,6 +198,11 @@ func (r *pushRun) recovered() {
 	r.st.LastError, r.lastFailure = "", ""
 }
 
+// fallbackTagRe is the referrers tag scheme's tag (sha256-<subject hex>)
+// that go-containerregistry keeps at a destination without the referrers
+// API: it lists the subject's referrers there and has no tag here.
+var fallbackTagRe = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
 // pruneTags deletes, in each destination repository the job pushed to,
 // the wanted tags this cluster does not have.
 func (r *pushRun) pruneTags(ctx context.Context, arts []artifact) error {
@@ -210,7 +216,7 @@ func (r *pushRun) pruneTags(ctx context.Context, arts []artifact) error {
 			return fmt.Errorf("list the destination's tags of %s: %w", dst, err)
 		}
 		for _, t := range remote {
-			if r.p.WantsTag(t) && !slices.Contains(tags, t) {
+			if r.p.WantsTag(t) && !slices.Contains(tags, t) && !fallbackTagRe.MatchString(t) {
 				if err := r.dest.deleteTag(ctx, dst, t); err != nil {
 					return err
 				}
