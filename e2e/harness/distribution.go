@@ -64,9 +64,13 @@ type AccessLine struct {
 
 var accessLine = regexp.MustCompile(`"(GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/[^ ]*) HTTP/[0-9.]+" (\d+)`)
 
-// Requests parses the access log from byte offset from on.
-func (d *Distribution) Requests(from int) []AccessLine {
+// Requests parses the access log from byte offset from to byte offset to
+// (-1: its end).
+func (d *Distribution) Requests(from, to int) []AccessLine {
 	out := d.P.Out.String()
+	if to >= 0 && to < len(out) {
+		out = out[:to]
+	}
 	if from > len(out) {
 		from = len(out)
 	}

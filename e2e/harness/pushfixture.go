@@ -1,10 +1,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 )
 
 // PushFixture is what the push replication tests push to Berth and expect
@@ -98,4 +102,64 @@ func (f PushFixture) Artifacts(rename func(string) string) map[string]string {
 	}
 	out[rename(f.Referrer.Repo)+"/manifests/"+f.Referrer.ManifestDigest] = rename(f.Images[0].Repo) + "@" + f.Images[0].ManifestDigest
 	return out
+}
+
+// Check compares the destination at dest (host:port, plain HTTP) with the
+// fixture under rename: every tag has the source's digest and nothing
+// else is tagged, every image and the index's children pull back byte
+// for byte, and the signature is found through the referrers tag scheme
+// (Distribution has no referrers API: go-containerregistry keeps an index
+// tagged sha256-<subject hex> there). gone are repo:tag (renamed) deleted
+// at the source.
+func (f PushFixture) Check(ctx context.Context, dest string, rename func(string) string, gone ...string) []error {
+	var errs []error
+	var repos []string
+	for _, r := range f.Repos {
+		repos = append(repos, rename(r))
+	}
+	want := f.Want(rename)
+	for _, g := range gone {
+		delete(want, g)
+	}
+	got, err := Listing(ctx, dest, repos)
+	if err != nil {
+		return []error{err}
+	}
+	fallback := strings.Replace(f.Images[0].ManifestDigest, ":", "-", 1)
+	delete(got, rename(f.Images[0].Repo)+":"+fallback)
+	for k, d := range want {
+		if g, ok := got[k]; !ok {
+			errs = append(errs, fmt.Errorf("missing %s at the destination", k))
+		} else if g != d {
+			errs = append(errs, fmt.Errorf("%s is %s at the destination, %s at the source", k, g, d))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			errs = append(errs, fmt.Errorf("extra %s at the destination", k))
+		}
+	}
+	for _, im := range append(append([]LayeredImage{}, f.Images...), f.Children...) {
+		if im.Tag != "" && slices.Contains(gone, rename(im.Repo)+":"+im.Tag) {
+			continue
+		}
+		im.Repo = rename(im.Repo)
+		if err := im.Verify(ctx, dest); err != nil {
+			errs = append(errs, fmt.Errorf("at the destination: %w", err))
+		}
+	}
+	ref := f.Referrer
+	ref.Repo = rename(ref.Repo)
+	if err := ref.Verify(ctx, dest); err != nil {
+		errs = append(errs, fmt.Errorf("referrer at the destination: %w", err))
+	}
+	code, _, body, err := HTTPStatus(ctx, http.MethodGet, "http://"+dest+"/v2/"+ref.Repo+"/manifests/"+fallback,
+		map[string]string{"Accept": MediaIndex}, nil)
+	if err != nil || code != http.StatusOK || !bytes.Contains(body, []byte(ref.ManifestDigest)) {
+		errs = append(errs, fmt.Errorf("the destination's referrers of %s (tag %s): %d %v %s, want %s listed", f.Images[0].ManifestDigest, fallback, code, err, body, ref.ManifestDigest))
+	}
+	if err := VerifyManifest(ctx, dest, rename(f.Repos[0]), "multi", MediaIndex, f.Index); err != nil {
+		errs = append(errs, fmt.Errorf("index at the destination: %w", err))
+	}
+	return errs
 }

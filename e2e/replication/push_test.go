@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,57 +60,16 @@ spec:
 
 func toDR(repo string) string { return "dr/" + repo }
 
-// checkDestination compares every tag the fixture pushed with the
-// destination's, pulls every image back byte for byte, and finds the
-// index's children and the referrer through the destination's API.
-func checkDestination(t *testing.T, ctx context.Context, dest string, f harness.PushFixture, extra map[string]string) {
+// checkDestination fails t with every way the destination differs from
+// the fixture (harness.PushFixture.Check).
+func checkDestination(t *testing.T, ctx context.Context, dest string, f harness.PushFixture, gone ...string) {
 	t.Helper()
-	var repos []string
-	for _, r := range f.Repos {
-		repos = append(repos, toDR(r))
+	errs := f.Check(ctx, dest, toDR, gone...)
+	for _, err := range errs {
+		t.Error(err)
 	}
-	want := f.Want(toDR)
-	for k, v := range extra {
-		if v == "" {
-			delete(want, k)
-		} else {
-			want[k] = v
-		}
-	}
-	got, err := harness.Listing(ctx, dest, repos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The referrers tag (checked below) is the destination's own.
-	fallback := strings.Replace(f.Images[0].ManifestDigest, ":", "-", 1)
-	delete(got, toDR(f.Images[0].Repo)+":"+fallback)
-	if d := diff(want, got); d != "" {
-		t.Fatalf("destination differs from the source (%d tags, want %d):\n%s", len(got), len(want), d)
-	}
-	for _, im := range append(append([]harness.LayeredImage{}, f.Images...), f.Children...) {
-		if _, gone := extra[toDR(im.Repo)+":"+im.Tag]; gone && im.Tag != "" {
-			continue
-		}
-		im.Repo = toDR(im.Repo)
-		if err := im.Verify(ctx, dest); err != nil {
-			t.Errorf("at the destination: %v", err)
-		}
-	}
-	ref := f.Referrer
-	ref.Repo = toDR(ref.Repo)
-	if err := ref.Verify(ctx, dest); err != nil {
-		t.Errorf("referrer at the destination: %v", err)
-	}
-	// Distribution has no referrers API: the signature is found the way
-	// clients find it there, through the referrers tag scheme (an index
-	// tagged sha256-<subject hex> that lists it).
-	code, _, body, err := harness.HTTPStatus(ctx, http.MethodGet, "http://"+dest+"/v2/"+ref.Repo+"/manifests/"+fallback,
-		map[string]string{"Accept": harness.MediaIndex}, nil)
-	if err != nil || code != http.StatusOK || !bytes.Contains(body, []byte(ref.ManifestDigest)) {
-		t.Errorf("the destination's referrers of %s (tag %s): %d %v %s, want %s listed", f.Images[0].ManifestDigest, fallback, code, err, body, ref.ManifestDigest)
-	}
-	if err := harness.VerifyManifest(ctx, dest, toDR(f.Repos[0]), "multi", harness.MediaIndex, f.Index); err != nil {
-		t.Errorf("index at the destination: %v", err)
+	if len(errs) > 0 {
+		t.FailNow()
 	}
 }
 
@@ -156,8 +114,8 @@ func TestPushJobToDistribution(t *testing.T) {
 	if job.JobArtifacts != 50 || job.LastError != "" {
 		t.Fatalf("job %+v, want 50 artifacts and no error", job)
 	}
-	checkDestination(t, ctx, dist.Addr, f, nil)
-	reqs := dist.Requests(0)
+	checkDestination(t, ctx, dist.Addr, f)
+	reqs := dist.Requests(0, -1)
 	for _, r := range reqs {
 		if strings.Contains(r.Path, "private") || strings.Contains(r.Path, "v1-dev") {
 			t.Errorf("the destination saw %s %s, which the policy filters out", r.Method, r.Path)
@@ -176,8 +134,8 @@ func TestPushJobToDistribution(t *testing.T) {
 	harness.Run(t, []string{"BERTH_SERVER=http://" + src.addr, "BERTH_TOKEN="}, harness.Tool(t, "clusterctl"),
 		"--token-file", src.data+"/admin.token", "replication", "run", "to-dr")
 	waitJobDone(t, src, "to-dr", job.Job)
-	checkDestination(t, ctx, dist.Addr, f, map[string]string{toDR(gone.Repo) + ":" + gone.Tag: ""})
-	for _, r := range dist.Requests(mark) {
+	checkDestination(t, ctx, dist.Addr, f, toDR(gone.Repo)+":"+gone.Tag)
+	for _, r := range dist.Requests(mark, -1) {
 		if r.Method == http.MethodPut || r.Method == http.MethodPost || r.Method == http.MethodPatch {
 			t.Errorf("the second job wrote %s %s, which the destination had", r.Method, r.Path)
 		}
