@@ -112,6 +112,7 @@ func (f PushFixture) Artifacts(rename func(string) string) map[string]string {
 // tagged sha256-<subject hex> there). gone are repo:tag (renamed) deleted
 // at the source.
 func (f PushFixture) Check(ctx context.Context, dest string, rename func(string) string, gone ...string) []error {
+	ctx = WithClient(ctx, Client{}) // Distribution serves plain HTTP, whatever the cluster does
 	var errs []error
 	var repos []string
 	for _, r := range f.Repos {
