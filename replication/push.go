@@ -137,6 +137,9 @@ type pushRun struct {
 	logger *slog.Logger
 	dest   *destClient
 	runNow chan string // manual jobs, by name
+	// uncommitted counts the events of other repositories read since
+	// the cursor was last committed (the follower's only).
+	uncommitted int
 
 	jobMu sync.Mutex // one job at a time
 

@@ -13,6 +13,10 @@ import (
 	"github.com/berth-registry/berth/events"
 )
 
+// cursorEvery bounds the events of other repositories a policy's cursor
+// lags behind by in the log.
+const cursorEvery = 256
+
 // errEventsOff is trigger event on a node without an event stream.
 var errEventsOff = errors.New("trigger event follows this cluster's event stream, and events are off: turn them on (events.enabled) or use trigger schedule or manual")
 
@@ -116,14 +120,23 @@ func (r *pushRun) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) er
 		return fmt.Errorf("event %d: %w", index, err)
 	}
 	ctx = events.WithOrigin(ctx, events.Origin{Actor: "replication:" + r.p.Name, RequestID: ce.ID})
-	if err := r.apply(ctx, ce); err != nil {
+	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
+	if ce.Data.Repository == "" || !r.p.Covers(ce.Data.Repository) {
+		// Not this policy's: the cursor moves here and is committed
+		// with the next covered event, or every cursorEvery events, so
+		// that a busy registry does not double its log per policy.
+		*cur = next
+		if r.uncommitted++; r.uncommitted < cursorEvery {
+			return nil
+		}
+	} else if err := r.apply(ctx, ce); err != nil {
 		return fmt.Errorf("event %d (%s %s): %w", index, events.ShortType(ce.Type), ce.Subject, err)
 	}
-	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
 	if err := r.propose(ctx, events.MirrorCursor{Policy: r.p.Name, Index: next.Index, Seq: next.Seq}); err != nil {
 		return fmt.Errorf("commit cursor %d: %w", index, err)
 	}
 	*cur = next
+	r.uncommitted = 0
 	r.recovered()
 	r.update(func(s *Status) { s.Events++; s.LastEvent = time.Now().UTC() })
 	return nil

@@ -99,6 +99,26 @@ func TestPushJobToDistribution(t *testing.T) {
 		}
 	}
 
+	// Bad input first: a policy naming a Registry that does not exist is
+	// accepted, shows why it cannot run, and refuses a run saying so.
+	src.applyYAML(t, `apiVersion: berth.dev/v1
+kind: ReplicationPolicy
+metadata: {name: to-nowhere}
+spec: {mode: push, registry: nowhere, trigger: manual}
+`)
+	if st := src.pushState(t, "to-nowhere"); !strings.Contains(st.LastError, `Registry "nowhere" does not exist`) {
+		t.Errorf("status of a policy naming a missing Registry: %+v", st)
+	}
+	harness.WaitFor(t, "the leader to see the policy", 30*time.Second, func() error {
+		out, err := harness.RunErr([]string{"BERTH_SERVER=http://" + src.addr, "BERTH_TOKEN="}, harness.Tool(t, "clusterctl"),
+			"--token-file", src.data+"/admin.token", "replication", "run", "to-nowhere")
+		if err == nil || !strings.Contains(out, `Registry "nowhere" does not exist`) {
+			return fmt.Errorf("replication run of a policy naming a missing Registry: %v %s", err, out)
+		}
+		return nil
+	})
+	src.ctl(t, "delete", "replicationpolicy", "to-nowhere")
+
 	src.applyYAML(t, fmt.Sprintf(pushPolicyYAML, dist.Addr, "to-dr", "manual"))
 	var out string
 	harness.WaitFor(t, "the policy to run on the leader", 30*time.Second, func() error {
@@ -158,7 +178,8 @@ func waitJobDone(t *testing.T, n *node, policy, prev string) pushState {
 }
 
 // Trigger event: what is pushed to Berth after the policy exists appears
-// at the destination, and tag and manifest deletes propagate.
+// at the destination (a multi-arch index and a signature among it), and
+// tag and manifest deletes propagate.
 func TestPushOnEvent(t *testing.T) {
 	dist := harness.StartDistribution(t, t.TempDir())
 	src := start(t, "berth", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), t.TempDir(), nil)
@@ -198,6 +219,19 @@ func TestPushOnEvent(t *testing.T) {
 	if err := dst.Verify(ctx, dist.Addr); err != nil {
 		t.Fatal(err)
 	}
+	// An index comes with its children (pushed untagged before it), a
+	// signature (untagged, with a subject) follows its subject.
+	f := harness.NewPushFixture("apps", 6, 512)
+	if err := f.Push(ctx, src.addr); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "the pushed fixture at the destination", time.Minute, func() error {
+		if errs := f.Check(ctx, dist.Addr, toDR); len(errs) > 0 {
+			return fmt.Errorf("%d differences, the first: %v", len(errs), errs[0])
+		}
+		return nil
+	})
+
 	code, _, body, err := harness.HTTPStatus(ctx, http.MethodDelete, "http://"+src.addr+"/v2/apps/web/manifests/v2", nil, nil)
 	if err != nil || code != http.StatusAccepted {
 		t.Fatalf("delete tag: %d %v %s", code, err, body)
