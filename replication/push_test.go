@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
+	"github.com/robfig/cron/v3"
 
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/events"
@@ -268,6 +270,67 @@ func TestPushJob(t *testing.T) {
 				if puts != n {
 					t.Errorf("%d manifest puts of %s, want %d", puts, tag, n)
 				}
+			}
+		})
+	}
+}
+
+// The triggers a job starts from: a cron schedule, and a manual run
+// through the manager (refused while a job runs, and for a policy it does
+// not run).
+func TestPushTriggers(t *testing.T) {
+	tests := []struct {
+		name     string
+		trigger  string
+		schedule cron.Schedule
+		manual   bool
+		wantJob  string
+	}{
+		{name: "schedule", trigger: "schedule", schedule: cron.Every(time.Second), wantJob: "schedule-"},
+		{name: "manual", trigger: "manual", manual: true, wantJob: "manual-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newPushSource(t)
+			d := src.image(t, "team/app", "v1", "one")
+			dest := &destination{}
+			srv := httptest.NewServer(dest.ServeHTTP(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+			defer srv.Close()
+			mg := NewPushManager(src.target(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func() { cancel(); mg.Stop() }()
+			mg.Reconcile(ctx, []PushPolicy{{Name: "to-dr", Registry: "dr", Trigger: tt.trigger, Schedule: tt.schedule,
+				Covers: func(string) bool { return true }, Destination: func(r string) string { return r },
+				WantsTag: func(string) bool { return true }, Dest: Destination{URL: srv.URL}}}, nil)
+			if _, err := mg.Run("other"); !errors.Is(err, ErrNoPushPolicy) {
+				t.Errorf("run of an unknown policy: %v, want ErrNoPushPolicy", err)
+			}
+			if tt.manual {
+				job, err := mg.Run("to-dr")
+				if err != nil || !strings.HasPrefix(job, tt.wantJob) {
+					t.Fatalf("run: %q, %v", job, err)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				j, _ := src.Job("to-dr")
+				if j.Done {
+					if !strings.HasPrefix(j.Name, tt.wantJob) || j.Artifacts != 1 {
+						t.Errorf("job %+v, want %s… with 1 artifact", j, tt.wantJob)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no job done; job %+v", j)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if len(dest.touched(d.String())) == 0 {
+				t.Error("the destination never saw the image")
+			}
+			st := mg.Status()
+			if len(st) != 1 || st[0].Mode != "push" || st[0].JobState != "done" || st[0].Artifacts != 1 {
+				t.Errorf("status %+v", st)
 			}
 		})
 	}
