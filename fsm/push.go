@@ -21,8 +21,12 @@ const (
 	tPushCopied = "pushcopied"
 )
 
-// maxJobName bounds ReplicationReported.Job.
-const maxJobName = 128
+// maxJobName bounds ReplicationReported.Job; maxReportError the error a
+// job row keeps.
+const (
+	maxJobName     = 128
+	maxReportError = 4096
+)
 
 // PushJob is a push policy's newest job.
 type PushJob struct {
@@ -62,8 +66,8 @@ func checkPushReport(p events.ReplicationReported) error {
 	if len(p.Job) > maxJobName {
 		return fmt.Errorf("replication report: job name is over %d characters", maxJobName)
 	}
-	if len(p.Error) > 4096 {
-		return fmt.Errorf("replication report: error is over 4096 characters")
+	if len(p.Error) > maxReportError {
+		return fmt.Errorf("replication report: error is over %d characters", maxReportError)
 	}
 	return nil
 }
@@ -71,11 +75,14 @@ func checkPushReport(p events.ReplicationReported) error {
 // replicationReported keeps a push job's progress; every other report
 // (mirror, event-driven push) is only published.
 func (w writer) replicationReported(p events.ReplicationReported) error {
-	if err := checkPushReport(p); err != nil {
-		return refuse(CodeInvalid, "%v", err)
-	}
 	if p.Mode != "push" || p.Job == "" {
 		return nil
+	}
+	if len(p.Error) > maxReportError {
+		p.Error = p.Error[:maxReportError]
+	}
+	if err := checkPushReport(p); err != nil {
+		return refuse(CodeInvalid, "%v", err)
 	}
 	cur, _ := w.first(tPushJob, p.Policy).(*PushJob)
 	if p.Kind == events.ReplicationStarted {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -90,5 +91,33 @@ func TestPushJobSnapshot(t *testing.T) {
 	bad := reseal(bytes.Replace(snap, []byte(`"Job":"manual-1","Repo"`), []byte(`"Job":"manual-2","Repo"`), 1))
 	if err := newHarness(t).f.Restore(io.NopCloser(bytes.NewReader(bad))); err == nil || !strings.Contains(err.Error(), "no such open job") {
 		t.Errorf("a copied row without its job: %v, want refused", err)
+	}
+}
+
+func TestPushReportRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		rep     events.ReplicationReported
+		refused bool
+	}{
+		{"job name too long", events.ReplicationReported{Policy: "p", Mode: "push", Kind: "started", Job: strings.Repeat("j", 129)}, true},
+		{"copied without an artifact", events.ReplicationReported{Policy: "p", Mode: "push", Kind: "artifact.copied", Job: "j"}, true},
+		{"policy name too long", events.ReplicationReported{Policy: strings.Repeat("p", 64), Mode: "push", Kind: "started", Job: "j"}, true},
+		{"a mirror's report is only published", events.ReplicationReported{Policy: "m", Mode: "mirror", Kind: "failed", Error: strings.Repeat("e", 10000)}, false},
+		{"a long error is cut", events.ReplicationReported{Policy: "p", Mode: "push", Kind: "started", Job: "j", Error: strings.Repeat("e", 10000)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.seed()
+			if tt.rep.Kind != "started" {
+				h.must(events.ReplicationReported{Policy: tt.rep.Policy, Mode: "push", Kind: "started", Job: tt.rep.Job})
+			}
+			err := h.apply(tt.rep)
+			var r *Refusal
+			if refused := errors.As(err, &r) && r.Code == CodeInvalid; refused != tt.refused {
+				t.Errorf("apply: %v, want refused %v", err, tt.refused)
+			}
+		})
 	}
 }
