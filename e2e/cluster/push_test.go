@@ -137,7 +137,6 @@ func TestPushJobSurvivesLeaderKill(t *testing.T) {
 		return a, ok
 	}
 	before, after := map[string]bool{}, map[string]bool{}
-	puts := map[string]int{}
 	for _, r := range dist.Requests(0, mark) {
 		if a, ok := artifactOf(r.Path); ok && r.Method == http.MethodPut {
 			before[a] = true
@@ -146,10 +145,24 @@ func TestPushJobSurvivesLeaderKill(t *testing.T) {
 	for _, r := range dist.Requests(mark, -1) {
 		if a, ok := artifactOf(r.Path); ok {
 			after[a] = true
-			if r.Method == http.MethodPut {
-				puts[a]++
-			}
 		}
+	}
+	// And the plain count: manifest PUTs per path over the whole job.
+	puts := map[string]int{}
+	for _, r := range dist.Requests(0, -1) {
+		if _, ok := artifactOf(r.Path); ok && r.Method == http.MethodPut {
+			puts[r.Path]++
+		}
+	}
+	twice := map[string][]string{} // artifact -> its paths put twice
+	for path, n := range puts {
+		if n > 1 {
+			a, _ := artifactOf(path)
+			twice[a] = append(twice[a], fmt.Sprintf("%s (%d)", path, n))
+		}
+	}
+	if len(twice) > 1 { // the artifact in flight may be put again
+		t.Errorf("manifests of %d artifacts put more than once: %v", len(twice), twice)
 	}
 	var again []string
 	for a := range before {
