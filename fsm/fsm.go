@@ -151,8 +151,9 @@ func (f *FSM) applyEvent(index uint64, entry []byte, ev events.Event) error {
 	case events.MirrorCursor:
 		err = w.mirrorCursor(p)
 	case events.ReplicationReported:
-		// Nothing to change yet: it is published
-		// (dev.berth.replication.<kind>).
+		// Published (dev.berth.replication.<kind>); a push job's
+		// reports also keep its progress (push.go).
+		err = w.replicationReported(p)
 	default:
 		err = fmt.Errorf("fsm: no handler for event %s", ev.Type())
 	}

@@ -110,6 +110,10 @@ var snapshotTables = []struct {
 	{tReadOnly, func() any { return new(readOnlyRow) }},
 	// Mirror cursors, empty until a mirror policy ran (mirror.go).
 	{tMirror, func() any { return new(MirrorCursor) }},
+	// Push jobs, empty until a push job ran (push.go); the job before
+	// its copied artifacts, which the loader checks against it.
+	{tPushJob, func() any { return new(PushJob) }},
+	{tPushCopied, func() any { return new(pushCopiedRow) }},
 }
 
 // Snapshot captures the state at the current index. A memdb read

@@ -129,6 +129,10 @@ func (l *loader) add(table string, obj any) error {
 		key = []any{o.Key}
 	case *MirrorCursor:
 		key, err = l.mirror(o)
+	case *PushJob:
+		key, err = l.pushJob(o)
+	case *pushCopiedRow:
+		key, err = l.pushCopied(o)
 	default:
 		err = fmt.Errorf("no check for %T", obj)
 	}

@@ -54,8 +54,9 @@ func (n *Node) lead(ctx context.Context) {
 		return
 	}
 	n.logger.Info("leading", "term", term, "commit", n.raft.raft.CommitIndex())
-	defer n.startGC(ctx, term)()          // garbage collection and the upload purge (node/gc.go)
-	defer n.startReplication(ctx, term)() // mirror policies (node/replication.go)
+	defer n.startGC(ctx, term)()              // garbage collection and the upload purge (node/gc.go)
+	defer n.startReplication(ctx, term)()     // mirror policies (node/replication.go)
+	defer n.startPushReplication(ctx, term)() // push policies (node/replication_push.go)
 	retentionDone := make(chan struct{})
 	go func() {
 		defer close(retentionDone)

@@ -64,6 +64,7 @@ func (n *Node) internalHandler() http.Handler {
 	mux.HandleFunc("POST "+internalPrefix+"gc/run", n.handleInternalGCRun)
 	mux.HandleFunc("GET "+internalPrefix+"gc/status", n.handleInternalGCStatus)
 	mux.HandleFunc("GET "+internalPrefix+"replication/status", n.handleInternalReplication)
+	mux.HandleFunc("POST "+internalPrefix+"replication/run/{name}", n.handleInternalReplicationRun)
 	h := httpauth.Guard{
 		Token: n.cfg.Cluster.secret,
 		Realm: "berth-internal",

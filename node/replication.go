@@ -38,6 +38,8 @@ type nodeReplication struct {
 
 	mu  sync.Mutex
 	cur *replication.Manager
+	// push runs the push policies of the term (replication_push.go).
+	push *replication.PushManager
 }
 
 // startReplication runs the mirror policies for a leader term; the

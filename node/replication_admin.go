@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -33,13 +34,14 @@ func (n *Node) replicationAdmin() http.Handler {
 				}
 			}
 			if len(one) == 0 {
-				adminError(w, http.StatusNotFound, "no mirror policy "+strconv.Quote(name)+" (clusterctl get replicationpolicies lists them; only enabled mirror policies have a status)")
+				adminError(w, http.StatusNotFound, "no replication policy "+strconv.Quote(name)+" (clusterctl get replicationpolicies lists them; only enabled mirror and push policies have a status)")
 				return
 			}
 			ans.Policies = one
 		}
 		writeJSON(w, http.StatusOK, ans)
 	})
+	mux.HandleFunc("POST /admin/v1/replication/run/{name}", n.handleReplicationRun)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "no admin endpoint "+r.Method+" "+r.URL.Path)
 	})
@@ -50,7 +52,7 @@ func (n *Node) replicationAdmin() http.Handler {
 // when forward is set and falls back to its own cursors.
 func (n *Node) replicationAnswer(ctx context.Context, forward bool) ReplicationStatusAnswer {
 	n.repl.mu.Lock()
-	leading := n.repl.cur != nil
+	leading := n.repl.cur != nil || n.repl.push != nil
 	n.repl.mu.Unlock()
 	if !leading && forward && n.peers != nil {
 		if leader, err := n.engine.Leader(); err == nil {
@@ -62,7 +64,9 @@ func (n *Node) replicationAnswer(ctx context.Context, forward bool) ReplicationS
 			}
 		}
 	}
-	return ReplicationStatusAnswer{Leader: leading, Policies: n.replicationStatus(ctx)}
+	all := append(n.replicationStatus(ctx), n.pushStatus(ctx)...)
+	sort.Slice(all, func(i, j int) bool { return all[i].Policy < all[j].Policy })
+	return ReplicationStatusAnswer{Leader: leading, Policies: all}
 }
 
 func (n *Node) handleInternalReplication(w http.ResponseWriter, r *http.Request) {

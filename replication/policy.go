@@ -111,4 +111,13 @@ type Status struct {
 	ErrorTime time.Time `json:"errorTime,omitzero"`
 	// LastEvent is when the last event was applied.
 	LastEvent time.Time `json:"lastEvent,omitzero"`
+	// Mode is the policy's mode (push policies say so; empty is mirror).
+	Mode string `json:"mode,omitempty"`
+	// Job is a push policy's newest job, from the log: JobState is
+	// running, done or interrupted (open, not running on this leader).
+	Job          string    `json:"job,omitempty"`
+	JobState     string    `json:"jobState,omitempty"`
+	JobArtifacts int       `json:"jobArtifacts,omitempty"`
+	JobBytes     int64     `json:"jobBytes,omitempty"`
+	JobFinished  time.Time `json:"jobFinished,omitzero"`
 }

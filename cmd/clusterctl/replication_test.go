@@ -16,7 +16,7 @@ func TestPrintReplication(t *testing.T) {
 		ans  replicationAnswer
 		want []string
 	}{
-		{"none", replicationAnswer{Leader: true}, []string{"no enabled mirror policies"}},
+		{"none", replicationAnswer{Leader: true}, []string{"no enabled mirror or push policies"}},
 		{"following", replicationAnswer{Leader: true, Policies: []replication.Status{{
 			Policy: "follow-eu", Registry: "origin", Running: true, Cursor: 412, OriginHead: 420, LagEntries: 8, LagSeconds: 1.25,
 			Bytes: 3 << 20, LastEvent: now.Add(-3 * time.Second),
@@ -27,6 +27,14 @@ func TestPrintReplication(t *testing.T) {
 		{"retrying", replicationAnswer{Leader: true, Policies: []replication.Status{{
 			Policy: "p", Running: true, LastError: "connect to the origin's NATS: timeout", ErrorTime: now,
 		}}}, []string{"retrying", "p: last error (2026-11-30T13:00:00Z): connect to the origin's NATS: timeout"}},
+		{"push job", replicationAnswer{Leader: true, Policies: []replication.Status{{
+			Policy: "to-dr", Registry: "dr", Mode: "push", Running: true, Job: "manual-20261130T125900.000Z", JobState: "running",
+			JobArtifacts: 31, JobBytes: 5 << 20, Artifacts: 12, Bytes: 2 << 20,
+		}}}, []string{"PUSH POLICY", "to-dr", "dr", "running", "manual-20261130T125900.000Z", "31", "5MiB", "12 (2MiB)"}},
+		{"push and mirror", replicationAnswer{Leader: true, Policies: []replication.Status{
+			{Policy: "follow-eu", Registry: "origin", Running: true},
+			{Policy: "to-dr", Registry: "dr", Mode: "push", Job: "schedule-x", JobState: "interrupted", LastError: "destination refused"},
+		}}, []string{"ORIGIN HEAD", "PUSH POLICY", "interrupted", "to-dr: last error: destination refused"}},
 		{"no leader", replicationAnswer{Policies: []replication.Status{{Policy: "p", Cursor: 7}}}, []string{"unknown", "lag is unknown"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
