@@ -351,7 +351,7 @@ func (p *Proxy) fetchBlob(ctx context.Context, pol ProxyPolicy, src, dst string,
 	}
 	_, err = p.target.Blobs.Stat(ctx, d)
 	if errors.Is(err, blob.ErrNotFound) {
-		_, err = cp.fetchBlob(ctx, src, d)
+		_, err = cp.fetchBlob(ctx, src, d, nil)
 	}
 	if err != nil {
 		return Pulled{}, fmt.Errorf("blob %s of %s: %w", d, src, err)

@@ -13,9 +13,9 @@ import (
 	"github.com/berth-registry/berth/events"
 )
 
-// cursorEvery bounds the events of other repositories a policy's cursor
+// pushCursorEvery bounds the events of other repositories a policy's cursor
 // lags behind by in the log.
-const cursorEvery = 256
+const pushCursorEvery = 256
 
 // errEventsOff is trigger event on a node without an event stream.
 var errEventsOff = errors.New("trigger event follows this cluster's event stream, and events are off: turn them on (events.enabled) or use trigger schedule or manual")
@@ -123,10 +123,10 @@ func (r *pushRun) handle(ctx context.Context, msg jetstream.Msg, cur *Cursor) er
 	next := Cursor{Index: index, Seq: meta.Sequence.Stream}
 	if ce.Data.Repository == "" || !r.p.Covers(ce.Data.Repository) {
 		// Not this policy's: the cursor moves here and is committed
-		// with the next covered event, or every cursorEvery events, so
+		// with the next covered event, or every pushCursorEvery events, so
 		// that a busy registry does not double its log per policy.
 		*cur = next
-		if r.uncommitted++; r.uncommitted < cursorEvery {
+		if r.uncommitted++; r.uncommitted < pushCursorEvery {
 			return nil
 		}
 	} else if err := r.apply(ctx, ce); err != nil {
