@@ -102,8 +102,8 @@ imports:
 	    split($$i, q, "/"); dep = q[1]; if (dep == top || allow[top] == ",*," || index(allow[top], "," dep ",")) continue; \
 	    print $$1 " must not import " $$i; bad = 1 } } END { exit bad }'
 
-## tools: pinned crane, regctl, oras, cosign, staticcheck, MinIO and nats-server into ./bin; HAProxy and Chromium from Debian
-tools: $(BIN)/crane $(BIN)/regctl $(BIN)/oras $(BIN)/cosign $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server haproxy chromium
+## tools: pinned crane, regctl, oras, cosign, staticcheck, MinIO, nats-server and CNCF Distribution (push and proxy e2e, benchmarks) into ./bin; HAProxy and Chromium from Debian
+tools: $(BIN)/crane $(BIN)/regctl $(BIN)/oras $(BIN)/cosign $(BIN)/staticcheck $(BIN)/minio $(BIN)/nats-server $(BIN)/registry haproxy chromium
 
 $(BIN)/crane:
 	$(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
