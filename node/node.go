@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config, version string, logger *slog.Logger, _
 	m.WatchStorage(n.fsm.View)
 	m.WatchGC(n.fsm.View)
 	n.repl.secrets = secrets.New(cfg.SecretsDir())
-	m.WatchReplication(func() []replication.Status { return n.replicationStatus(context.Background()) })
+	m.WatchReplication(func() []replication.Status { return n.replicationAnswer(context.Background(), false).Policies })
 	if cfg.Clustered() {
 		n.peers = newPeerClient(cfg.Cluster.secret, apiTLS)
 		self := Meta{ID: cfg.Node.ID, RaftAddr: n.raftAdvertise(), APIAddr: n.apiAdvertise(), Region: cfg.Node.Region, Version: version, Codec: events.Generation()}

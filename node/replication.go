@@ -265,17 +265,17 @@ func (l localView) ReadOnly() bool { return l.v.ReadOnly().On }
 // mirroredRepo names the enabled mirror or proxy policy that owns repo in
 // this node's state, for the OCI API's refusal of writes to it: a proxy's
 // cache holds what its upstream holds, as a mirror holds its origin's.
-func (n *Node) mirroredRepo(repo string) (string, bool) {
+func (n *Node) mirroredRepo(repo string) (policy, mode string, ok bool) {
 	for _, r := range n.fsm.View().Resources("ReplicationPolicy") {
 		p, err := resource.DecodeReplicationPolicy(r.Document)
 		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled {
 			continue
 		}
 		if _, ok := p.Spec.Source(repo); ok {
-			return p.Name, true
+			return p.Name, p.Spec.Mode, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // replicationStatus is the leader's view of every mirror policy; on a

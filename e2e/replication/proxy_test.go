@@ -232,7 +232,7 @@ func TestProxyPullThrough(t *testing.T) {
 	layer := filepath.Join(dir, "mine.tar")
 	os.WriteFile(layer, harness.TarWithFile("f", []byte("mine")), 0o644)
 	denied := harness.RunFail(t, nil, harness.Tool(t, "crane"), "append", "--insecure", "-f", layer, "-t", b.addr+"/hub/library/alpine:mine")
-	if !strings.Contains(denied, "DENIED") {
+	if !strings.Contains(denied, "DENIED") || !strings.Contains(denied, "pull-through cache") {
 		t.Errorf("push into the cache: %s", denied)
 	}
 	// The password never reaches the logs.

@@ -15,18 +15,27 @@ import (
 // or blob store here: reaching one would panic). Other repositories and
 // reads are not refused.
 func TestMirroredRepositoryRefusesWrites(t *testing.T) {
-	mirrored := func(repo string) (string, bool) {
-		if strings.HasPrefix(repo, "eu/") {
-			return "follow-eu", true
+	mirrored := func(repo string) (string, string, bool) {
+		switch {
+		case strings.HasPrefix(repo, "eu/"):
+			return "follow-eu", "mirror", true
+		case strings.HasPrefix(repo, "hub/"):
+			return "hub-cache", "proxy", true
 		}
-		return "", false
+		return "", "", false
 	}
 	h := New(Config{Mirrored: mirrored}, nil, noReads{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for _, tc := range []struct{ method, path string }{
-		{"POST", "/v2/eu/app/blobs/uploads/"},
-		{"PATCH", "/v2/eu/app/blobs/uploads/abc"},
-		{"PUT", "/v2/eu/app/manifests/v1"},
-		{"DELETE", "/v2/eu/app/manifests/v1"},
+	const (
+		mirrorMsg = `repository "eu/app" is a read-only mirror (ReplicationPolicy "follow-eu"): push to the origin registry instead`
+		proxyMsg  = `repository "hub/library/app" is a pull-through cache (ReplicationPolicy "hub-cache"): push to the upstream registry, or to a repository outside the cache's prefix`
+	)
+	for _, tc := range []struct{ method, path, want string }{
+		{"POST", "/v2/eu/app/blobs/uploads/", mirrorMsg},
+		{"PATCH", "/v2/eu/app/blobs/uploads/abc", mirrorMsg},
+		{"PUT", "/v2/eu/app/manifests/v1", mirrorMsg},
+		{"DELETE", "/v2/eu/app/manifests/v1", mirrorMsg},
+		{"PUT", "/v2/hub/library/app/manifests/v1", proxyMsg},
+		{"POST", "/v2/hub/library/app/blobs/uploads/", proxyMsg},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			rec := httptest.NewRecorder()
@@ -35,7 +44,7 @@ func TestMirroredRepositoryRefusesWrites(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Errors) != 1 {
 				t.Fatalf("%d, not the OCI error JSON: %s", rec.Code, rec.Body)
 			}
-			want := `repository "eu/app" is a read-only mirror (ReplicationPolicy "follow-eu"): push to the origin registry instead`
+			want := tc.want
 			if e := body.Errors[0]; rec.Code != http.StatusForbidden || e.Code != codeDenied || e.Message != want {
 				t.Errorf("got %d %+v, want 403 DENIED %q", rec.Code, e, want)
 			}

@@ -50,9 +50,9 @@ type Config struct {
 	// ReadOnly, if set, is the read-only mode in this node's local state:
 	// writes are refused up front while it is on (readonly.go).
 	ReadOnly func() fsm.ReadOnly
-	// Mirrored, if set, names the mirror policy that owns a repository
-	// in this node's local state: writes to it are refused (mirrored.go).
-	Mirrored func(repo string) (policy string, ok bool)
+	// Mirrored, if set, names the mirror or proxy policy that owns a
+	// repository, and its mode: writes to it are refused.
+	Mirrored func(repo string) (policy, mode string, ok bool)
 	// PullThrough, if set, fills reads of the repositories a proxy
 	// policy (or a mirror's fallback: origin) covers (pullthrough.go).
 	PullThrough PullThrough

@@ -6,7 +6,8 @@ import (
 	"github.com/berth-registry/berth/replication"
 )
 
-// replicationCollector reads the mirror policies' status at each scrape.
+// replicationCollector reads the mirror and push policies' status at each
+// scrape.
 // Policy names are the operator's resources, not the client's, so they
 // are fine as labels. Only the leader runs mirrors: a follower exports
 // the committed cursor alone (and lag 0).
@@ -46,19 +47,21 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // WatchReplication exports berth_replication_*{policy} for every enabled
-// mirror policy, read from status at each scrape.
+// mirror and push policy, read from status at each scrape. A push
+// policy's cursor is this cluster's own index its event trigger reached;
+// its origin head and lag are 0.
 func (m *Metrics) WatchReplication(status func() []replication.Status) {
 	desc := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("berth_replication_"+name, help, []string{"policy"}, nil)
 	}
 	m.reg.MustRegister(&replicationCollector{
 		status:  status,
-		cursor:  desc("cursor_index", "The origin's Raft index up to which a mirror policy has applied and committed the origin's events."),
+		cursor:  desc("cursor_index", "The origin's Raft index up to which a mirror policy has applied and committed the origin's events (a push policy: this cluster's index its event trigger reached)."),
 		head:    desc("origin_head_index", "The origin's Raft index of the newest replicated event in its stream, as the mirror last saw it."),
 		lag:     desc("lag_entries", "Replicated events in the origin's stream not applied here yet."),
 		lagSec:  desc("lag_seconds", "How long the mirror has been behind its origin; 0 when caught up."),
-		bytes:   desc("copied_bytes", "Blob bytes copied from the origin in the current leader term."),
+		bytes:   desc("copied_bytes", "Blob bytes copied from the origin (a push policy: to the destination) in the current leader term."),
 		errors:  desc("failing", "1 while the policy's last attempt failed (clusterctl replication status shows why), else 0."),
-		running: desc("running", "1 while this node runs the policy's mirror (the leader), else 0."),
+		running: desc("running", "1 while this node runs the policy (the leader), else 0."),
 	})
 }
