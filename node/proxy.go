@@ -183,3 +183,27 @@ func resolveProxy(ctx context.Context, v *fsm.View, res *secrets.Resolver, p res
 		TTL: time.Duration(spec.TTL), Bandwidth: spec.Bandwidth, Upstream: up,
 	}, nil
 }
+
+// proxyStatus lists every enabled proxy policy for `clusterctl
+// replication status`: serving when this node resolved its upstream, or
+// the reason it cannot (a missing Registry, an unreadable secret), so a
+// mistake shows right after `clusterctl apply` rather than only in logs.
+// Every node serves proxy policies; this is the answering node's view.
+func (n *Node) proxyStatus(ctx context.Context) []replication.Status {
+	v := n.fsm.View()
+	var out []replication.Status
+	for _, r := range v.Resources("ReplicationPolicy") {
+		p, err := resource.DecodeReplicationPolicy(r.Document)
+		if err != nil || !p.Spec.Enabled || p.Spec.Mode != "proxy" {
+			continue
+		}
+		st := replication.Status{Policy: p.Name, Registry: p.Spec.Registry, Mode: "proxy", TTL: time.Duration(p.Spec.TTL).String()}
+		if _, err := resolveProxy(ctx, v, n.repl.secrets, p); err != nil {
+			st.LastError = err.Error()
+		} else {
+			st.Running = true
+		}
+		out = append(out, st)
+	}
+	return out
+}

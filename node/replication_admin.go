@@ -64,7 +64,7 @@ func (n *Node) replicationAnswer(ctx context.Context, forward bool) ReplicationS
 			}
 		}
 	}
-	all := append(n.replicationStatus(ctx), n.pushStatus(ctx)...)
+	all := append(append(n.replicationStatus(ctx), n.pushStatus(ctx)...), n.proxyStatus(ctx)...)
 	sort.Slice(all, func(i, j int) bool { return all[i].Policy < all[j].Policy })
 	return ReplicationStatusAnswer{Leader: leading, Policies: all}
 }

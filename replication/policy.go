@@ -120,4 +120,6 @@ type Status struct {
 	JobArtifacts int       `json:"jobArtifacts,omitempty"`
 	JobBytes     int64     `json:"jobBytes,omitempty"`
 	JobFinished  time.Time `json:"jobFinished,omitzero"`
+	// TTL is a proxy policy's revalidation interval.
+	TTL string `json:"ttl,omitempty"`
 }

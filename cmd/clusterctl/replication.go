@@ -106,14 +106,17 @@ func replicationRunCmd(g *globals) *cobra.Command {
 // error on a line of its own (errors are long).
 func printReplication(w io.Writer, ans replicationAnswer, now time.Time) {
 	if len(ans.Policies) == 0 {
-		fmt.Fprintln(w, "no enabled mirror or push policies (kind: ReplicationPolicy, mode: mirror or push)")
+		fmt.Fprintln(w, "no enabled replication policies (kind: ReplicationPolicy, mode: mirror, push or proxy)")
 		return
 	}
-	var mirrors, pushes []replication.Status
+	var mirrors, pushes, proxies []replication.Status
 	for _, st := range ans.Policies {
-		if st.Mode == "push" {
+		switch st.Mode {
+		case "push":
 			pushes = append(pushes, st)
-		} else {
+		case "proxy":
+			proxies = append(proxies, st)
+		default:
 			mirrors = append(mirrors, st)
 		}
 	}
@@ -125,6 +128,12 @@ func printReplication(w io.Writer, ans replicationAnswer, now time.Time) {
 			fmt.Fprintln(w)
 		}
 		printPushes(w, ans.Leader, pushes, now)
+	}
+	if len(proxies) > 0 {
+		if len(mirrors)+len(pushes) > 0 {
+			fmt.Fprintln(w)
+		}
+		printProxies(w, proxies)
 	}
 	for _, st := range ans.Policies {
 		if st.LastError != "" {
@@ -167,6 +176,21 @@ func printPushes(w io.Writer, leader bool, pushes []replication.Status, now time
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%sB\t%d\t%d (%sB)\t%s\n", st.Policy, st.Registry, state, job, jobState,
 			st.JobArtifacts, humanBytes(st.JobBytes), st.Cursor, st.Artifacts, humanBytes(st.Bytes), last)
+	}
+	tw.Flush()
+}
+
+// printProxies writes one row per pull-through policy: every node serves
+// them, so there is no leader state, only whether the upstream resolves.
+func printProxies(w io.Writer, proxies []replication.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "PROXY POLICY\tREGISTRY\tSTATE\tTTL")
+	for _, st := range proxies {
+		state := "serving"
+		if !st.Running {
+			state = "error"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", st.Policy, st.Registry, state, st.TTL)
 	}
 	tw.Flush()
 }

@@ -16,7 +16,7 @@ func TestPrintReplication(t *testing.T) {
 		ans  replicationAnswer
 		want []string
 	}{
-		{"none", replicationAnswer{Leader: true}, []string{"no enabled mirror or push policies"}},
+		{"none", replicationAnswer{Leader: true}, []string{"no enabled replication policies"}},
 		{"following", replicationAnswer{Leader: true, Policies: []replication.Status{{
 			Policy: "follow-eu", Registry: "origin", Running: true, Cursor: 412, OriginHead: 420, LagEntries: 8, LagSeconds: 1.25,
 			Bytes: 3 << 20, LastEvent: now.Add(-3 * time.Second),
@@ -35,6 +35,10 @@ func TestPrintReplication(t *testing.T) {
 			{Policy: "follow-eu", Registry: "origin", Running: true},
 			{Policy: "to-dr", Registry: "dr", Mode: "push", Job: "schedule-x", JobState: "interrupted", LastError: "destination refused"},
 		}}, []string{"ORIGIN HEAD", "PUSH POLICY", "interrupted", "to-dr: last error: destination refused"}},
+		{"proxy", replicationAnswer{Leader: true, Policies: []replication.Status{
+			{Policy: "hub-cache", Registry: "hub", Mode: "proxy", Running: true, TTL: "10m0s"},
+			{Policy: "orphan-cache", Registry: "gone", Mode: "proxy", TTL: "10m0s", LastError: `no such resource: Registry "gone" does not exist`},
+		}}, []string{"PROXY POLICY", "hub-cache", "serving", "10m0s", "orphan-cache", "error", `orphan-cache: last error: no such resource: Registry "gone"`}},
 		{"no leader", replicationAnswer{Policies: []replication.Status{{Policy: "p", Cursor: 7}}}, []string{"unknown", "lag is unknown"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -147,6 +147,15 @@ func TestProxyPullThrough(t *testing.T) {
 	os.WriteFile(filepath.Join(secret, "password"), []byte(password+"\n"), 0o600)
 	b := start(t, "berth", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), data, nil)
 	b.applyYAML(t, fmt.Sprintf(proxyYAML, up.addr))
+	// The policy shows in the status, serving; one naming a Registry that
+	// does not exist shows why it cannot.
+	b.applyYAML(t, "apiVersion: berth.dev/v1\nkind: ReplicationPolicy\nmetadata: {name: orphan-cache}\nspec: {mode: proxy, registry: nowhere, prefix: {add: orphan/}}\n")
+	st := b.ctl(t, "replication", "status")
+	for _, want := range []string{"PROXY POLICY", "hub-cache", "serving", "2s", "orphan-cache", `orphan-cache: last error: no such resource: Registry "nowhere" does not exist`} {
+		if !strings.Contains(st, want) {
+			t.Errorf("replication status lacks %q:\n%s", want, st)
+		}
+	}
 
 	// First pull: fetched, verified, stored and committed, then served;
 	// crane pull checks every blob against its digest.
