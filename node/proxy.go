@@ -143,38 +143,23 @@ func proxyPolicies(ctx context.Context, v *fsm.View, res *secrets.Resolver) ([]r
 }
 
 func resolveProxy(ctx context.Context, v *fsm.View, res *secrets.Resolver, p resource.ReplicationPolicy) (replication.ProxyPolicy, error) {
-	regDoc, ok := v.Resource("Registry", p.Spec.Registry)
-	if !ok {
-		return replication.ProxyPolicy{}, fmt.Errorf("no such resource: Registry %q does not exist: apply it (kind: Registry, with the upstream's url and credentials)", p.Spec.Registry)
-	}
-	_, reg, err := resource.DecodeRegistry(regDoc.Document)
+	ref, err := resolveRegistry(v, p.Spec.Registry, "kind: Registry, with the upstream's url and credentials")
 	if err != nil {
-		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
+		return replication.ProxyPolicy{}, err
 	}
-	if !reg.Enabled {
-		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q is disabled (spec.enabled: false)", p.Spec.Registry)
-	}
-	hc, err := registryHTTPClient(reg)
-	if err != nil {
-		return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
-	}
-	up := replication.Origin{URL: reg.URL, HTTP: hc}
-	key := []string{p.Name, strconv.FormatInt(p.Generation, 10), strconv.FormatInt(regDoc.Generation, 10)}
+	reg := ref.spec
+	up := replication.Origin{URL: reg.URL, HTTP: ref.http}
+	key := []string{p.Name, strconv.FormatInt(p.Generation, 10), strconv.FormatInt(ref.gen, 10)}
 	if c := reg.Credentials; c != nil && c.Type != "none" {
 		if c.Type != "basic" {
 			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q: credentials of type %s are not supported for pulls yet; use basic (a username and password, which also obtain bearer tokens)", p.Spec.Registry, c.Type)
 		}
-		user, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "username"})
+		user, pass, sum, err := basicCredentials(ctx, res, p.Spec.Registry, c)
 		if err != nil {
-			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
-		}
-		pass, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "password"})
-		if err != nil {
-			return replication.ProxyPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
+			return replication.ProxyPolicy{}, err
 		}
 		up.Username, up.Password = string(user), string(pass)
-		// The key tells a changed secret apart without holding it.
-		key = append(key, digest.FromBytes(append(append(user, 0), pass...)).String())
+		key = append(key, sum)
 	}
 	spec := p.Spec
 	return replication.ProxyPolicy{

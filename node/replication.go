@@ -128,43 +128,29 @@ func mirrorPolicies(ctx context.Context, v *fsm.View, res *secrets.Resolver) ([]
 }
 
 func resolveMirror(ctx context.Context, v *fsm.View, res *secrets.Resolver, p resource.ReplicationPolicy) (replication.Policy, error) {
-	regDoc, ok := v.Resource("Registry", p.Spec.Registry)
-	if !ok {
-		return replication.Policy{}, fmt.Errorf("no such resource: Registry %q does not exist: apply it (kind: Registry, type: berth, with spec.events)", p.Spec.Registry)
-	}
-	_, reg, err := resource.DecodeRegistry(regDoc.Document)
+	ref, err := resolveRegistry(v, p.Spec.Registry, "kind: Registry, type: berth, with spec.events")
 	if err != nil {
-		return replication.Policy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
+		return replication.Policy{}, err
 	}
+	reg := ref.spec
 	switch {
 	case reg.Type != "berth":
 		return replication.Policy{}, fmt.Errorf("registry resource %q is of type %s: a mirror follows a Berth origin (type: berth)", p.Spec.Registry, reg.Type)
 	case reg.Events == nil:
 		return replication.Policy{}, fmt.Errorf("registry resource %q has no spec.events: name the origin's NATS (urls, stream, credentials) for the mirror to follow", p.Spec.Registry)
-	case !reg.Enabled:
-		return replication.Policy{}, fmt.Errorf("registry resource %q is disabled (spec.enabled: false)", p.Spec.Registry)
 	}
-	key := []string{strconv.FormatInt(p.Generation, 10), strconv.FormatInt(regDoc.Generation, 10)}
-	origin := replication.Origin{URL: reg.URL, NATSURLs: reg.Events.URLs, Stream: reg.Events.Stream}
-	hc, err := registryHTTPClient(reg)
-	if err != nil {
-		return replication.Policy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
-	}
-	origin.HTTP = hc
+	key := []string{strconv.FormatInt(p.Generation, 10), strconv.FormatInt(ref.gen, 10)}
+	origin := replication.Origin{URL: reg.URL, NATSURLs: reg.Events.URLs, Stream: reg.Events.Stream, HTTP: ref.http}
 	if c := reg.Credentials; c != nil && c.Type != "none" {
 		if c.Type != "basic" {
 			return replication.Policy{}, fmt.Errorf("registry resource %q: credentials of type %s are not supported by mirrors yet; use basic", p.Spec.Registry, c.Type)
 		}
-		user, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "username"})
+		user, pass, sum, err := basicCredentials(ctx, res, p.Spec.Registry, c)
 		if err != nil {
-			return replication.Policy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
-		}
-		pass, err := res.Resolve(ctx, resource.SecretRef{Name: c.SecretRef.Name, Key: "password"})
-		if err != nil {
-			return replication.Policy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
+			return replication.Policy{}, err
 		}
 		origin.Username, origin.Password = string(user), string(pass)
-		key = append(key, digest.FromBytes(append(user, pass...)).String())
+		key = append(key, sum)
 	}
 	if c := reg.Events.Credentials; c != nil {
 		ref := *c.SecretRef

@@ -101,45 +101,28 @@ func pushPolicies(ctx context.Context, v *fsm.View, res *secrets.Resolver) ([]re
 }
 
 func resolvePush(ctx context.Context, v *fsm.View, res *secrets.Resolver, p resource.ReplicationPolicy) (replication.PushPolicy, error) {
-	regDoc, ok := v.Resource("Registry", p.Spec.Registry)
-	if !ok {
-		return replication.PushPolicy{}, fmt.Errorf("no such resource: Registry %q does not exist: apply it (kind: Registry, with spec.url of the destination)", p.Spec.Registry)
-	}
-	_, reg, err := resource.DecodeRegistry(regDoc.Document)
+	ref, err := resolveRegistry(v, p.Spec.Registry, "kind: Registry, with spec.url of the destination")
 	if err != nil {
-		return replication.PushPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
+		return replication.PushPolicy{}, err
 	}
-	if !reg.Enabled {
-		return replication.PushPolicy{}, fmt.Errorf("registry resource %q is disabled (spec.enabled: false)", p.Spec.Registry)
-	}
-	key := []string{strconv.FormatInt(p.Generation, 10), strconv.FormatInt(regDoc.Generation, 10)}
-	hc, err := registryHTTPClient(reg)
-	if err != nil {
-		return replication.PushPolicy{}, fmt.Errorf("registry resource %q: %w", p.Spec.Registry, err)
-	}
-	dest := replication.Destination{URL: reg.URL, HTTP: hc}
+	reg := ref.spec
+	key := []string{strconv.FormatInt(p.Generation, 10), strconv.FormatInt(ref.gen, 10)}
+	dest := replication.Destination{URL: reg.URL, HTTP: ref.http}
 	if c := reg.Credentials; c != nil && c.Type != "none" {
-		get := func(key string) ([]byte, error) {
-			ref := resource.SecretRef{Name: c.SecretRef.Name, Key: key}
-			if c.SecretRef.Key != "" && c.Type == "token" {
-				ref.Key = c.SecretRef.Key
-			}
-			return res.Resolve(ctx, ref)
-		}
 		switch c.Type {
 		case "basic":
-			user, err := get("username")
+			user, pass, sum, err := basicCredentials(ctx, res, p.Spec.Registry, c)
 			if err != nil {
-				return replication.PushPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
-			}
-			pass, err := get("password")
-			if err != nil {
-				return replication.PushPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
+				return replication.PushPolicy{}, err
 			}
 			dest.Username, dest.Password = string(user), string(pass)
-			key = append(key, digest.FromBytes(append(user, pass...)).String())
+			key = append(key, sum)
 		case "token":
-			tok, err := get("token")
+			secret := resource.SecretRef{Name: c.SecretRef.Name, Key: "token"}
+			if c.SecretRef.Key != "" {
+				secret.Key = c.SecretRef.Key
+			}
+			tok, err := res.Resolve(ctx, secret)
 			if err != nil {
 				return replication.PushPolicy{}, fmt.Errorf("registry resource %q credentials: %w", p.Spec.Registry, err)
 			}
