@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,92 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/berth-registry/berth/e2e/harness"
 )
-
-// distributionConfig is CNCF Distribution with htpasswd (Basic) auth, as
-// an upstream that wants credentials.
-const distributionConfig = `version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-auth:
-  htpasswd:
-    realm: upstream
-    path: %s
-`
-
-// upstream is a local CNCF Distribution (bin/registry).
-type upstream struct {
-	addr, dir string
-	env       []string // DOCKER_CONFIG with its credentials, for crane
-	p         *harness.Proc
-}
-
-func startUpstream(t *testing.T, user, password string) *upstream {
-	t.Helper()
-	u := &upstream{addr: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), dir: t.TempDir()}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(u.dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(u.dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, distributionConfig, filepath.Join(u.dir, "data"), u.addr, htpasswd), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	docker := filepath.Join(u.dir, "docker")
-	os.MkdirAll(docker, 0o700)
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	if err := os.WriteFile(filepath.Join(docker, "config.json"), fmt.Appendf(nil, `{"auths": {%q: {"auth": %q}}}`, u.addr, auth), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u.env = []string{"DOCKER_CONFIG=" + docker}
-	u.start(t)
-	return u
-}
-
-func (u *upstream) start(t *testing.T) {
-	t.Helper()
-	u.p = harness.StartProc(t, "distribution", harness.Tool(t, "registry"), []string{"serve", filepath.Join(u.dir, "config.yml")}, nil)
-	harness.WaitFor(t, "distribution ready", 30*time.Second, func() error {
-		if u.p.Exited() {
-			t.Fatalf("distribution exited: %v\n%s", u.p.Err, harness.Tail(u.p.Out.String(), 4000))
-		}
-		ctx, cancel := harness.Ctx(5 * time.Second)
-		defer cancel()
-		code, _, _, err := harness.HTTPStatus(ctx, http.MethodGet, "http://"+u.addr+"/v2/", nil, nil)
-		if err != nil {
-			return err
-		}
-		if code != http.StatusUnauthorized {
-			return fmt.Errorf("GET /v2/ without credentials: %d, want 401", code)
-		}
-		return nil
-	})
-}
-
-// push pushes a one-file image to the upstream with its credentials.
-func (u *upstream) push(t *testing.T, dir, repoTag, content string) string {
-	t.Helper()
-	layer := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(repoTag)+fmt.Sprint(len(content))+".tar")
-	if err := os.WriteFile(layer, harness.TarWithFile("f", []byte(content)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := harness.Run(t, u.env, harness.Tool(t, "crane"), "append", "--insecure", "-f", layer, "-t", u.addr+"/"+repoTag)
-	return strings.TrimSpace(out[strings.LastIndex(out, "@")+1:])
-}
 
 func craneDigest(t *testing.T, ref string) string {
 	t.Helper()
@@ -133,10 +48,10 @@ spec:
 // repositories still work.
 func TestProxyPullThrough(t *testing.T) {
 	const user, password = "puller", "upstream-secret-7f3a"
-	up := startUpstream(t, user, password)
+	up := harness.StartDistributionWithAuth(t, t.TempDir(), user, password)
 	dir := t.TempDir()
-	v1 := up.push(t, dir, "library/alpine:3", "alpine three")
-	other := up.push(t, dir, "library/busybox:1", "busybox one")
+	v1 := up.Push(t, dir, "library/alpine:3", "alpine three")
+	other := up.Push(t, dir, "library/busybox:1", "busybox one")
 
 	data := t.TempDir()
 	secret := filepath.Join(data, "secrets", "hub-creds")
@@ -146,7 +61,7 @@ func TestProxyPullThrough(t *testing.T) {
 	os.WriteFile(filepath.Join(secret, "username"), []byte(user+"\n"), 0o600)
 	os.WriteFile(filepath.Join(secret, "password"), []byte(password+"\n"), 0o600)
 	b := start(t, "berth", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), data, nil)
-	b.applyYAML(t, fmt.Sprintf(proxyYAML, up.addr))
+	b.applyYAML(t, fmt.Sprintf(proxyYAML, up.Addr))
 	// The policy shows in the status, serving; one naming a Registry that
 	// does not exist shows why it cannot.
 	b.applyYAML(t, "apiVersion: berth.dev/v1\nkind: ReplicationPolicy\nmetadata: {name: orphan-cache}\nspec: {mode: proxy, registry: nowhere, prefix: {add: orphan/}}\n")
@@ -201,7 +116,7 @@ func TestProxyPullThrough(t *testing.T) {
 
 	// The upstream stops: past the TTL the revalidation fails and the
 	// cached copy is served.
-	up.p.Stop(t)
+	up.P.Stop(t)
 	time.Sleep(2500 * time.Millisecond)
 	if got := craneDigest(t, b.addr+"/hub/library/alpine:3"); got != v1 {
 		t.Errorf("with the upstream stopped: %s, want the cached %s", got, v1)
@@ -215,8 +130,8 @@ func TestProxyPullThrough(t *testing.T) {
 
 	// The upstream comes back and the tag moves there: after the TTL,
 	// Berth serves the new digest.
-	up.start(t)
-	v2 := up.push(t, dir, "library/alpine:3", "alpine three, patched")
+	up.Start(t)
+	v2 := up.Push(t, dir, "library/alpine:3", "alpine three, patched")
 	if v2 == v1 {
 		t.Fatal("the retagged image has the old digest")
 	}
