@@ -46,12 +46,7 @@ type nodeReplication struct {
 // returned function waits for them to stop. The mirrors' writes are
 // fenced by the term (rule 9).
 func (n *Node) startReplication(ctx context.Context, term uint64) func() {
-	fence := func() error {
-		if ctx.Err() != nil || !n.engine.IsLeader() || n.engine.Term() != term {
-			return errors.New("no longer the leader of this term")
-		}
-		return nil
-	}
+	fence := n.termFence(ctx, term)
 	mg := replication.NewManager(replication.Target{
 		View: func() replication.Local { return localView{n.fsm.View()} },
 		Propose: func(ctx context.Context, p events.Payload) error {
@@ -69,27 +64,11 @@ func (n *Node) startReplication(ctx context.Context, term uint64) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		resolver := n.repl.secrets
-		t := time.NewTicker(reconcileReplicationEvery)
-		defer t.Stop()
-		for {
-			changed := n.fsm.Changed()
-			policies, problems := mirrorPolicies(ctx, n.fsm.View(), resolver)
+		n.reconcileLoop(ctx, func() {
+			policies, problems := mirrorPolicies(ctx, n.fsm.View(), n.repl.secrets)
 			mg.Reconcile(ctx, policies, problems)
-			select {
-			case <-ctx.Done():
-				mg.Stop()
-				return
-			case <-t.C:
-			case <-changed:
-				// Every applied entry closes changed: wait a little so a
-				// busy log does not re-read policies per entry.
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}
+		})
+		mg.Stop()
 	}()
 	return func() {
 		<-done
@@ -98,6 +77,42 @@ func (n *Node) startReplication(ctx context.Context, term uint64) func() {
 			n.repl.cur = nil
 		}
 		n.repl.mu.Unlock()
+	}
+}
+
+// termFence fails once ctx ends or this node no longer leads term: a
+// leader job checks it before each write (rule 9).
+func (n *Node) termFence(ctx context.Context, term uint64) func() error {
+	return func() error {
+		if ctx.Err() != nil || !n.engine.IsLeader() || n.engine.Term() != term {
+			return errors.New("no longer the leader of this term")
+		}
+		return nil
+	}
+}
+
+// reconcileLoop calls reconcile at once, then after applied changes and
+// every reconcileReplicationEvery (policies name secrets, which change
+// outside the log), until ctx ends. Every applied entry wakes it, so after
+// a change it waits a second: a busy log does not re-read the policies per
+// entry.
+func (n *Node) reconcileLoop(ctx context.Context, reconcile func()) {
+	t := time.NewTicker(reconcileReplicationEvery)
+	defer t.Stop()
+	for {
+		changed := n.fsm.Changed()
+		reconcile()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 

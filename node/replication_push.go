@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,12 +21,7 @@ import (
 // returned function waits for them to stop. Their reports and cursors are
 // fenced by the term (rule 9).
 func (n *Node) startPushReplication(ctx context.Context, term uint64) func() {
-	fence := func() error {
-		if ctx.Err() != nil || !n.engine.IsLeader() || n.engine.Term() != term {
-			return errors.New("no longer the leader of this term")
-		}
-		return nil
-	}
+	fence := n.termFence(ctx, term)
 	target := replication.PushTarget{
 		View: func() replication.PushLocal { return pushView{localView{n.fsm.View()}} },
 		Propose: func(ctx context.Context, p events.Payload) error {
@@ -51,24 +45,11 @@ func (n *Node) startPushReplication(ctx context.Context, term uint64) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(reconcileReplicationEvery)
-		defer t.Stop()
-		for {
-			changed := n.fsm.Changed()
+		n.reconcileLoop(ctx, func() {
 			policies, problems := pushPolicies(ctx, n.fsm.View(), n.repl.secrets)
 			mg.Reconcile(ctx, policies, problems)
-			select {
-			case <-ctx.Done():
-				mg.Stop()
-				return
-			case <-t.C:
-			case <-changed:
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}
+		})
+		mg.Stop()
 	}()
 	return func() {
 		<-done
