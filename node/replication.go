@@ -269,7 +269,7 @@ func (l localView) ReadOnly() bool { return l.v.ReadOnly().On }
 func (n *Node) mirroredRepo(repo string) (policy, mode string, ok bool) {
 	for _, r := range n.fsm.View().Resources("ReplicationPolicy") {
 		p, err := resource.DecodeReplicationPolicy(r.Document)
-		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled {
+		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled || p.Spec.Writable {
 			continue
 		}
 		if _, ok := p.Spec.Source(repo); ok {

@@ -199,13 +199,15 @@ spec:
   mode: mirror
   registry: origin
   repositories: ["team-b/**"]
+  writable: true
 `
 
 // A mirror whose stream is not flowing (its origin's NATS is unreachable,
 // so nothing replicates) answers a pull of a repository with fallback:
 // origin from the origin, verified, without storing it; a repository
 // without fallback stays 404; with the origin down, a pull is 503, never a
-// 500 or a wrong answer.
+// 500 or a wrong answer. A mirror's repositories refuse pushes unless the
+// policy says writable.
 func TestMirrorFallbackOrigin(t *testing.T) {
 	origin := start(t, "origin", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), t.TempDir(), nil)
 	mirror := start(t, "mirror", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), t.TempDir(), nil)
@@ -242,6 +244,15 @@ func TestMirrorFallbackOrigin(t *testing.T) {
 	getJSON(t, ctx, "http://"+mirror.addr+"/v2/_catalog", &cat)
 	if len(cat.Repositories) != 0 {
 		t.Errorf("the fallback stored repositories: %v", cat.Repositories)
+	}
+	pushCrane(t, dir, mirror.addr+"/team-b/app:local", "pushed at the mirror")
+	layer := filepath.Join(dir, "local.tar")
+	if err := os.WriteFile(layer, harness.TarWithFile("f", []byte("refused")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	denied := harness.RunFail(t, nil, harness.Tool(t, "crane"), "append", "--insecure", "-f", layer, "-t", mirror.addr+"/team-a/app:local")
+	if !strings.Contains(denied, "DENIED") || !strings.Contains(denied, "read-only mirror") {
+		t.Errorf("a push to the read-only mirrored team-a/app: %s", denied)
 	}
 
 	origin.p.Stop(t)

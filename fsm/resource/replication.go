@@ -62,6 +62,12 @@ type ReplicationSpec struct {
 	// Fallback "origin" lets a mirror answer a pull of something not
 	// replicated yet from its origin (mode mirror only).
 	Fallback string `json:"fallback,omitempty"`
+	// Writable lets clients push to a mirror's repositories here too (a
+	// mirror's repositories are read-only by default, so that they stay an
+	// exact copy): the origin's later changes still win for what they
+	// touch, and deletion: true removes local tags the origin lacks on an
+	// initial sync.
+	Writable bool `json:"writable,omitempty"`
 }
 
 // TTL is a duration stored as a Go duration string ("10m0s"), so that the
@@ -186,6 +192,13 @@ func validateReplication(raw any, p *problems) any {
 	case s.Mode != "mirror":
 		p.add("spec.fallback", "only used by mode: mirror (a pull of something not replicated yet goes to the origin)")
 	}
+	if _, path, ok := o.get("writable"); ok {
+		if b := o.boolean("writable"); b != nil && s.Mode == "mirror" {
+			s.Writable = *b
+		} else if s.Mode != "mirror" {
+			p.add(path, "only used by mode: mirror (a proxy's repositories hold its upstream's content; a push policy's are ordinary)")
+		}
+	}
 	if pr, ok := o.object("prefix"); ok {
 		s.Prefix = Prefix{Strip: pr.str("strip"), Add: pr.str("add")}
 		pr.finish("strip", "add")
@@ -200,7 +213,7 @@ func validateReplication(raw any, p *problems) any {
 		// every miss would go upstream and nothing could be pushed.
 		p.required("spec.prefix.add", "required with mode: proxy: the repository prefix the upstream's repositories appear under here, such as hub/")
 	}
-	o.finish("mode", "registry", "repositories", "tags", "trigger", "schedule", "deletion", "prefix", "bandwidth", "enabled", "ttl", "fallback")
+	o.finish("mode", "registry", "repositories", "tags", "trigger", "schedule", "deletion", "prefix", "bandwidth", "enabled", "ttl", "fallback", "writable")
 
 	switch {
 	case s.Mode == "":

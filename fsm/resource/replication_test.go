@@ -201,3 +201,44 @@ func TestReplicationTTLAndFallback(t *testing.T) {
 		})
 	}
 }
+
+// A mirror's repositories are read-only unless spec.writable says
+// otherwise; other modes refuse the field.
+func TestReplicationWritable(t *testing.T) {
+	for _, tc := range []struct {
+		name, spec string
+		writable   bool
+		problem    string
+	}{
+		{"mirror default", "  mode: mirror\n  registry: origin\n", false, ""},
+		{"writable mirror", "  mode: mirror\n  registry: origin\n  writable: true\n", true, ""},
+		{"read-only mirror said so", "  mode: mirror\n  registry: origin\n  writable: false\n", false, ""},
+		{"writable proxy", "  mode: proxy\n  registry: hub\n  prefix: {add: hub/}\n  writable: true\n", false, "spec.writable: only used by mode: mirror"},
+		{"writable push", "  mode: push\n  registry: dr\n  writable: true\n", false, "spec.writable: only used by mode: mirror"},
+		{"not a boolean", "  mode: mirror\n  registry: origin\n  writable: sometimes\n", false, "spec.writable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := ParseYAML(strings.NewReader("apiVersion: berth.dev/v1\nkind: ReplicationPolicy\nmetadata: {name: p}\nspec:\n" + tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := Normalize(docs[0])
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("got %v, want a problem %q (document %s)", err, tc.problem, norm)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := DecodeReplicationPolicy(norm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Spec.Writable != tc.writable {
+				t.Errorf("writable = %v, want %v", p.Spec.Writable, tc.writable)
+			}
+		})
+	}
+}
