@@ -139,24 +139,6 @@ type repoData struct {
 	Next string
 }
 
-// tagChunk is how many tag rows one block of the page holds. Each block
-// is its own fixed-layout table in a box with content-visibility: auto,
-// so Chromium lays out and paints only the blocks in view: a page of
-// 10,000 tags renders in a fraction of the time one table of 10,000 rows
-// takes, where every row is laid out before the load event.
-const tagChunk = 200
-
-// Chunks splits the rows into blocks of tagChunk.
-func (d repoData) Chunks() [][]tagRow {
-	var out [][]tagRow
-	for rows := d.Rows; len(rows) > 0; {
-		n := min(tagChunk, len(rows))
-		out = append(out, rows[:n])
-		rows = rows[n:]
-	}
-	return out
-}
-
 // summaries computes manifest summaries once per digest for one page: a
 // page of 10000 tags of a few manifests costs a few lookups.
 type summaries struct {
