@@ -116,23 +116,26 @@ func (w Webhook) Normalize() (Webhook, error) {
 }
 
 // Matches reports whether the webhook wants the event. An event without a
-// repository (a GC run, a replication policy's progress) cannot match a
-// repository glob: it is the webhook's when spec.events names its type,
-// since those events are delivered only to webhooks that list them.
+// repository (a resource change, a GC run, a replication policy's
+// progress) cannot match a repository glob, so its type alone decides: the
+// job and replication types reach only webhooks that list them.
 func (w Webhook) Matches(ce events.CloudEvent) bool {
 	if !w.matchesType(ce.Type) {
 		return false
 	}
-	if ce.Data.Repository == "" && len(w.Events) > 0 {
-		return true
-	}
-	return w.matchesRepository(ce.Data.Repository)
+	return ce.Data.Repository == "" || w.matchesRepository(ce.Data.Repository)
 }
 
 func (w Webhook) matchesType(ceType string) bool {
 	short := events.ShortType(ceType)
 	if len(w.Events) == 0 {
-		// As fsm/resource's default: all but the opt-in events.
+		// As fsm/resource's default: all but the opt-in events (pulls,
+		// quota warnings, job and replication runs).
+		for _, optIn := range []string{"gc.", "retention.", "replication."} {
+			if strings.HasPrefix(short, optIn) {
+				return false
+			}
+		}
 		return !strings.HasSuffix(short, ".pulled") && ceType != events.CETypeQuotaWarning
 	}
 	for _, e := range w.Events {
