@@ -56,7 +56,7 @@ func (n *Node) newPullThrough(maxManifest int64) *pullThrough {
 	return &pullThrough{
 		n:       n,
 		proxy:   replication.NewProxy(target, replication.ProxyConfig{MaxManifest: cmp.Or(maxManifest, 4<<20)}, n.logger.With("component", "proxy")),
-		secrets: secrets.New(n.cfg.SecretsDir()),
+		secrets: n.repl.secrets,
 	}
 }
 
