@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,12 +35,19 @@ type pullThrough struct {
 	proxy   *replication.Proxy
 	secrets *secrets.Resolver
 
+	// seen is read without a lock on every manifest and blob read; mu
+	// serializes the re-resolving that replaces it.
+	seen     atomic.Pointer[proxySeen]
 	mu       sync.Mutex
-	index    uint64 // the applied index key was computed at
-	key      string
-	at       time.Time
-	any      bool
 	problems map[string]string // policy name: why it cannot run, logged once
+}
+
+// proxySeen is what the policies were resolved from.
+type proxySeen struct {
+	index uint64 // the applied index key was computed at
+	key   string // the ReplicationPolicy and Registry generations
+	at    time.Time
+	any   bool // there is a policy to serve
 }
 
 func (n *Node) newPullThrough(maxManifest int64) *pullThrough {
@@ -86,12 +94,11 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 	// Reads far outnumber writes: while nothing was applied, not even the
 	// generations need a look.
 	index := pt.n.fsm.AppliedIndex()
-	pt.mu.Lock()
-	if index == pt.index && time.Since(pt.at) < reresolveProxyEvery {
-		defer pt.mu.Unlock()
-		return pt.any
+	if seen := pt.seen.Load(); seen != nil && seen.index == index && time.Since(seen.at) < reresolveProxyEvery {
+		return seen.any
 	}
-	pt.mu.Unlock()
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
 	v := pt.n.fsm.View()
 	var b strings.Builder
 	for _, kind := range []string{"ReplicationPolicy", "Registry"} {
@@ -100,11 +107,9 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 		}
 	}
 	key := b.String()
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	if key == pt.key && time.Since(pt.at) < reresolveProxyEvery {
-		pt.index = index
-		return pt.any
+	if seen := pt.seen.Load(); seen != nil && key == seen.key && time.Since(seen.at) < reresolveProxyEvery {
+		pt.seen.Store(&proxySeen{index: index, key: key, at: seen.at, any: seen.any})
+		return seen.any
 	}
 	policies, problems := proxyPolicies(ctx, v, pt.secrets)
 	for name, msg := range problems {
@@ -113,8 +118,10 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 		}
 	}
 	pt.proxy.SetPolicies(policies)
-	pt.index, pt.key, pt.at, pt.any, pt.problems = index, key, time.Now(), len(policies) > 0, problems
-	return pt.any
+	pt.problems = problems
+	seen := &proxySeen{index: index, key: key, at: time.Now(), any: len(policies) > 0}
+	pt.seen.Store(seen)
+	return seen.any
 }
 
 // proxyPolicies resolves every enabled proxy policy, and every enabled
