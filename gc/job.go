@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-registry/berth/blob"
 	"github.com/berth-registry/berth/events"
@@ -21,7 +22,8 @@ type Proposer interface {
 	Propose(ctx context.Context, p events.Payload) (uint64, error)
 }
 
-// Deleter removes a blob's bytes; blob.ErrNotFound counts as done.
+// Deleter removes a blob's bytes; blob.ErrNotFound counts as done. A
+// sweep calls Delete from several goroutines at once.
 type Deleter interface {
 	Delete(ctx context.Context, d digest.Digest) error
 }
@@ -56,6 +58,8 @@ type Job struct {
 	Grace time.Duration
 	// Batch is how many deletes run between two fence checks (default 100).
 	Batch int
+	// Parallel is how many deletes of a batch run at once (default 8).
+	Parallel int
 	// Now stamps run names; tests set it.
 	Now func() time.Time
 
@@ -219,27 +223,25 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 	if batch <= 0 {
 		batch = 100
 	}
-	for i, d := range ds {
-		if i%batch == 0 {
-			if err := j.check(); err != nil {
-				return res, err
-			}
-		}
-		if err := ctx.Err(); err != nil {
+	for start := 0; start < len(ds); start += batch {
+		if err := j.check(); err != nil {
 			return res, err
 		}
-		err := j.Blobs.Delete(ctx, d)
-		switch {
-		case err == nil:
-			res.Deleted++
-			res.Bytes += sizes[i]
-		case errors.Is(err, blob.ErrNotFound):
-			// An earlier leader's sweep, or bytes never written here.
-		default:
-			return res, fmt.Errorf("gc: delete %s (run %s): %w", d, run, err)
+		end := min(start+batch, len(ds))
+		errs := j.deleteBatch(ctx, ds[start:end], sizes[start:end])
+		for k, err := range errs {
+			i := start + k
+			switch {
+			case err == nil:
+				res.Deleted++
+				res.Bytes += sizes[i]
+			case errors.Is(err, blob.ErrNotFound):
+				// An earlier leader's sweep, or bytes never written here.
+			default:
+				return res, fmt.Errorf("gc: delete %s (run %s): %w", ds[i], run, err)
+			}
+			res.Blobs = append(res.Blobs, ds[i])
 		}
-		res.Blobs = append(res.Blobs, d)
-		j.step(1, sizes[i])
 	}
 	if err := j.Fence(); err != nil {
 		return res, err
@@ -249,6 +251,37 @@ func (j *Job) sweep(ctx context.Context, run string) (Result, error) {
 	}
 	j.Logger.Info("gc: run done", "run", run, "deleted", res.Deleted, "bytes", res.Bytes)
 	return res, nil
+}
+
+// deleteBatch deletes one fenced batch, Parallel at a time: an object
+// store answers each delete in a round trip, and one at a time a sweep of
+// many small blobs spent its time waiting. Every delete of the batch is
+// tried (each is idempotent); a cancelled ctx fails those not yet started.
+// Progress counts each delete as it returns.
+func (j *Job) deleteBatch(ctx context.Context, ds []digest.Digest, sizes []int64) []error {
+	errs := make([]error, len(ds))
+	par := j.Parallel
+	if par <= 0 {
+		par = 8
+	}
+	var g errgroup.Group
+	g.SetLimit(par)
+	for k, d := range ds {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				errs[k] = err
+				return nil
+			}
+			err := j.Blobs.Delete(ctx, d)
+			if err == nil || errors.Is(err, blob.ErrNotFound) {
+				j.step(1, sizes[k])
+			}
+			errs[k] = err
+			return nil
+		})
+	}
+	g.Wait()
+	return errs
 }
 
 // Purger removes upload sessions (and their leftovers) started before a

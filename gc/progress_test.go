@@ -31,6 +31,7 @@ func TestProgress(t *testing.T) {
 	s := newState(t)
 	st := strays(s, 25)
 	j := newJob(s, st, func() error { return nil })
+	j.Parallel = 1 // one delete at a time, for exact counts at each
 	wp := &watchingProposer{Proposer: j.Props, j: j}
 	j.Props = wp
 	var sweep []Progress

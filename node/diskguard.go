@@ -144,6 +144,16 @@ func (g *diskGuard) remember(err error) {
 	}
 }
 
+// recovered forgets the remembered failure: a log write went in.
+func (g *diskGuard) recovered() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.failedAt.IsZero() {
+		g.failedAt, g.failErr = time.Time{}, nil
+		g.logger.Info("raft log write succeeded after a full disk; accepting writes", "dir", g.dir)
+	}
+}
+
 // close releases a log write that is waiting for space, for shutdown: it
 // must come before anything that needs Raft's leader loop (a snapshot).
 func (g *diskGuard) close() { g.closeOnce.Do(func() { close(g.closed) }) }
@@ -187,7 +197,15 @@ func (s *guardedLogStore) StoreLogs(logs []*raft.Log) error {
 			s.g.remember(err) // keep proposals refused while this waits
 			continue
 		}
-		if err = s.LogStore.StoreLogs(logs); err == nil || !blob.IsNoSpace(err) {
+		err = s.LogStore.StoreLogs(logs)
+		if err == nil {
+			// The write that failed for lack of space went in: there is
+			// space, whatever statfs showed when the failure was
+			// remembered (space may have come back in between).
+			s.g.recovered()
+			return nil
+		}
+		if !blob.IsNoSpace(err) {
 			return err
 		}
 		s.g.remember(err)

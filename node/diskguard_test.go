@@ -20,10 +20,15 @@ import (
 type fullStore struct {
 	raft.LogStore
 	full atomic.Bool
+	// onFail, if set, runs as a write fails (space coming back just then).
+	onFail atomic.Pointer[func()]
 }
 
 func (s *fullStore) StoreLogs(logs []*raft.Log) error {
 	if s.full.Load() {
+		if f := s.onFail.Load(); f != nil {
+			(*f)()
+		}
 		return fmt.Errorf("write raft.db: %w", &os.PathError{Op: "write", Path: "raft.db", Err: syscall.ENOSPC})
 	}
 	return s.LogStore.StoreLogs(logs)
@@ -110,6 +115,35 @@ func TestDiskGuardLogWrites(t *testing.T) {
 				t.Fatalf("after space came back, check: %v", err)
 			}
 		})
+	}
+}
+
+// TestDiskGuardSpaceBackDuringHeldRetry: space that comes back between a
+// held write's failed retry and the guard's look at statfs must not keep
+// proposals refused once the held write went in (a race that failed CI).
+func TestDiskGuardSpaceBackDuringHeldRetry(t *testing.T) {
+	var avail atomic.Uint64
+	g := testGuard(true, 0, &avail)
+	store := &fullStore{LogStore: raft.NewInmemStore()}
+	store.full.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- g.logStore(store).StoreLogs([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogNoop}}) }()
+	time.Sleep(holdPoll / 2) // the first write failed; the write is held
+	free := func() {
+		store.full.Store(false)
+		avail.Store(recoverMargin + 1)
+	}
+	store.onFail.Store(&free)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("held write: %v", err)
+		}
+	case <-time.After(10 * holdPoll):
+		t.Fatal("held write not retried after space came back")
+	}
+	if err := g.check(); err != nil {
+		t.Fatalf("after the held write went in, check: %v", err)
 	}
 }
 

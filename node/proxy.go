@@ -45,7 +45,7 @@ type pullThrough struct {
 // proxySeen is what the policies were resolved from.
 type proxySeen struct {
 	index uint64 // the applied index key was computed at
-	key   string // the ReplicationPolicy and Registry generations
+	key   string // the ReplicationPolicy and Registry generations and update times (a re-created resource starts again at generation 1)
 	at    time.Time
 	any   bool // there is a policy to serve
 }
@@ -103,7 +103,7 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 	var b strings.Builder
 	for _, kind := range []string{"ReplicationPolicy", "Registry"} {
 		for _, r := range v.Resources(kind) {
-			fmt.Fprintf(&b, "%s/%s/%d,", kind, r.Name, r.Generation)
+			fmt.Fprintf(&b, "%s/%s/%d/%d,", kind, r.Name, r.Generation, r.Updated.UnixNano())
 		}
 	}
 	key := b.String()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,17 @@ type nodeReplication struct {
 	cur *replication.Manager
 	// push runs the push policies of the term (replication_push.go).
 	push *replication.PushManager
+
+	// owners is what mirroredRepo decoded, read without a lock on every
+	// write request.
+	owners atomic.Pointer[repoOwners]
+}
+
+// repoOwners is the enabled, read-only mirror and proxy policies, decoded
+// once per set of ReplicationPolicy generations rather than per write.
+type repoOwners struct {
+	key      string // every policy's name, generation and update time (a re-created policy starts again at generation 1)
+	policies []resource.ReplicationPolicy
 }
 
 // startReplication runs the mirror policies for a leader term; the
@@ -267,16 +279,35 @@ func (l localView) ReadOnly() bool { return l.v.ReadOnly().On }
 // this node's state, for the OCI API's refusal of writes to it: a proxy's
 // cache holds what its upstream holds, as a mirror holds its origin's.
 func (n *Node) mirroredRepo(repo string) (policy, mode string, ok bool) {
-	for _, r := range n.fsm.View().Resources("ReplicationPolicy") {
-		p, err := resource.DecodeReplicationPolicy(r.Document)
-		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled || p.Spec.Writable {
-			continue
-		}
+	for _, p := range n.repoOwners().policies {
 		if _, ok := p.Spec.Source(repo); ok {
 			return p.Name, p.Spec.Mode, true
 		}
 	}
 	return "", "", false
+}
+
+// repoOwners decodes the policies again only when one changed.
+func (n *Node) repoOwners() *repoOwners {
+	rs := n.fsm.View().Resources("ReplicationPolicy")
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%s/%d/%d,", r.Name, r.Generation, r.Updated.UnixNano())
+	}
+	key := b.String()
+	if o := n.repl.owners.Load(); o != nil && o.key == key {
+		return o
+	}
+	o := &repoOwners{key: key}
+	for _, r := range rs {
+		p, err := resource.DecodeReplicationPolicy(r.Document)
+		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled || p.Spec.Writable {
+			continue
+		}
+		o.policies = append(o.policies, p)
+	}
+	n.repl.owners.Store(o)
+	return o
 }
 
 // replicationStatus is the leader's view of every mirror policy; on a
