@@ -58,7 +58,9 @@ func TestMirroredReposFollowPolicyChanges(t *testing.T) {
 			remove()
 			apply(`{"mode":"proxy","registry":"nowhere","repositories":["**"],"prefix":{"add":"team-b/"}}`)
 		}, map[string]bool{"team-a/app": false, "team-b/app": true}},
-		{"disabled", func() { apply(`{"mode":"proxy","registry":"nowhere","repositories":["**"],"prefix":{"add":"team-b/"},"enabled":false}`) },
+		{"disabled", func() {
+			apply(`{"mode":"proxy","registry":"nowhere","repositories":["**"],"prefix":{"add":"team-b/"},"enabled":false}`)
+		},
 			map[string]bool{"team-a/app": false, "team-b/app": false}},
 	}
 	for _, s := range steps {
