@@ -26,7 +26,7 @@ func TestMirroredReposFollowPolicyChanges(t *testing.T) {
 			t.Fatalf("delete: %d %s", code, b)
 		}
 	}
-	// push reports whether starting an upload to repo is refused as mirrored.
+	// refused reports whether starting an upload to repo is refused as mirrored.
 	refused := func(repo string) bool {
 		t.Helper()
 		code, b, _ := call(t, "POST", base+"/v2/"+repo+"/blobs/uploads/", "", nil)

@@ -138,17 +138,20 @@ func (m *mirror) applied(ctx context.Context, itm *item, cw *cursorWriter) error
 	if err := cw.advance(ctx, next); err != nil {
 		return err
 	}
+	online := !m.offline.Load()
 	m.update(func(s *Status) {
 		s.Cursor, s.Seq = next.Index, next.Seq
 		s.Events++
 		s.LastEvent = time.Now().UTC()
-		s.LastError = ""
+		if online {
+			s.LastError = ""
+		}
 		s.OriginHead = max(s.OriginHead, itm.index)
 		s.LagEntries = meta.NumPending
 		if meta.NumPending == 0 {
 			s.OriginHead = itm.index
 		}
 	})
-	m.rep.progress(ctx, meta.NumPending, m.artifacts.Load(), m.bytes.Load())
+	m.rep.progress(ctx, meta.NumPending, m.artifacts.Load(), m.bytes.Load(), online)
 	return nil
 }

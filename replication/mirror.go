@@ -56,6 +56,11 @@ type mirror struct {
 	behindSince time.Time
 	bytes       atomic.Int64
 	artifacts   atomic.Uint64
+	// offline is set while the connection to the origin's NATS is down.
+	// Events already delivered still apply meanwhile (their bytes come
+	// over HTTP), but they must not clear the error or report the mirror
+	// caught up: the origin's head is out of sight.
+	offline atomic.Bool
 }
 
 func newMirror(p Policy, target Target, logger *slog.Logger) *mirror {
@@ -152,11 +157,13 @@ func (m *mirror) follow(ctx context.Context) error {
 		// the status would not show that the origin is cut off.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil && ctx.Err() == nil {
+				m.offline.Store(true)
 				m.fail(ctx, fmt.Errorf("lost the connection to the origin's NATS %v (%v): reconnecting; check the network between this cluster and the origin", o.NATSURLs, err))
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			m.logger.Info("reconnected to the origin's NATS", "urls", o.NATSURLs)
+			m.offline.Store(false)
 			m.update(func(s *Status) { s.LastError = "" })
 		}),
 	}, o.NATSOption...)
@@ -165,6 +172,7 @@ func (m *mirror) follow(ctx context.Context) error {
 		return fmt.Errorf("connect to the origin's NATS %v: %w", o.NATSURLs, err)
 	}
 	defer nc.Close()
+	m.offline.Store(false)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("origin jetstream: %w", err)
@@ -209,7 +217,7 @@ func (m *mirror) follow(ctx context.Context) error {
 	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
 		// Nothing to replay: a mirror back from an outage or an
 		// initial sync is caught up already.
-		m.rep.progress(ctx, 0, m.artifacts.Load(), m.bytes.Load())
+		m.rep.progress(ctx, 0, m.artifacts.Load(), m.bytes.Load(), true)
 	}
 
 	headCtx, stopHead := context.WithCancel(ctx)

@@ -149,9 +149,17 @@ func (r *reporter) failed(ctx context.Context, err error) {
 
 // progress is called after each applied event with the stream's events
 // still pending: more than none puts the mirror behind, none after being
-// behind is caught up, reported with what this term copied so far.
-func (r *reporter) progress(ctx context.Context, pending uint64, artifacts uint64, bytes int64) {
+// behind is caught up, reported with what this term copied so far. An
+// event applied while the stream is offline (delivered before the
+// connection dropped) recovers nothing and cannot tell the mirror is
+// caught up.
+func (r *reporter) progress(ctx context.Context, pending uint64, artifacts uint64, bytes int64, online bool) {
 	r.mu.Lock()
+	if !online {
+		r.behind = r.behind || pending > 0
+		r.mu.Unlock()
+		return
+	}
 	if r.lastErr != "" {
 		r.logger.Info("mirror recovered", "after_retries", r.repeats)
 	}

@@ -1,7 +1,10 @@
 package replication
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +105,48 @@ func TestMirrorReportsProgress(t *testing.T) {
 	}
 	if tail := f.kinds()[4:]; strings.Join(tail, ", ") != "failed, artifact.copied team/app@"+d.String()[:15]+", caught-up" {
 		t.Errorf("reports after the failure: %v", tail)
+	}
+}
+
+// An event applied while the origin's NATS is out of reach (delivered
+// before the connection dropped) neither clears the failure nor reports
+// the mirror caught up: the origin's head is out of sight. The first
+// event applied once back online does both.
+func TestReporterOfflineProgress(t *testing.T) {
+	r := newReporter("follow", newFakeTarget(t).target(), slog.New(slog.DiscardHandler))
+	queued := func() []string {
+		var out []string
+		for {
+			select {
+			case ev := <-r.queue:
+				out = append(out, ev.Kind)
+			default:
+				return out
+			}
+		}
+	}
+	steps := []struct {
+		name    string
+		do      func()
+		lastErr string
+		reports string
+	}{
+		{"behind", func() { r.progress(context.Background(), 5, 0, 0, true) }, "", ""},
+		{"connection lost", func() { r.failed(context.Background(), errors.New("lost the connection")) }, "lost the connection", events.ReplicationFailed},
+		{"buffered events drain offline", func() {
+			r.progress(context.Background(), 1, 1, 10, false)
+			r.progress(context.Background(), 0, 2, 20, false)
+		}, "lost the connection", ""},
+		{"the same error again", func() { r.failed(context.Background(), errors.New("lost the connection")) }, "lost the connection", ""},
+		{"online again", func() { r.progress(context.Background(), 0, 3, 30, true) }, "", events.ReplicationCaughtUp},
+	}
+	for _, s := range steps {
+		s.do()
+		r.mu.Lock()
+		lastErr := r.lastErr
+		r.mu.Unlock()
+		if got := strings.Join(queued(), ","); lastErr != s.lastErr || got != s.reports {
+			t.Errorf("%s: last error %q, reports %q; want %q, %q", s.name, lastErr, got, s.lastErr, s.reports)
+		}
 	}
 }
