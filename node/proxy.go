@@ -45,7 +45,7 @@ type pullThrough struct {
 // proxySeen is what the policies were resolved from.
 type proxySeen struct {
 	index uint64 // the applied index key was computed at
-	key   string // the ReplicationPolicy and Registry generations and update times (a re-created resource starts again at generation 1)
+	key   string // resourcesKey of the ReplicationPolicies and Registries
 	at    time.Time
 	any   bool // there is a policy to serve
 }
@@ -100,13 +100,7 @@ func (pt *pullThrough) refresh(ctx context.Context) bool {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	v := pt.n.fsm.View()
-	var b strings.Builder
-	for _, kind := range []string{"ReplicationPolicy", "Registry"} {
-		for _, r := range v.Resources(kind) {
-			fmt.Fprintf(&b, "%s/%s/%d/%d,", kind, r.Name, r.Generation, r.Updated.UnixNano())
-		}
-	}
-	key := b.String()
+	key := resourcesKey(v, "ReplicationPolicy", "Registry")
 	if seen := pt.seen.Load(); seen != nil && key == seen.key && time.Since(seen.at) < reresolveProxyEvery {
 		pt.seen.Store(&proxySeen{index: index, key: key, at: seen.at, any: seen.any})
 		return seen.any

@@ -48,9 +48,9 @@ type nodeReplication struct {
 }
 
 // repoOwners is the enabled, read-only mirror and proxy policies, decoded
-// once per set of ReplicationPolicy generations rather than per write.
+// once per change to the ReplicationPolicies rather than per write.
 type repoOwners struct {
-	key      string // every policy's name, generation and update time (a re-created policy starts again at generation 1)
+	key      string // resourcesKey of the ReplicationPolicies
 	policies []resource.ReplicationPolicy
 }
 
@@ -287,19 +287,29 @@ func (n *Node) mirroredRepo(repo string) (policy, mode string, ok bool) {
 	return "", "", false
 }
 
+// resourcesKey names the current version of every resource of the kinds,
+// for caches of what was decoded from them: name, generation and update
+// time, since a resource deleted and re-created starts again at
+// generation 1.
+func resourcesKey(v *fsm.View, kinds ...string) string {
+	var b strings.Builder
+	for _, kind := range kinds {
+		for _, r := range v.Resources(kind) {
+			fmt.Fprintf(&b, "%s/%s/%d/%d,", kind, r.Name, r.Generation, r.Updated.UnixNano())
+		}
+	}
+	return b.String()
+}
+
 // repoOwners decodes the policies again only when one changed.
 func (n *Node) repoOwners() *repoOwners {
-	rs := n.fsm.View().Resources("ReplicationPolicy")
-	var b strings.Builder
-	for _, r := range rs {
-		fmt.Fprintf(&b, "%s/%d/%d,", r.Name, r.Generation, r.Updated.UnixNano())
-	}
-	key := b.String()
+	v := n.fsm.View()
+	key := resourcesKey(v, "ReplicationPolicy")
 	if o := n.repl.owners.Load(); o != nil && o.key == key {
 		return o
 	}
 	o := &repoOwners{key: key}
-	for _, r := range rs {
+	for _, r := range v.Resources("ReplicationPolicy") {
 		p, err := resource.DecodeReplicationPolicy(r.Document)
 		if err != nil || (p.Spec.Mode != "mirror" && p.Spec.Mode != "proxy") || !p.Spec.Enabled || p.Spec.Writable {
 			continue
